@@ -1,0 +1,1 @@
+"""Adapters to the outside world: MQTT (and later InfluxDB and notifications)."""

@@ -1,0 +1,52 @@
+"""The cloud's MQTT session: a durable (shared) subscription to device uplinks, and downlink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from contracts import Command, command_topic, encode, uplink_filter
+from mqttlink import BrokerSettings, Inbound, MqttLink
+
+
+def ingest_filter(group: str) -> str:
+    """`$share/<group>/dt/crowdfix/v1/+/+` so workers of a group split the stream, or plain."""
+    base = uplink_filter()
+    return f"$share/{group}/{base}" if group else base
+
+
+class CloudMqtt:
+    """Receives device messages (acked only after they are stored) and sends commands to devices."""
+
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        client_id: str,
+        group: str,
+        on_message: Callable[[Inbound], None],
+    ) -> None:
+        self.link = MqttLink(
+            broker,
+            client_id=client_id,
+            on_message=on_message,
+            persistent_session=True,
+            manual_ack=True,
+        )
+        self.link.subscribe(ingest_filter(group), qos=1)
+
+    def start(self) -> None:
+        """Connect in the background."""
+        self.link.start()
+
+    def stop(self) -> None:
+        """Disconnect; unacknowledged messages stay with the broker for the next worker."""
+        self.link.stop()
+
+    def ack(self, inbound: Inbound) -> bool:
+        """Tell the broker this message is safely stored."""
+        return self.link.ack(inbound)
+
+    def send(self, device_id: str, command: Command, message: BaseModel) -> bool:
+        """Publish a command to one device (QoS 1); False when not connected."""
+        return self.link.publish(command_topic(device_id, command), encode(message), qos=1).sent

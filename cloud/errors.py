@@ -1,0 +1,17 @@
+"""One error tree for the cloud; the API turns these into HTTP errors in one handler."""
+
+
+class CloudError(Exception):
+    """Root of every error the cloud raises on purpose."""
+
+
+class ConfigError(CloudError, ValueError):
+    """Settings are missing or unsafe; the message says which and what to do."""
+
+
+class NotFound(CloudError, LookupError):
+    """The requested thing does not exist."""
+
+
+class Conflict(CloudError, ValueError):
+    """The request clashes with the current state (e.g. an illegal ticket transition)."""

@@ -1,0 +1,1 @@
+"""Turning validated device messages into state: devices, tickets, telemetry."""

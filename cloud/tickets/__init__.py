@@ -1,0 +1,1 @@
+"""Service tickets: opened from button presses and device faults."""

@@ -1,0 +1,1 @@
+"""The crowdfix command line and the zero-setup demo."""

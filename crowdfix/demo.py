@@ -1,0 +1,207 @@
+"""`crowdfix demo`: broker, cloud (API + ingest on SQLite) and simulated agents in one process."""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloud.config import CloudSettings
+from cloud.db import make_engine, make_sessionmaker, migrate
+from cloud.main import create_app
+from cloud.server import ApiServer
+from cloud.worker import IngestWorker
+from contracts import Channel, uplink_topic
+from crowdfix.brokers import BrokerChoice, RunningBroker, free_port, port_open, start_broker
+from edge_agent.app import EdgeAgent
+from edge_agent.hardware.pins import mock_pin
+from edge_agent.profile import Profile, load_profile
+from edge_agent.settings import AgentSettings
+
+_LOGGER = logging.getLogger(__name__)
+DEFAULT_MQTT_PORT = 11883
+PRESS_HOLD_S = 0.1
+
+
+class DemoError(RuntimeError):
+    """The demo cannot start; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo runs and where."""
+
+    broker: BrokerChoice = "auto"
+    mqtt_port: int | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    devices: int = 3
+    press_every_s: float = 20.0
+    state_dir: Path = Path("var/demo")
+    profiles_dir: Path = Path("firmware_configs")
+    fresh: bool = False
+
+
+def find_profiles(directory: Path) -> list[tuple[Path, Profile]]:
+    """Every profile in the directory, validated, by file name."""
+    if not directory.is_dir():
+        raise DemoError(
+            f"no device profiles at {directory.resolve()}: run the demo from the project folder "
+            "or pass --profiles DIR"
+        )
+    profiles = [(p, load_profile(p)) for p in sorted(directory.glob("*.yaml"))]
+    if not any(prof.buttons for _, prof in profiles):
+        raise DemoError(f"no profile with buttons in {directory}")
+    return profiles
+
+
+class SimulatedDevice:
+    """A real EdgeAgent on mock pins, running in its own thread."""
+
+    def __init__(self, agent: EdgeAgent) -> None:
+        self.agent = agent
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=agent.run, args=(self._stop,), name=agent.device_id)
+
+    def start(self) -> None:
+        """Run the agent."""
+        self._thread.start()
+
+    def press(self, button: str, hold_s: float = PRESS_HOLD_S) -> None:
+        """Press and release a button by driving its mock pin."""
+        spec = next(b for b in self.agent.profile.buttons if b.name == button)
+        pin = mock_pin(self.agent.pin_factory, spec.pin)
+        pin.drive_low()
+        threading.Timer(hold_s, pin.drive_high).start()
+
+    def stop(self) -> None:
+        """Stop the agent (it publishes its offline status) and join its thread."""
+        self._stop.set()
+        self._thread.join(10)
+
+
+class Demo:
+    """The whole system on embedded defaults; start() then stop()."""
+
+    def __init__(self, config: DemoConfig) -> None:
+        self.config = config
+        self.broker: RunningBroker | None = None
+        self.worker: IngestWorker | None = None
+        self.api: ApiServer | None = None
+        self.devices: list[SimulatedDevice] = []
+        self._stop = threading.Event()
+        self._presser = threading.Thread(target=self._press_now_and_then, name="presser")
+
+    def start(self) -> None:
+        """Start broker, database, ingest worker, API and devices, in that order."""
+        cfg = self.config
+        if port_open(cfg.api_host, cfg.api_port):
+            raise DemoError(f"port {cfg.api_port} is already in use: pass --api-port")
+        if cfg.fresh and cfg.state_dir.exists():
+            shutil.rmtree(cfg.state_dir)
+        profiles = find_profiles(cfg.profiles_dir)
+        mqtt_port = cfg.mqtt_port or DEFAULT_MQTT_PORT
+        if port_open("127.0.0.1", mqtt_port):
+            if cfg.mqtt_port:
+                raise DemoError(f"port {mqtt_port} is already in use: pass --mqtt-port")
+            mqtt_port = free_port()
+        self.broker = start_broker(cfg.broker, cfg.state_dir / "broker", mqtt_port)
+        settings = CloudSettings(
+            database_url=f"sqlite:///{cfg.state_dir / 'crowdfix.sqlite3'}",
+            mqtt_url=self.broker.url,
+            mqtt_protocol=self.broker.protocol,
+            ingest_group="crowdfix-ingest" if self.broker.shared_subscriptions else "",
+            api_host=cfg.api_host,
+            api_port=cfg.api_port,
+        )
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+        sessions = make_sessionmaker(engine)
+        self.worker = IngestWorker(settings, sessions)
+        self.worker.start()
+        self.api = ApiServer(create_app(settings, sessions), cfg.api_host, cfg.api_port).start()
+        self._start_devices(profiles)
+        self._presser.start()
+
+    def _start_devices(self, profiles: list[tuple[Path, Profile]]) -> None:
+        assert self.broker is not None
+        usable = [(path, prof) for path, prof in profiles if prof.buttons]
+        for index in range(self.config.devices):
+            path, profile = usable[index % len(usable)]
+            settings = AgentSettings(
+                device_id=f"{profile.profile}-{index // len(usable) + 1:02d}",
+                profile=path,
+                broker_url=self.broker.url,
+                mqtt_protocol=self.broker.protocol,
+                state_dir=self.config.state_dir / "agents",
+                pins="mock",
+            )
+            device = SimulatedDevice(EdgeAgent(settings, profile))
+            device.start()
+            self.devices.append(device)
+
+    def _press_now_and_then(self) -> None:
+        rng = random.Random()
+        # A first press soon after start, so there is something to see right away.
+        delay = 2.0
+        while not self._stop.wait(delay):
+            device = rng.choice(self.devices)
+            button = rng.choice(device.agent.profile.buttons)
+            _LOGGER.info("demo: pressing %s on %s", button.name, device.agent.device_id)
+            device.press(button.name)
+            delay = self.config.press_every_s * rng.uniform(0.5, 1.5)
+
+    def stop(self) -> None:
+        """Stop everything in reverse order; safe to call after a failed start."""
+        self._stop.set()
+        if self._presser.is_alive():
+            self._presser.join(5)
+        for device in self.devices:
+            device.stop()
+        if self.api is not None:
+            self.api.stop()
+        if self.worker is not None:
+            self.worker.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def banner(self) -> str:
+        """Where to look and how to press a button by hand."""
+        assert self.broker is not None and self.api is not None
+        device = self.devices[0].agent
+        button = device.profile.buttons[0]
+        topic = uplink_topic(device.device_id, Channel.BUTTON)
+        host, port = self.broker.host, self.broker.port
+        payload = (
+            '{"schema_version":1,"message_id":"manual-\'$(date +%s%N)\'",'
+            f'"device_id":"{device.device_id}","timestamp":"\'$(date -u +%FT%TZ)\'",'
+            f'"seq":0,"type":"button","button":"{button.name}","category":"{button.category}"}}'
+        )
+        devices = ", ".join(
+            f"{d.agent.device_id} ({d.agent.profile.profile})" for d in self.devices
+        )
+        broker_kind = (
+            "Mosquitto" if self.broker.kind == "mosquitto" else "embedded amqtt, MQTT 3.1.1"
+        )
+        return "\n".join(
+            [
+                "",
+                "crowdfix demo is running",
+                f"  tickets:   {self.api.url}/api/tickets",
+                f"  devices:   {self.api.url}/api/devices",
+                f"  API docs:  {self.api.url}/docs",
+                f"  broker:    {self.broker.url} ({broker_kind})",
+                f"  devices:   {devices} (simulated agents on mock pins, pressed now and then)",
+                "",
+                "Press a button by hand:",
+                f"  crowdfix send-button --broker {self.broker.url} --device {device.device_id} "
+                f"--button {button.name} --category {button.category}",
+                f"  mosquitto_pub -h {host} -p {port} -q 1 -t {topic} -m '{payload}'",
+                "",
+                "Ctrl-C stops everything.",
+                "",
+            ]
+        )

@@ -1,0 +1,1 @@
+"""GPIO side of the agent: the only place gpiozero is imported."""

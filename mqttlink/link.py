@@ -1,0 +1,324 @@
+"""One MQTT connection with its own reconnect loop (backoff, jitter), re-subscribing on connect.
+
+Each connection attempt gets a fresh paho client, so paho's in-memory queue never
+resends on its own: callers that need durability keep their own outbox and resend
+when `on_connect` tells them the link is up again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from mqttlink.settings import BrokerSettings, Protocol
+
+_LOGGER = logging.getLogger(__name__)
+
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 30.0
+LOOP_TIMEOUT_S = 0.5
+_UNSUPPORTED_PROTOCOL = 132  # CONNACK reason "Unsupported protocol version"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A received message; `generation` names its connection (acks are per connection)."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    """Message the broker publishes for us when we vanish."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """Outcome of handing a message to the connection."""
+
+    sent: bool
+    mid: int = 0
+    generation: int = 0
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter in its upper half, capped at RECONNECT_MAX_S."""
+    ceiling = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(attempt, 16))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+class MqttLink:
+    """A supervised MQTT client: start() connects in the background and keeps reconnecting."""
+
+    def __init__(
+        self,
+        broker: BrokerSettings,
+        client_id: str,
+        *,
+        on_message: Callable[[Inbound], None] | None = None,
+        on_connect: Callable[[int], None] | None = None,
+        on_published: Callable[[int, int], None] | None = None,
+        will: Callable[[], Will] | None = None,
+        persistent_session: bool = False,
+        session_expiry_s: int = 7 * 24 * 3600,
+        manual_ack: bool = False,
+    ) -> None:
+        self._broker = broker
+        self._client_id = client_id
+        self._on_message = on_message
+        self._on_connect = on_connect
+        self._on_published = on_published
+        self._will = will
+        self._persistent = persistent_session
+        self._session_expiry_s = session_expiry_s
+        self._manual_ack = manual_ack
+        self._protocol = Protocol.V5 if broker.protocol is Protocol.AUTO else broker.protocol
+        self._subscriptions: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._client: paho.Client | None = None
+        self._generation = 0
+        self._connected = threading.Event()
+        self._stopping = threading.Event()
+        self._fallback = False
+        self._connack_seen = False
+        self._protocol_settled = False  # a CONNACK accepted this protocol: never fall back
+        self._just_connected = False
+        self._thread: threading.Thread | None = None
+        self.last_error = ""
+
+    @property
+    def protocol(self) -> Protocol:
+        """The protocol version in use (after any fallback)."""
+        return self._protocol
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection is up and acknowledged by the broker."""
+        return self._connected.is_set()
+
+    @property
+    def generation(self) -> int:
+        """Number of the current connection; increases on every (re)connect attempt."""
+        return self._generation
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or timeout; True when connected."""
+        return self._connected.wait(timeout)
+
+    def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        """Subscribe now if connected, and again on every future connect."""
+        with self._lock:
+            self._subscriptions = {**self._subscriptions, topic_filter: qos}
+            client = self._client if self._connected.is_set() else None
+        if client is not None:
+            client.subscribe(topic_filter, qos)
+
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
+    ) -> PublishResult:
+        """Hand a message to the current connection; not sent (nor queued) while disconnected."""
+        with self._lock:
+            client = self._client
+            if client is None or not self._connected.is_set():
+                return PublishResult(sent=False)
+            info = client.publish(topic, payload, qos=qos, retain=retain)
+            return PublishResult(
+                sent=info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS,
+                mid=info.mid,
+                generation=self._generation,
+            )
+
+    def ack(self, message: Inbound) -> bool:
+        """Acknowledge a message received with manual_ack; False if its connection is gone."""
+        with self._lock:
+            if self._client is None or message.generation != self._generation:
+                return False
+            if message.qos == 0:
+                return True
+            return self._client.ack(message.mid, message.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def start(self) -> None:
+        """Connect in a background thread and keep the connection up until stop()."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._run, name=f"mqtt-{self._client_id}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Disconnect cleanly (no last will) and stop the background thread."""
+        self._stopping.set()
+        with self._lock:
+            if self._client is not None and self._connected.is_set():
+                self._client.disconnect()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    # -- the connection loop (runs in the link's own thread) ------------------------------
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            client = self._new_client()
+            self._connack_seen = False
+            if self._connect(client):
+                attempt = self._serve(client, attempt)
+                if self._fallback or not self._connack_seen:
+                    # Refused MQTT 5, or hung up on its CONNECT (amqtt does): try 3.1.1.
+                    self._fallback = False
+                    if self._fall_back_to_311():
+                        continue
+            self._connected.clear()
+            if not self._stopping.is_set():
+                self._stopping.wait(backoff_delay(attempt))
+                attempt += 1
+
+    def _fall_back_to_311(self) -> bool:
+        if (
+            self._broker.protocol is not Protocol.AUTO
+            or self._protocol is not Protocol.V5
+            or self._protocol_settled
+        ):
+            return False
+        _LOGGER.info("mqtt %s: broker does not speak MQTT 5, using 3.1.1", self._client_id)
+        self._protocol = Protocol.V311
+        return True
+
+    def _connect(self, client: paho.Client) -> bool:
+        kwargs: dict[str, Any] = {"keepalive": self._broker.keepalive_s}
+        if self._protocol is Protocol.V5:
+            kwargs["clean_start"] = not self._persistent
+            if self._persistent:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = self._session_expiry_s
+                kwargs["properties"] = props
+        try:
+            client.connect(self._broker.host, self._broker.port, **kwargs)
+        except (OSError, ssl.SSLError) as exc:
+            self.last_error = f"cannot reach {self._broker.describe()}: {exc}"
+            _LOGGER.warning("mqtt %s: %s", self._client_id, self.last_error)
+            return False
+        return True
+
+    def _serve(self, client: paho.Client, attempt: int) -> int:
+        while not self._stopping.is_set() or client.is_connected():
+            if client.loop(timeout=LOOP_TIMEOUT_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            if self._just_connected:
+                # Called here, outside paho's callback lock, so the caller may publish.
+                self._just_connected = False
+                attempt = 0
+                if self._on_connect is not None:
+                    self._on_connect(self._generation)
+        return attempt
+
+    def _new_client(self) -> paho.Client:
+        v5 = self._protocol is Protocol.V5
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,
+            clean_session=None if v5 else not self._persistent,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            reconnect_on_failure=False,
+            manual_ack=self._manual_ack,
+        )
+        broker = self._broker
+        if broker.username:
+            password = broker.password.get_secret_value() if broker.password else None
+            client.username_pw_set(broker.username, password)
+        if broker.tls:
+            client.tls_set(
+                ca_certs=str(broker.ca_file) if broker.ca_file else None,
+                certfile=str(broker.cert_file) if broker.cert_file else None,
+                keyfile=str(broker.key_file) if broker.key_file else None,
+            )
+        if self._will is not None:
+            w = self._will()  # a fresh will per connection: it carries its own message id
+            client.will_set(w.topic, w.payload, qos=w.qos, retain=w.retain)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        client.on_publish = self._handle_publish
+        with self._lock:
+            self._client = client
+            self._generation += 1
+        return client
+
+    # -- paho callbacks: they only record state and hand work on; never take self._lock ----
+
+    def _handle_connect(
+        self, client: paho.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Any
+    ) -> None:
+        self._connack_seen = True
+        if reason.is_failure:
+            if reason.value == _UNSUPPORTED_PROTOCOL:
+                self._fallback = True
+            else:
+                self.last_error = f"{self._broker.describe()} refused the connection: {reason}"
+                _LOGGER.error("mqtt %s: %s", self._client_id, self.last_error)
+            return
+        self._protocol_settled = True
+        # No self._lock here: paho holds its callback lock, publish() takes ours then paho's.
+        for topic_filter, qos in self._subscriptions.items():
+            client.subscribe(topic_filter, qos)
+        self._connected.set()
+        self._just_connected = True
+        self.last_error = ""
+        _LOGGER.info(
+            "mqtt %s: connected to %s (MQTT %s, session present: %s)",
+            self._client_id,
+            self._broker.describe(),
+            self._protocol.value,
+            bool(getattr(flags, "session_present", False)),
+        )
+
+    def _handle_disconnect(
+        self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any
+    ) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if was_connected and not self._stopping.is_set():
+            _LOGGER.warning("mqtt %s: connection lost (%s)", self._client_id, reason)
+
+    def _handle_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        if self._on_message is None:
+            return
+        self._on_message(
+            Inbound(
+                topic=msg.topic,
+                payload=bytes(msg.payload),
+                qos=msg.qos,
+                retain=bool(msg.retain),
+                mid=msg.mid,
+                generation=self._generation,
+            )
+        )
+
+    def _handle_publish(
+        self, _c: paho.Client, _u: Any, mid: int, _reason: ReasonCode, _p: Any
+    ) -> None:
+        if self._on_published is not None:
+            self._on_published(mid, self._generation)

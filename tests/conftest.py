@@ -1,0 +1,79 @@
+"""Shared fixtures: a Mosquitto the test owns, fresh SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.db import make_engine, make_sessionmaker, migrate
+from crowdfix.brokers import MosquittoBroker, find_mosquitto
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get(
+    "CROWDFIX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings from the developer's shell must not leak into tests."""
+    for name in list(os.environ):
+        if name.startswith("CROWDFIX_") and not name.startswith("CROWDFIX_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A real Mosquitto on a free loopback port, with its config and files in tmp_path."""
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it: apt-get install mosquitto)")
+    broker = MosquittoBroker(tmp_path / "mosquitto").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite file."""
+    return f"sqlite:///{tmp_path / 'crowdfix.sqlite3'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards; skipped when no server is reachable."""
+    import psycopg
+
+    admin = make_url(POSTGRES_URL)
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL reachable at {admin.render_as_string()}: {exc}".strip())
+    name = f"crowdfix_test_{uuid.uuid4().hex[:12]}"
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield admin.set(database=name).render_as_string(hide_password=False)
+        finally:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The same test on SQLite and on PostgreSQL."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """A migrated database's session factory."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    yield make_sessionmaker(engine)
+    engine.dispose()

@@ -1,0 +1,91 @@
+"""`crowdfix demo` as a user runs it: on Mosquitto and on the embedded broker, stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crowdfix.brokers import find_mosquitto, free_port, port_open
+from tests.conftest import ROOT
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if text in line and "ps -eo" not in line]
+
+
+@pytest.mark.parametrize("broker", ["mosquitto", "embedded"])
+def test_demo_turns_presses_into_tickets_and_stops_cleanly(broker: str, tmp_path: Path) -> None:
+    if broker == "mosquitto" and find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    api_port, mqtt_port = free_port(), free_port()
+    state = tmp_path / "demo-state"
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crowdfix.cli",
+            "demo",
+            "--broker",
+            broker,
+            "--api-port",
+            str(api_port),
+            "--mqtt-port",
+            str(mqtt_port),
+            "--state-dir",
+            str(state),
+            "--devices",
+            "2",
+            "--press-every",
+            "1",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        wait_for(lambda: demo.poll() is not None or port_open("127.0.0.1", api_port), 60, "API")
+        assert demo.poll() is None, demo.stderr.read() if demo.stderr else ""
+        devices = wait_for(lambda: len(httpx.get(f"{api}/api/devices").json()) == 2, 30, "devices")
+        assert devices
+        wait_for(lambda: httpx.get(f"{api}/api/tickets").json(), 30, "a simulated press's ticket")
+        # By hand, as the README shows.
+        sent = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "crowdfix.cli",
+                "send-button",
+                "--broker",
+                f"mqtt://127.0.0.1:{mqtt_port}",
+                "--device",
+                "by-hand-01",
+                "--button",
+                "help",
+                "--category",
+                "kiosk-printer",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sent.returncode == 0, sent.stderr
+        wait_for(lambda: httpx.get(f"{api}/api/tickets?device_id=by-hand-01").json(), 15, "by hand")
+        assert httpx.get(f"{api}/docs").status_code == 200
+    finally:
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=60)
+    assert demo.returncode == 0, err
+    assert "crowdfix demo is running" in out and f"{api}/docs" in out
+    assert not port_open("127.0.0.1", api_port) and not port_open("127.0.0.1", mqtt_port)
+    assert _processes_mentioning(str(state)) == [], "the demo left a process behind"

@@ -1,0 +1,115 @@
+"""The paho adapter against real brokers: protocol choice, reconnects, durable sessions, acks."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from crowdfix.brokers import EmbeddedBroker, MosquittoBroker
+from mqttlink import BrokerSettings, Inbound, MqttLink, Protocol
+from mqttlink import link as link_module
+from tests.helpers import wait_for
+
+
+@pytest.fixture(autouse=True)
+def _fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(link_module, "RECONNECT_MIN_S", 0.05)
+    monkeypatch.setattr(link_module, "RECONNECT_MAX_S", 0.3)
+
+
+@pytest.fixture
+def embedded() -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker().start()
+    yield broker
+    broker.stop()
+
+
+def _link(url: str, client_id: str, inbox: queue.Queue | None = None, **kw) -> MqttLink:
+    return MqttLink(
+        BrokerSettings.from_url(url), client_id, on_message=inbox.put if inbox else None, **kw
+    )
+
+
+def test_auto_speaks_mqtt5_to_mosquitto_and_311_to_the_embedded_broker(
+    mosquitto: MosquittoBroker, embedded: EmbeddedBroker
+) -> None:
+    for broker, expected in ((mosquitto, Protocol.V5), (embedded, Protocol.V311)):
+        inbox: queue.Queue[Inbound] = queue.Queue()
+        link = _link(broker.url, "probe", inbox)
+        link.subscribe("t/#")
+        link.start()
+        try:
+            assert link.wait_connected(10), link.last_error
+            assert link.protocol is expected
+            wait_for(lambda lk=link: lk.publish("t/x", b"hi").sent, 5, "publish")
+            assert inbox.get(timeout=5).payload == b"hi"
+        finally:
+            link.stop()
+
+
+def test_reconnects_and_resubscribes_after_the_broker_restarts(mosquitto: MosquittoBroker):
+    inbox: queue.Queue[Inbound] = queue.Queue()
+    connects: list[int] = []
+    sub = _link(mosquitto.url, "sub", inbox, on_connect=connects.append)
+    pub = _link(mosquitto.url, "pub")
+    sub.subscribe("t/#")
+    sub.start()
+    pub.start()
+    try:
+        assert sub.wait_connected(10) and pub.wait_connected(10)
+        mosquitto.restart(kill=True)
+        wait_for(lambda: len(connects) >= 2 and sub.connected and pub.connected, 20, "reconnect")
+        # Resubscribed (the session was clean): a new message arrives.
+        wait_for(lambda: pub.publish("t/after", b"2").sent, 5, "publish")
+        assert inbox.get(timeout=5).topic == "t/after"
+    finally:
+        sub.stop()
+        pub.stop()
+
+
+def test_publish_while_disconnected_is_refused_not_queued(mosquitto: MosquittoBroker) -> None:
+    link = _link(mosquitto.url, "offline")
+    assert not link.publish("t/x", b"x").sent  # never started
+
+
+def test_unacked_messages_come_back_to_a_durable_session(mosquitto: MosquittoBroker) -> None:
+    """manual ack: what was not acked before the connection dropped is delivered again."""
+    inbox: queue.Queue[Inbound] = queue.Queue()
+    consumer = _link(mosquitto.url, "consumer", inbox, persistent_session=True, manual_ack=True)
+    consumer.subscribe("jobs/#")
+    consumer.start()
+    producer = _link(mosquitto.url, "producer")
+    producer.start()
+    try:
+        assert consumer.wait_connected(10) and producer.wait_connected(10)
+        wait_for(lambda: producer.publish("jobs/1", b"first").sent, 5, "publish")
+        first = inbox.get(timeout=5)
+        assert first.payload == b"first"  # received, deliberately not acked
+        mosquitto.restart()  # a clean restart saves the session (persistence on)
+        again = inbox.get(timeout=20)
+        assert again.payload == b"first" and again.generation > first.generation
+        assert not consumer.ack(first), "an ack for an old connection's mid must not be sent"
+        assert consumer.ack(again)
+    finally:
+        consumer.stop()
+        producer.stop()
+
+
+def test_a_refused_login_is_reported_and_retried(mosquitto: MosquittoBroker, tmp_path) -> None:
+    password_file = tmp_path / "passwd"
+    password_file.write_text("")
+    mosquitto.extra_config = f"allow_anonymous false\npassword_file {password_file}\n"
+    mosquitto.config_file.unlink()
+    mosquitto.restart()
+    refused = threading.Event()
+    link = _link(mosquitto.url.replace("mqtt://", "mqtt://nobody:wrong@"), "intruder")
+    link.start()
+    try:
+        wait_for(lambda: "refused" in link.last_error, 10, "refusal")
+        refused.set()
+        assert not link.connected
+    finally:
+        link.stop()
