@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -14,10 +15,11 @@ from contracts.topics import TopicAddress, parse_command_topic, parse_uplink_top
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 
-_M = TypeVar("_M", UplinkMessage, DownlinkMessage)
 
-_UPLINK: TypeAdapter[UplinkMessage] = TypeAdapter(UplinkMessage)
-_DOWNLINK: TypeAdapter[DownlinkMessage] = TypeAdapter(DownlinkMessage)
+@cache
+def _adapter(kind: str) -> TypeAdapter[Any]:
+    """Built on first use: an agent only ever decodes downlink, the cloud only uplink."""
+    return TypeAdapter(UplinkMessage if kind == "uplink" else DownlinkMessage)
 
 
 class Rejection(StrEnum):
@@ -82,12 +84,8 @@ def _check_size(payload: bytes) -> None:
 
 
 def _decode(
-    topic: str,
-    payload: bytes,
-    parse: Callable[[str], TopicAddress | None],
-    adapter: TypeAdapter[_M],
-    kind: str,
-) -> _M:
+    topic: str, payload: bytes, parse: Callable[[str], TopicAddress | None], kind: str
+) -> Any:
     _check_size(payload)
     address = parse(topic)
     if address is None:
@@ -95,7 +93,7 @@ def _decode(
             Rejection.UNKNOWN_TOPIC, f"topic {topic!r} is not a crowdfix {kind}"
         )
     try:
-        message = adapter.validate_json(payload)
+        message = _adapter(kind).validate_json(payload)
     except ValidationError as exc:
         raise _classify(payload, exc) from exc
     if message.type != address.channel:
@@ -113,9 +111,11 @@ def _decode(
 
 def decode_uplink(topic: str, payload: bytes) -> UplinkMessage:
     """Validate an uplink message against its topic; raise ContractViolation with the reason."""
-    return _decode(topic, payload, parse_uplink_topic, _UPLINK, "uplink")
+    message: UplinkMessage = _decode(topic, payload, parse_uplink_topic, "uplink")
+    return message
 
 
 def decode_downlink(topic: str, payload: bytes) -> DownlinkMessage:
     """Validate a command sent to a device; raise ContractViolation with the reason."""
-    return _decode(topic, payload, parse_command_topic, _DOWNLINK, "command")
+    message: DownlinkMessage = _decode(topic, payload, parse_command_topic, "command")
+    return message

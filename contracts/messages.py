@@ -70,7 +70,8 @@ class FeedbackState(StrEnum):
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use: each side only ever builds the messages it handles.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: Literal[1] = 1
     message_id: MessageId = Field(default_factory=new_message_id)

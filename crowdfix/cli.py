@@ -56,7 +56,7 @@ def demo(
     broker: Annotated[
         str, typer.Option(help="auto (Mosquitto if installed), mosquitto or embedded.")
     ] = "auto",
-    devices: Annotated[int, typer.Option(min=1, max=50, help="Simulated devices.")] = 3,
+    devices: Annotated[int, typer.Option(min=1, max=50, help="Simulated devices.")] = 4,
     press_every: Annotated[
         float, typer.Option(min=1.0, help="Mean seconds between simulated presses.")
     ] = 20.0,
@@ -108,25 +108,12 @@ def demo(
 # -- agent --------------------------------------------------------------------------------
 
 
-def _agent_settings(values: dict[str, Any]) -> Any:
-    from pydantic import ValidationError
-
-    from edge_agent.settings import AgentSettings
-
-    try:
-        return AgentSettings(**{k: v for k, v in values.items() if v is not None})
-    except ValidationError as exc:
-        fields = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
-        raise fail(
-            f"agent settings: {fields} (pass the option or set CROWDFIX_AGENT_<NAME>)"
-        ) from exc
-
-
 @agent_app.command("run")
 def agent_run(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Device profile (YAML).")],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Device profile (YAML) [env CROWDFIX_AGENT_PROFILE]."),
+    ] = None,
     device_id: Annotated[
         str | None, typer.Option(help="This device's id [env CROWDFIX_AGENT_DEVICE_ID].")
     ] = None,
@@ -140,29 +127,49 @@ def agent_run(
     pins: Annotated[
         str | None, typer.Option(help="auto, mock or native GPIO [env CROWDFIX_AGENT_PINS].")
     ] = None,
+    keys: Annotated[
+        bool | None,
+        typer.Option(
+            help="Press mock buttons from the keyboard (default: on with mock pins and a terminal)."
+        ),
+    ] = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run the edge agent for one device until Ctrl-C or SIGTERM."""
     from edge_agent.app import EdgeAgent
     from edge_agent.errors import EdgeAgentError
     from edge_agent.profile import load_profile
+    from edge_agent.settings import AgentSettings
 
     logs.configure(log_level)
-    settings = _agent_settings(
-        {
-            "profile": config,
-            "device_id": device_id,
-            "broker_url": broker,
-            "state_dir": state_dir,
-            "pins": pins,
-        }
-    )
     try:
+        settings = AgentSettings.from_env(
+            {
+                "profile": config,
+                "device_id": device_id,
+                "broker_url": broker,
+                "state_dir": state_dir,
+                "pins": pins,
+            }
+        )
         agent = EdgeAgent(settings, load_profile(settings.profile))
     except EdgeAgentError as exc:
         raise fail(str(exc)) from exc
+    if keys or (keys is None and sys.stdin.isatty()):
+        _start_keyboard(agent)
     stop = stop_on_signals()
     agent.run(stop)
+
+
+def _start_keyboard(agent: Any) -> None:
+    from gpiozero.pins.mock import MockFactory
+
+    from edge_agent.hardware.keyboard import Keyboard
+
+    if not isinstance(agent.pin_factory, MockFactory):
+        typer.echo("real GPIO in use: keyboard presses are off", err=True)
+        return
+    Keyboard(agent.profile.buttons, agent.pin_factory, agent.profile.gestures).start()
 
 
 @agent_app.command("check-config")
@@ -181,9 +188,29 @@ def agent_check_config(
             failed += 1
             typer.secho(str(exc), fg=typer.colors.RED, err=True)
             continue
-        typer.echo(f"{path}: ok ({profile.profile}, {len(profile.buttons)} buttons)")
+        typer.echo(
+            f"{path}: ok ({profile.profile}: {len(profile.buttons)} buttons, "
+            f"{len(profile.outputs)} outputs, {len(profile.collectors)} collectors, "
+            f"{len(profile.faults)} fault rules)"
+        )
     if failed:
         raise typer.Exit(1)
+
+
+@agent_app.command("schema")
+def agent_schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of device profiles (for editors; see firmware_configs/)."""
+    from edge_agent.profile import json_schema
+
+    text = json_schema()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
 
 
 # -- cloud --------------------------------------------------------------------------------

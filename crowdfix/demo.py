@@ -16,7 +16,9 @@ from cloud.server import ApiServer
 from cloud.worker import IngestWorker
 from contracts import Channel, uplink_topic
 from crowdfix.brokers import BrokerChoice, RunningBroker, free_port, port_open, start_broker
+from crowdfix.simulation import simulated_collectors, start_incident
 from edge_agent.app import EdgeAgent
+from edge_agent.collectors import Collector
 from edge_agent.hardware.pins import mock_pin
 from edge_agent.profile import Profile, load_profile
 from edge_agent.settings import AgentSettings
@@ -24,6 +26,7 @@ from edge_agent.settings import AgentSettings
 _LOGGER = logging.getLogger(__name__)
 DEFAULT_MQTT_PORT = 11883
 PRESS_HOLD_S = 0.1
+INCIDENT_SHARE = 0.15  # of the demo's events, the rest are button presses
 
 
 class DemoError(RuntimeError):
@@ -38,7 +41,7 @@ class DemoConfig:
     mqtt_port: int | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    devices: int = 3
+    devices: int = 4
     press_every_s: float = 20.0
     state_dir: Path = Path("var/demo")
     profiles_dir: Path = Path("firmware_configs")
@@ -59,10 +62,11 @@ def find_profiles(directory: Path) -> list[tuple[Path, Profile]]:
 
 
 class SimulatedDevice:
-    """A real EdgeAgent on mock pins, running in its own thread."""
+    """A real EdgeAgent on mock pins with simulated sensors, running in its own thread."""
 
-    def __init__(self, agent: EdgeAgent) -> None:
+    def __init__(self, agent: EdgeAgent, collectors: list[Collector]) -> None:
         self.agent = agent
+        self.collectors = collectors
         self._stop = threading.Event()
         self._thread = threading.Thread(target=agent.run, args=(self._stop,), name=agent.device_id)
 
@@ -139,7 +143,9 @@ class Demo:
                 state_dir=self.config.state_dir / "agents",
                 pins="mock",
             )
-            device = SimulatedDevice(EdgeAgent(settings, profile))
+            collectors = simulated_collectors(profile, seed=index)
+            agent = EdgeAgent(settings, profile, collectors=collectors)
+            device = SimulatedDevice(agent, collectors)
             device.start()
             self.devices.append(device)
 
@@ -149,9 +155,14 @@ class Demo:
         delay = 2.0
         while not self._stop.wait(delay):
             device = rng.choice(self.devices)
-            button = rng.choice(device.agent.profile.buttons)
-            _LOGGER.info("demo: pressing %s on %s", button.name, device.agent.device_id)
-            device.press(button.name)
+            if rng.random() < INCIDENT_SHARE:
+                code = start_incident(device.agent.profile, device.collectors, rng)
+                if code:
+                    _LOGGER.info("demo: %s develops %s", device.agent.device_id, code)
+            else:
+                button = rng.choice(device.agent.profile.buttons)
+                _LOGGER.info("demo: pressing %s on %s", button.name, device.agent.device_id)
+                device.press(button.name)
             delay = self.config.press_every_s * rng.uniform(0.5, 1.5)
 
     def stop(self) -> None:

@@ -62,9 +62,10 @@ class PublishResult:
     generation: int = 0
 
 
-def backoff_delay(attempt: int) -> float:
-    """Exponential backoff with full jitter in its upper half, capped at RECONNECT_MAX_S."""
-    ceiling = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(attempt, 16))
+def backoff_delay(attempt: int, cap_s: float | None = None) -> float:
+    """Exponential backoff with jitter in its upper half, capped (default RECONNECT_MAX_S)."""
+    cap = RECONNECT_MAX_S if cap_s is None else cap_s
+    ceiling = min(cap, RECONNECT_MIN_S * 2 ** min(attempt, 16))
     return random.uniform(ceiling / 2, ceiling)
 
 
@@ -102,6 +103,7 @@ class MqttLink:
         self._stopping = threading.Event()
         self._fallback = False
         self._connack_seen = False
+        self._failures = 0
         self._protocol_settled = False  # a CONNACK accepted this protocol: never fall back
         self._just_connected = False
         self._thread: threading.Thread | None = None
@@ -193,7 +195,7 @@ class MqttLink:
                         continue
             self._connected.clear()
             if not self._stopping.is_set():
-                self._stopping.wait(backoff_delay(attempt))
+                self._stopping.wait(backoff_delay(attempt, self._broker.reconnect_max_s))
                 attempt += 1
 
     def _fall_back_to_311(self) -> bool:
@@ -219,8 +221,14 @@ class MqttLink:
             client.connect(self._broker.host, self._broker.port, **kwargs)
         except (OSError, ssl.SSLError) as exc:
             self.last_error = f"cannot reach {self._broker.describe()}: {exc}"
-            _LOGGER.warning("mqtt %s: %s", self._client_id, self.last_error)
+            self._failures += 1
+            # Say it the first time and then once a minute or so, not on every retry.
+            level = logging.WARNING if self._failures % 60 == 1 else logging.DEBUG
+            _LOGGER.log(
+                level, "mqtt %s: %s (attempt %d)", self._client_id, self.last_error, self._failures
+            )
             return False
+        self._failures = 0
         return True
 
     def _serve(self, client: paho.Client, attempt: int) -> int:

@@ -32,6 +32,8 @@ class BrokerSettings(BaseModel):
     cert_file: Path | None = None
     key_file: Path | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    # Longest wait between reconnect attempts (None: mqttlink.link.RECONNECT_MAX_S).
+    reconnect_max_s: float | None = Field(default=None, ge=0.1, le=3600)
 
     @classmethod
     def from_url(cls, url: str, **overrides: object) -> BrokerSettings:

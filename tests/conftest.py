@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate
-from crowdfix.brokers import MosquittoBroker, find_mosquitto
+from cloud.ingest.models import IngestedMessage
+from cloud.main import create_app
+from cloud.server import ApiServer
+from cloud.worker import IngestWorker
+from crowdfix.brokers import MosquittoBroker, find_mosquitto, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get(
@@ -76,4 +82,40 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(database_url)
     migrate(engine)
     yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@dataclass
+class CloudStack:
+    """The real cloud on the test's broker and database."""
+
+    api_url: str
+    worker: IngestWorker
+    sessions: sessionmaker[Session]
+
+    def ingested(self, device_id: str, *types: str) -> list[IngestedMessage]:
+        """Messages the cloud stored for a device, oldest first."""
+        from sqlalchemy import select
+
+        with self.sessions() as db_session:
+            query = select(IngestedMessage).where(IngestedMessage.device_id == device_id)
+            if types:
+                query = query.where(IngestedMessage.type.in_(types))
+            return list(db_session.scalars(query.order_by(IngestedMessage.received_at)))
+
+
+@pytest.fixture
+def cloud(mosquitto: MosquittoBroker, database_url: str) -> Iterator[CloudStack]:
+    """Ingest worker and API (real uvicorn) on the test's Mosquitto and database."""
+    settings = CloudSettings(database_url=database_url, mqtt_url=mosquitto.url)
+    engine = make_engine(database_url)
+    migrate(engine)
+    sessions = make_sessionmaker(engine)
+    worker = IngestWorker(settings, sessions)
+    worker.start()
+    api = ApiServer(create_app(settings, sessions), "127.0.0.1", free_port()).start()
+    assert worker.mqtt.link.wait_connected(10), worker.mqtt.link.last_error
+    yield CloudStack(api.url, worker, sessions)
+    api.stop()
+    worker.stop()
     engine.dispose()

@@ -71,8 +71,12 @@ class DeviceTransport:
 
     def send(self, message: UplinkMessage) -> PublishResult:
         """Publish an uplink message with QoS 1 on its channel."""
-        topic = uplink_topic(self._device_id, Channel(message.type))
-        return self._link.publish(topic, encode(message), qos=1, retain=message.type == "status")
+        return self.send_encoded(Channel(message.type), encode(message))
+
+    def send_encoded(self, channel: Channel, payload: bytes) -> PublishResult:
+        """Publish an already encoded message (from the outbox) with QoS 1."""
+        topic = uplink_topic(self._device_id, channel)
+        return self._link.publish(topic, payload, qos=1, retain=channel is Channel.STATUS)
 
     def _handle_connect(self, _generation: int) -> None:
         self._link.publish(self._status_topic, encode(self._make_status("online")), 1, True)

@@ -12,30 +12,34 @@ from edge_agent.profile import ButtonSpec
 from tests.helpers import wait_for
 
 
-def test_a_press_on_a_mock_pin_reaches_the_callback() -> None:
+def _ignore(*_args: object) -> None:
+    pass
+
+
+def test_press_and_release_edges_reach_the_callback() -> None:
     factory = MockFactory()
-    pressed: list[str] = []
+    edges: list[tuple[str, bool]] = []
     specs = [
         ButtonSpec(name="till", pin="GPIO17", category="till", bounce_ms=0),
         ButtonSpec(name="printer", pin=27, category="printer", bounce_ms=0),
     ]
-    buttons = HelpButtons(specs, factory, pressed.append)
+    buttons = HelpButtons(specs, factory, lambda name, down, _at: edges.append((name, down)))
     try:
         mock_pin(factory, 27).drive_low()
         mock_pin(factory, 27).drive_high()
         mock_pin(factory, "GPIO17").drive_low()
-        wait_for(lambda: len(pressed) == 2, 2, "two presses")
-        assert pressed == ["printer", "till"]
+        wait_for(lambda: len(edges) == 3, 2, "three edges")
+        assert edges == [("printer", True), ("printer", False), ("till", True)]
     finally:
         buttons.close()
 
 
 def test_a_pin_in_use_is_a_hardware_error() -> None:
     factory = MockFactory()
-    first = HelpButtons([ButtonSpec(name="a", pin=17, category="x")], factory, print)
+    first = HelpButtons([ButtonSpec(name="a", pin=17, category="x")], factory, _ignore)
     try:
         with pytest.raises(HardwareError, match="button 'b' on pin 17"):
-            HelpButtons([ButtonSpec(name="b", pin=17, category="x")], factory, print)
+            HelpButtons([ButtonSpec(name="b", pin=17, category="x")], factory, _ignore)
     finally:
         first.close()
 

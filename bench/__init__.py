@@ -1,0 +1,1 @@
+"""crowdfix benchmarks: each prints its figures beside the baseline measured in the same run."""
