@@ -159,7 +159,9 @@ def test_nothing_is_lost_or_doubled_across_outages_and_restarts(
     wait_for(lambda: not agent.pending(), 60, "the outbox to empty after the broker is back")
     wait_for(lambda: len(_events(cloud)) == 6, 30, "all six events at the cloud")
     # Replayed in order: what crossed the broker, first arrival of each id.
-    replayed = [mid for mid in recorder.first_arrivals() if mid in dict(map(reversed, offline))]
+    offline_ids = {mid for _, mid in offline}
+    wait_for(lambda: offline_ids <= set(recorder.first_arrivals()), 30, "the recorder's copy")
+    replayed = [mid for mid in recorder.first_arrivals() if mid in offline_ids]
     assert replayed == [mid for _, mid in offline], "replayed in order"
 
     # Round 2: the broker is killed -9 (it loses what it had not saved); presses meanwhile.
