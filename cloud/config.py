@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cloud.errors import ConfigError
+from cloud.tickets.taxonomy import Taxonomy, load_taxonomy
 from mqttlink import BrokerSettings, Protocol
 
 DEFAULT_DATABASE_URL = "sqlite:///var/crowdfix.sqlite3"
@@ -33,6 +34,22 @@ class CloudSettings(BaseSettings):
     ingest_client_id: str = Field(default_factory=lambda: f"crowdfix-ingest-{gethostname()}")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # The ticket taxonomy (categories, skills, SLA, policies); the built-in one by default.
+    taxonomy_file: Path | None = None
+    # Refuse device timestamps further than this ahead of the cloud's clock.
+    max_clock_skew_s: float = Field(default=300, ge=1)
+    # Accept messages from unregistered devices (registering them); off: they are refused.
+    auto_register: bool = False
+    # Worker housekeeping: presence sweep interval, recent telemetry window kept in SQL.
+    sweep_interval_s: float = Field(default=5, gt=0)
+    recent_window_h: float = Field(default=6, gt=0)
+    # Prometheus endpoint of an ingest worker (the API serves /metrics itself); 0: none.
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    # InfluxDB for telemetry history; off when no URL is set.
+    influx_url: str | None = None
+    influx_token: SecretStr | None = None
+    influx_org: str = "crowdfix"
+    influx_bucket: str = "telemetry"
 
     def broker(self) -> BrokerSettings:
         """Broker settings of the cloud's service account."""
@@ -46,3 +63,7 @@ class CloudSettings(BaseSettings):
             )
         except ValueError as exc:
             raise ConfigError(f"CROWDFIX_MQTT_URL: {exc}") from exc
+
+    def taxonomy(self) -> Taxonomy:
+        """The taxonomy file, validated."""
+        return load_taxonomy(self.taxonomy_file)

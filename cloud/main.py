@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import __version__
@@ -12,6 +14,9 @@ from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.devices.api import router as devices_router
 from cloud.errors import CloudError, Conflict, NotFound
+from cloud.metrics import metrics
+from cloud.quarantine.api import router as quarantine_router
+from cloud.sites.api import router as sites_router
 from cloud.tickets.api import router as tickets_router
 
 _STATUS = {NotFound: 404, Conflict: 409}
@@ -30,8 +35,9 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
     )
     app.state.sessions = sessions
     app.state.settings = settings
-    app.include_router(tickets_router)
-    app.include_router(devices_router)
+    for router in (tickets_router, devices_router, sites_router, quarantine_router):
+        app.include_router(router)
+    metrics()  # registered, so /metrics lists every series from the start
 
     @app.exception_handler(CloudError)
     def _domain_error(_request: Request, exc: CloudError) -> JSONResponse:
@@ -40,9 +46,25 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
 
     @app.get("/api/health", tags=["health"])
     def health() -> dict[str, str]:
-        """Liveness and database reachability."""
-        with sessions() as db_session:
-            db_session.execute(text("SELECT 1"))
+        """Liveness: the process answers."""
         return {"status": "ok", "version": __version__}
+
+    @app.get("/api/ready", tags=["health"], responses={503: {"description": "not ready"}})
+    def ready() -> JSONResponse:
+        """Readiness: the database answers (load balancers send traffic only then)."""
+        try:
+            with sessions() as db_session:
+                db_session.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            return JSONResponse(
+                status_code=503,
+                content={"status": "unavailable", "detail": str(exc.__cause__ or exc)},
+            )
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -1,7 +1,23 @@
 """Every table of the cloud, imported in one place for Alembic and create_all."""
 
-from cloud.devices.models import Device
+from cloud.devices.models import Device, DeviceFault, FaultTransition
 from cloud.ingest.models import IngestedMessage
-from cloud.tickets.models import Ticket
+from cloud.outbound.models import OutboundMessage
+from cloud.quarantine.models import QuarantinedMessage
+from cloud.sites.models import Site
+from cloud.telemetry.models import LatestReading, RecentReading
+from cloud.tickets.models import Ticket, TicketEvent
 
-__all__ = ["Device", "IngestedMessage", "Ticket"]
+__all__ = [
+    "Device",
+    "DeviceFault",
+    "FaultTransition",
+    "IngestedMessage",
+    "LatestReading",
+    "OutboundMessage",
+    "QuarantinedMessage",
+    "RecentReading",
+    "Site",
+    "Ticket",
+    "TicketEvent",
+]

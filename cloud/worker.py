@@ -1,36 +1,68 @@
-"""The ingest worker, built in one place: MQTT in, validate, store, receipt out, then ack."""
+"""The ingest worker, built in one place.
+
+Two paths so a burst of telemetry never delays a button press:
+- events (button, fault, status): one message, one transaction; the receipt goes out after
+  the commit, then the broker gets its acknowledgement;
+- bulk (telemetry, heartbeats): drained in batches, one transaction per batch, acknowledged
+  after the commit; InfluxDB gets the batch afterwards.
+A housekeeping thread relays queued commands (feedback), sweeps presence and prunes.
+Bad input is quarantined with its reason and acknowledged; the worker keeps running.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.adapters.influx import InfluxSink
 from cloud.adapters.mqtt import CloudMqtt
+from cloud.clock import utc_now
 from cloud.config import CloudSettings
 from cloud.db import transaction
-from cloud.ingest.service import IngestResult, ingest
-from contracts import Command, ContractViolation, Receipt, UplinkMessage, decode_uplink
+from cloud.devices import service as devices
+from cloud.ingest.service import (
+    BulkMessage,
+    EventMessage,
+    IngestContext,
+    IngestResult,
+    ingest_bulk,
+    ingest_event,
+    presence_candidates,
+    sweep_device,
+)
+from cloud.metrics import metrics
+from cloud.outbound import service as outbound
+from cloud.quarantine import service as quarantine
+from cloud.telemetry import service as telemetry
+from cloud.tickets.taxonomy import Taxonomy
+from contracts import Command, ContractViolation, Receipt, decode_uplink
 from mqttlink import Inbound
 
 _LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
 DB_RETRY_MAX_S = 10.0
-
-
-def utc_now() -> datetime:
-    """The cloud's clock."""
-    return datetime.now(UTC)
+BULK_MAX = 1000  # messages per bulk transaction
+BULK_WAIT_S = 0.05  # how long a bulk batch may gather
+RELAY_EVERY_S = 0.2
+PRUNE_EVERY_S = 600.0
+BULK_CHANNELS = ("telemetry", "heartbeat")
+DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 
 
 @dataclass
 class IngestStats:
-    """Counters of one worker."""
+    """Counters of one worker (tests and logs; Prometheus has the process totals)."""
 
     received: int = 0
     accepted: int = 0
@@ -39,81 +71,112 @@ class IngestStats:
     rejected: Counter[str] = field(default_factory=Counter)
 
 
-def store_message(
-    sessions: sessionmaker[Session], message: UplinkMessage, stopping: threading.Event
-) -> IngestResult | None:
-    """Ingest in its own transaction, retrying while the database is away; None if stopping."""
-    attempt = 0
-    while not stopping.is_set():
-        try:
-            with transaction(sessions) as db_session:
-                return ingest(db_session=db_session, message=message, now=utc_now())
-        except IntegrityError:
-            # Another worker stored the same message first: the next pass sees it as a duplicate.
-            _LOGGER.info("concurrent duplicate of %s", message.message_id)
-        except DBAPIError as exc:
-            delay = min(DB_RETRY_MAX_S, 0.2 * 2**attempt)
-            _LOGGER.error("database unavailable (%s); retrying in %.1fs", exc.orig, delay)
-            stopping.wait(delay)
-        attempt += 1
-    return None
-
-
 class IngestWorker:
     """Consumes device messages; a message is acknowledged only after its transaction commits."""
 
-    def __init__(self, settings: CloudSettings, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        settings: CloudSettings,
+        sessions: sessionmaker[Session],
+        *,
+        taxonomy: Taxonomy | None = None,
+    ) -> None:
+        self._settings = settings
         self._sessions = sessions
-        self._inbox: queue.Queue[Inbound] = queue.Queue()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.stats = IngestStats()
-        self.mqtt = CloudMqtt(
-            settings.broker(), settings.ingest_client_id, settings.ingest_group, self._inbox.put
+        self.ctx = IngestContext(
+            taxonomy or settings.taxonomy(),
+            max_clock_skew=timedelta(seconds=settings.max_clock_skew_s),
+            auto_register=settings.auto_register,
         )
+        self._events: queue.Queue[Inbound] = queue.Queue()
+        self._bulk: queue.Queue[Inbound] = queue.Queue()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.stats = IngestStats()
+        self._metrics = metrics()
+        self._influx = _influx(settings)
+        self.mqtt = CloudMqtt(
+            settings.broker(), settings.ingest_client_id, settings.ingest_group, self._route
+        )
+        self.mqtt.link.subscribe(DROPPED_TOPIC, qos=0)
 
     def start(self) -> None:
-        """Connect and start processing in a background thread."""
-        self._thread = threading.Thread(target=self._serve, name="ingest", daemon=True)
-        self._thread.start()
+        """Start the processing threads, then connect."""
+        for name, target in (
+            ("ingest-events", self._serve_events),
+            ("ingest-bulk", self._serve_bulk),
+            ("housekeeping", self._housekeeping),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
         self.mqtt.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking messages; what is not acknowledged is redelivered to the next worker."""
+        """Stop taking messages; what is not acknowledged is redelivered later."""
         self._stopping.set()
         self.mqtt.stop()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
+        if self._influx is not None:
+            self._influx.close()
 
-    def _serve(self) -> None:
+    # -- routing (paho's thread: only enqueue) ----------------------------------------------
+
+    def _route(self, inbound: Inbound) -> None:
+        if inbound.topic == DROPPED_TOPIC:
+            self._broker_dropped(inbound.payload)
+            return
+        channel = inbound.topic.rsplit("/", 1)[-1]
+        self._metrics.messages.labels(channel if channel.isidentifier() else "other").inc()
+        (self._bulk if channel in BULK_CHANNELS else self._events).put(inbound)
+
+    def _broker_dropped(self, payload: bytes) -> None:
+        with contextlib.suppress(ValueError):
+            self._metrics.broker_dropped.set(float(payload))
+
+    # -- the event path ---------------------------------------------------------------------
+
+    def _serve_events(self) -> None:
         while not self._stopping.is_set():
             try:
-                inbound = self._inbox.get(timeout=0.5)
+                inbound = self._events.get(timeout=0.5)
             except queue.Empty:
                 continue
             self.process(inbound)
 
-    def process(self, inbound: Inbound) -> None:
-        """Validate, store, send the receipt, then acknowledge one message."""
+    def process(self, inbound: Inbound, received: float | None = None) -> None:
+        """Validate, store, send the receipt, then acknowledge one event."""
+        started = received or time.perf_counter()
         self.stats.received += 1
         try:
             message = decode_uplink(inbound.topic, inbound.payload)
+            result = self._retrying(
+                lambda db: ingest_event(
+                    db_session=db, message=_event(message), ctx=self.ctx, now=utc_now()
+                )
+            )
         except ContractViolation as exc:
-            self.stats.rejected[exc.reason.value] += 1
-            _LOGGER.warning("rejected message on %s: %s", inbound.topic, exc)
+            self._quarantine([(inbound, exc)])
             self.mqtt.ack(inbound)
             return
-        result = store_message(self._sessions, message, self._stopping)
-        if result is None:
-            return  # stopping before the database came back: the broker redelivers it
-        if result.duplicate:
-            self.stats.duplicates += 1
-        else:
-            self.stats.accepted += 1
-            self.stats.tickets_opened += result.ticket_id is not None
+        except _Stopping:
+            return  # not acknowledged: the broker redelivers it
+        self._count(result)
         if result.receipt:
             self._send_receipt(result)
         self.mqtt.ack(inbound)
+        self._metrics.latency.labels("event").observe(time.perf_counter() - started)
+
+    def _count(self, result: IngestResult) -> None:
+        if result.duplicate:
+            self.stats.duplicates += 1
+            self._metrics.duplicates.inc()
+            return
+        self.stats.accepted += 1
+        if result.opened:
+            self.stats.tickets_opened += 1
+            self._metrics.tickets_opened.labels(result.category or "").inc()
 
     def _send_receipt(self, result: IngestResult) -> None:
         receipt = Receipt(
@@ -123,4 +186,175 @@ class IngestWorker:
             ticket_id=result.ticket_id,
         )
         if not self.mqtt.send(result.device_id, Command.RECEIPT, receipt):
-            _LOGGER.warning("receipt for %s not sent (not connected)", result.message_id)
+            _LOGGER.warning(
+                "receipt for %s not sent (not connected); the device will resend", result.message_id
+            )
+
+    # -- the bulk path ----------------------------------------------------------------------
+
+    def _serve_bulk(self) -> None:
+        while not self._stopping.is_set():
+            batch = _drain(self._bulk, BULK_MAX, BULK_WAIT_S)
+            if batch:
+                self._metrics.queue_depth.labels("bulk").set(self._bulk.qsize())
+                self.process_bulk(batch)
+
+    def process_bulk(self, batch: list[Inbound]) -> None:
+        """Validate and store a batch in one transaction, then acknowledge all of it."""
+        started = time.perf_counter()
+        self.stats.received += len(batch)
+        good: list[tuple[Inbound, BulkMessage]] = []
+        bad: list[tuple[Inbound, ContractViolation]] = []
+        for inbound in batch:
+            try:
+                good.append((inbound, _bulk(decode_uplink(inbound.topic, inbound.payload))))
+            except ContractViolation as exc:
+                bad.append((inbound, exc))
+        try:
+            result = self._retrying(
+                lambda db: ingest_bulk(
+                    db_session=db, messages=[m for _, m in good], ctx=self.ctx, now=utc_now()
+                )
+            )
+        except _Stopping:
+            return
+        bad += [(good[index][0], exc) for index, exc in result.rejected]
+        if bad:
+            self._quarantine(bad)
+        self.stats.accepted += len(good) - len(result.rejected)
+        if self._influx is not None and result.samples:
+            self._influx.write(result.samples, result.devices)
+        for inbound in batch:
+            self.mqtt.ack(inbound)
+        self._metrics.latency.labels("bulk").observe(time.perf_counter() - started)
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        next_sweep = next_prune = time.monotonic()
+        while not self._stopping.wait(RELAY_EVERY_S):
+            now = time.monotonic()
+            self._guard(self.relay)
+            if now >= next_sweep:
+                self._guard(self.sweep)
+                next_sweep = now + self._settings.sweep_interval_s
+            if now >= next_prune:
+                self._guard(self.prune)
+                next_prune = now + PRUNE_EVERY_S
+
+    def relay(self) -> int:
+        """Publish queued commands (feedback to devices); returns how many went out."""
+        if not self.mqtt.link.connected:
+            return 0
+        with transaction(self._sessions) as db:
+            rows = outbound.claim(db_session=db)
+            sent = [
+                r.id for r in rows if self.mqtt.link.publish(r.topic, r.payload, 1, r.retain).sent
+            ]
+            outbound.mark_sent(db_session=db, ids=sent, now=utc_now())
+        return len(sent)
+
+    def sweep(self) -> None:
+        """Presence of every device; offline tickets opened and cleared."""
+        with self._sessions() as db:
+            due = presence_candidates(db_session=db, ctx=self.ctx, now=utc_now())
+        for device_id in due:
+            with transaction(self._sessions) as db:
+                device = devices.get(db_session=db, device_id=device_id, lock=True)
+                if device is not None:
+                    sweep_device(db_session=db, device=device, ctx=self.ctx, now=utc_now())
+
+    def prune(self) -> None:
+        """Forget old telemetry buckets, fault history and sent commands."""
+        now = utc_now()
+        with transaction(self._sessions) as db:
+            telemetry.prune(
+                db_session=db, now=now, keep=timedelta(hours=self._settings.recent_window_h)
+            )
+            devices.prune_fault_history(db_session=db, before=now - timedelta(days=7))
+            outbound.prune(db_session=db, now=now, keep=timedelta(days=1))
+
+    def _guard(self, job: Callable[[], Any]) -> None:
+        try:
+            job()
+        except (IntegrityError, DBAPIError) as exc:
+            _LOGGER.warning(
+                "housekeeping %s failed (%s); trying again later", job.__name__, exc.orig
+            )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _quarantine(self, rejected: list[tuple[Inbound, ContractViolation]]) -> None:
+        for inbound, exc in rejected:
+            self.stats.rejected[exc.reason.value] += 1
+            self._metrics.rejected.labels(exc.reason.value).inc()
+            _LOGGER.warning("quarantined message on %s: %s", inbound.topic, exc)
+
+        def keep(db: Session) -> None:
+            for inbound, exc in rejected:
+                quarantine.add(
+                    db_session=db,
+                    topic=inbound.topic,
+                    payload=inbound.payload,
+                    reason=exc.reason,
+                    detail=exc.detail,
+                    now=utc_now(),
+                )
+
+        with contextlib.suppress(_Stopping):
+            self._retrying(keep)
+
+    def _retrying(self, work: Callable[[Session], T]) -> T:
+        """Run work in a transaction; retry after a lost race or while the database is away."""
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                with transaction(self._sessions) as db_session:
+                    return work(db_session)
+            except IntegrityError as exc:
+                # Another worker got there first: the next pass sees what it stored.
+                _LOGGER.info("lost a race (%s); retrying", type(exc.orig).__name__)
+            except DBAPIError as exc:
+                delay = min(DB_RETRY_MAX_S, 0.2 * 2**attempt)
+                _LOGGER.error("database unavailable (%s); retrying in %.1fs", exc.orig, delay)
+                self._stopping.wait(delay)
+            attempt += 1
+        raise _Stopping
+
+
+class _Stopping(Exception):
+    """The worker stops before the database came back; the message stays unacknowledged."""
+
+
+def _event(message: object) -> EventMessage:
+    assert not isinstance(message, BulkMessage)
+    return message  # type: ignore[return-value]
+
+
+def _bulk(message: object) -> BulkMessage:
+    return message  # type: ignore[return-value]
+
+
+def _drain(source: queue.Queue[Inbound], limit: int, wait_s: float) -> list[Inbound]:
+    """Up to limit items: wait for the first, then gather what arrives within wait_s."""
+    try:
+        batch = [source.get(timeout=0.5)]
+    except queue.Empty:
+        return []
+    deadline = time.monotonic() + wait_s
+    while len(batch) < limit:
+        remaining = deadline - time.monotonic()
+        try:
+            batch.append(
+                source.get(timeout=max(0.0, remaining)) if remaining > 0 else source.get_nowait()
+            )
+        except queue.Empty:
+            break
+    return batch
+
+
+def _influx(settings: CloudSettings) -> InfluxSink | None:
+    if not settings.influx_url:
+        return None
+    token = settings.influx_token.get_secret_value() if settings.influx_token else ""
+    return InfluxSink(settings.influx_url, token, settings.influx_org, settings.influx_bucket)

@@ -138,6 +138,7 @@ class Heartbeat(_Uplink):
     agent_version: Annotated[str, Field(max_length=32)]
     profile: Slug
     config_hash: Annotated[str, Field(max_length=64)] = ""
+    interval_s: Annotated[float, Field(gt=0, le=86_400)] | None = None  # the next one is due
     uptime_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     backlog: Annotated[int, Field(ge=0)] = 0
     oldest_pending_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None

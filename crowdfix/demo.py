@@ -8,11 +8,19 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.clock import utc_now
 from cloud.config import CloudSettings
-from cloud.db import make_engine, make_sessionmaker, migrate
+from cloud.db import make_engine, make_sessionmaker, migrate, transaction
+from cloud.devices import service as devices
+from cloud.devices.schemas import DeviceIn
 from cloud.main import create_app
 from cloud.server import ApiServer
+from cloud.sites import service as sites
+from cloud.sites.schemas import SiteIn
 from cloud.worker import IngestWorker
 from contracts import Channel, uplink_topic
 from crowdfix.brokers import BrokerChoice, RunningBroker, free_port, port_open, start_broker
@@ -59,6 +67,56 @@ def find_profiles(directory: Path) -> list[tuple[Path, Profile]]:
     if not any(prof.buttons for _, prof in profiles):
         raise DemoError(f"no profile with buttons in {directory}")
     return profiles
+
+
+# Two places for the simulated devices (real coordinates, for the maps and ETAs to come).
+DEMO_SITES = [
+    SiteIn(
+        id="zurich-hb",
+        name="Shop Zurich HB",
+        address="Bahnhofplatz, 8001 Zurich",
+        latitude=47.3779,
+        longitude=8.5403,
+        timezone="Europe/Zurich",
+        criticality="high",
+    ),
+    SiteIn(
+        id="oerlikon-depot",
+        name="Cold store Oerlikon",
+        address="Binzmuhlestrasse, 8050 Zurich",
+        latitude=47.4111,
+        longitude=8.5446,
+        timezone="Europe/Zurich",
+    ),
+]
+
+
+class PlannedDevice(NamedTuple):
+    """A simulated device: its id, profile and site."""
+
+    device_id: str
+    path: Path
+    profile: Profile
+    site_id: str
+
+
+def register_fleet(sessions: sessionmaker[Session], plan: list[PlannedDevice]) -> None:
+    """Register the demo's sites and devices (a real fleet is provisioned the same way)."""
+    now = utc_now()
+    with transaction(sessions) as db:
+        for site in DEMO_SITES:
+            sites.upsert(db_session=db, site_in=site, now=now)
+        for device in plan:
+            devices.register(
+                db_session=db,
+                device_in=DeviceIn(
+                    id=device.device_id,
+                    site_id=device.site_id,
+                    profile=device.profile.profile,
+                    name=device.profile.description[:200],
+                ),
+                now=now,
+            )
 
 
 class SimulatedDevice:
@@ -124,19 +182,28 @@ class Demo:
         engine = make_engine(settings.database_url)
         migrate(engine)
         sessions = make_sessionmaker(engine)
+        plan = self._plan(profiles)
+        register_fleet(sessions, plan)
         self.worker = IngestWorker(settings, sessions)
         self.worker.start()
         self.api = ApiServer(create_app(settings, sessions), cfg.api_host, cfg.api_port).start()
-        self._start_devices(profiles)
+        self._start_devices(plan)
         self._presser.start()
 
-    def _start_devices(self, profiles: list[tuple[Path, Profile]]) -> None:
-        assert self.broker is not None
+    def _plan(self, profiles: list[tuple[Path, Profile]]) -> list[PlannedDevice]:
         usable = [(path, prof) for path, prof in profiles if prof.buttons]
+        plan = []
         for index in range(self.config.devices):
             path, profile = usable[index % len(usable)]
+            device_id = f"{profile.profile}-{index // len(usable) + 1:02d}"
+            plan.append(PlannedDevice(device_id, path, profile, DEMO_SITES[index % 2].id))
+        return plan
+
+    def _start_devices(self, plan: list[PlannedDevice]) -> None:
+        assert self.broker is not None
+        for index, (device_id, path, profile, _site) in enumerate(plan):
             settings = AgentSettings(
-                device_id=f"{profile.profile}-{index // len(usable) + 1:02d}",
+                device_id=device_id,
                 profile=path,
                 broker_url=self.broker.url,
                 mqtt_protocol=self.broker.protocol,

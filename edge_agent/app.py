@@ -364,6 +364,7 @@ class EdgeAgent:
                 agent_version=__version__,
                 profile=self.profile.profile,
                 config_hash=self.profile.config_hash(),
+                interval_s=self.profile.heartbeat_interval_s,
                 uptime_s=round(time.monotonic() - self._started, 3),
                 backlog=backlog,
                 oldest_pending_s=None if oldest is None else round(oldest, 3),

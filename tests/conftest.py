@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate
+from cloud.devices.models import Device
 from cloud.ingest.models import IngestedMessage
 from cloud.main import create_app
 from cloud.server import ApiServer
@@ -103,11 +104,31 @@ class CloudStack:
                 query = query.where(IngestedMessage.type.in_(types))
             return list(db_session.scalars(query.order_by(IngestedMessage.received_at)))
 
+    def readings(self, device_id: str) -> dict[str, float]:
+        """The latest value of each signal the cloud stored for a device."""
+        from cloud.telemetry import service as telemetry
+
+        with self.sessions() as db_session:
+            rows = telemetry.latest(db_session=db_session, device_id=device_id)
+            return {r.name: r.value for r in rows}
+
+    def device(self, device_id: str) -> Device | None:
+        """The device's registry entry and presence, if registered."""
+        from cloud.devices import service as devices
+
+        with self.sessions() as db_session:
+            return devices.get(db_session=db_session, device_id=device_id)
+
 
 @pytest.fixture
 def cloud(mosquitto: MosquittoBroker, database_url: str) -> Iterator[CloudStack]:
     """Ingest worker and API (real uvicorn) on the test's Mosquitto and database."""
-    settings = CloudSettings(database_url=database_url, mqtt_url=mosquitto.url)
+    settings = CloudSettings(
+        database_url=database_url,
+        mqtt_url=mosquitto.url,
+        auto_register=True,
+        sweep_interval_s=0.5,
+    )
     engine = make_engine(database_url)
     migrate(engine)
     sessions = make_sessionmaker(engine)
@@ -119,3 +140,16 @@ def cloud(mosquitto: MosquittoBroker, database_url: str) -> Iterator[CloudStack]
     api.stop()
     worker.stop()
     engine.dispose()
+
+
+@pytest.fixture
+def worker_for() -> Iterator[object]:
+    """An IngestWorker over given sessions, never started (its DB paths called directly)."""
+    made: list[IngestWorker] = []
+
+    def make(sessions: sessionmaker[Session], **settings: object) -> IngestWorker:
+        worker = IngestWorker(CloudSettings(mqtt_url="mqtt://127.0.0.1:1", **settings), sessions)
+        made.append(worker)
+        return worker
+
+    yield make

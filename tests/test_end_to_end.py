@@ -53,7 +53,7 @@ def test_a_button_press_becomes_a_ticket(cloud: CloudStack, agent: EdgeAgent) ->
     pin.drive_low()
     pin.drive_high()  # a single press, decided when the double-press window closes
 
-    tickets = wait_for(lambda: httpx.get(f"{api_url}/api/tickets").json(), 10, "a ticket")
+    tickets = wait_for(lambda: httpx.get(f"{api_url}/api/tickets").json()["items"], 10, "a ticket")
     assert len(tickets) == 1
     ticket = tickets[0]
     assert (ticket["device_id"], ticket["category"], ticket["source"], ticket["state"]) == (
@@ -92,7 +92,9 @@ def test_garbage_is_counted_and_the_worker_keeps_going(cloud, mosquitto: Mosquit
             (uplink_topic("pos-7", Channel.BUTTON), encode(good)),
         ]:
             assert sender.publish(topic, payload).sent
-        tickets = wait_for(lambda: httpx.get(f"{api_url}/api/tickets").json(), 10, "ticket")
+        tickets = wait_for(
+            lambda: httpx.get(f"{api_url}/api/tickets").json()["items"], 10, "ticket"
+        )
         assert [t["device_id"] for t in tickets] == ["pos-7"]
         wait_for(lambda: sum(worker.stats.rejected.values()) == 4, 10, "4 rejections")
         assert dict(worker.stats.rejected) == {

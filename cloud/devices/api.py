@@ -2,16 +2,80 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import timedelta
+from typing import Annotated
 
+from fastapi import APIRouter, Query
+
+from cloud.clock import utc_now
 from cloud.deps import SessionDep
 from cloud.devices import service
-from cloud.devices.schemas import DeviceOut
+from cloud.devices.schemas import DeviceDetail, DeviceIn, DeviceOut, FaultOut, ReadingOut
+from cloud.errors import Conflict
+from cloud.telemetry import service as telemetry
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])
 
 
 @router.get("", response_model=list[DeviceOut])
-def list_devices(db_session: SessionDep) -> list[DeviceOut]:
-    """Every registered device with its presence."""
-    return [DeviceOut.model_validate(d) for d in service.list_all(db_session=db_session)]
+def list_devices(
+    db_session: SessionDep,
+    site_id: str | None = None,
+    presence: str | None = None,
+    profile: str | None = None,
+) -> list[DeviceOut]:
+    """Registered devices with their presence; filter by site, presence or profile."""
+    rows = service.list_all(
+        db_session=db_session, site_id=site_id, presence=presence, profile=profile
+    )
+    return [DeviceOut.model_validate(d) for d in rows]
+
+
+@router.get("/{device_id}", response_model=DeviceDetail)
+def get_device(device_id: str, db_session: SessionDep) -> DeviceDetail:
+    """One device with its faults and latest readings."""
+    device = service.get_or_raise(db_session=db_session, device_id=device_id)
+    return DeviceDetail.model_validate(
+        {
+            **DeviceOut.model_validate(device).model_dump(),
+            "faults": [
+                FaultOut.model_validate(f)
+                for f in service.faults_of(db_session=db_session, device_id=device_id)
+            ],
+            "readings": [
+                ReadingOut.model_validate(r)
+                for r in telemetry.latest(db_session=db_session, device_id=device_id)
+            ],
+        }
+    )
+
+
+@router.put("/{device_id}", response_model=DeviceOut)
+def put_device(device_id: str, device_in: DeviceIn, db_session: SessionDep) -> DeviceOut:
+    """Register a device or update its registry entry."""
+    if device_in.id != device_id:
+        raise Conflict(f"the body's id {device_in.id!r} differs from the path's {device_id!r}")
+    device = service.register(db_session=db_session, device_in=device_in, now=utc_now())
+    db_session.commit()
+    return DeviceOut.model_validate(device)
+
+
+@router.get("/{device_id}/telemetry")
+def device_telemetry(
+    device_id: str,
+    db_session: SessionDep,
+    minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60,
+    name: str | None = None,
+) -> dict[str, list[tuple[str, float]]]:
+    """The recent window (10 s buckets) per signal: {signal: [[time, value], ...]}."""
+    service.get_or_raise(db_session=db_session, device_id=device_id)
+    rows = telemetry.recent(
+        db_session=db_session,
+        device_id=device_id,
+        name=name,
+        since=utc_now() - timedelta(minutes=minutes),
+    )
+    series: dict[str, list[tuple[str, float]]] = {}
+    for row in rows:
+        series.setdefault(row.name, []).append((row.bucket.isoformat(), row.value))
+    return series

@@ -1,93 +1,346 @@
-"""The ingest use case: one validated message, one transaction, idempotent by message id."""
+"""The ingest use cases: validated device messages become devices, tickets and telemetry.
+
+Events (button, fault, status) are handled one per transaction, idempotent by message id.
+Bulk messages (telemetry, heartbeats) are handled a batch per transaction; they are
+idempotent by nature (latest-wins updates, insert-or-ignore buckets).
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.devices import service as devices
+from cloud.devices.models import Device
+from cloud.devices.presence import Presence, offline_since, offline_ticket_due
+from cloud.devices.schemas import DeviceIn
 from cloud.ingest.models import IngestedMessage
-from cloud.tickets import service as tickets
-from cloud.tickets.rules import TicketDraft, draft_from_button, draft_from_fault
-from contracts import ButtonEvent, FaultEvent, Heartbeat, Status, UplinkMessage
+from cloud.telemetry import service as telemetry
+from cloud.telemetry.service import Sample
+from cloud.tickets import engine
+from cloud.tickets.taxonomy import Taxonomy
+from contracts import (
+    ButtonEvent,
+    ContractViolation,
+    FaultEvent,
+    FaultState,
+    Heartbeat,
+    Rejection,
+    Severity,
+    Status,
+    Telemetry,
+)
 
 _LOGGER = logging.getLogger(__name__)
-# Events the agent keeps in its outbox until the cloud confirms them.
-CONFIRMED_TYPES = frozenset({"button", "fault"})
+EventMessage = ButtonEvent | FaultEvent | Status
+BulkMessage = Telemetry | Heartbeat
+
+
+@dataclass(frozen=True, slots=True)
+class IngestContext:
+    """Policy the ingest path applies."""
+
+    taxonomy: Taxonomy
+    max_clock_skew: timedelta = timedelta(minutes=5)
+    auto_register: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    """What happened to one message; `receipt` says the device should get a receipt."""
+    """What happened to one event; `receipt` says the device should get a receipt."""
 
     message_id: str
     device_id: str
     duplicate: bool
     receipt: bool
     ticket_id: int | None = None
+    opened: bool = False
+    category: str | None = None
 
 
-def already_ingested(*, db_session: Session, message_id: str) -> IngestedMessage | None:
-    """The record of an earlier delivery of this message, if any."""
-    return db_session.get(IngestedMessage, message_id)
-
-
-def ingest(*, db_session: Session, message: UplinkMessage, now: datetime) -> IngestResult:
-    """Apply one message. The caller commits; a concurrent duplicate fails on the primary key."""
-    previous = already_ingested(db_session=db_session, message_id=message.message_id)
-    receipt = message.type in CONFIRMED_TYPES
-    if previous is not None:
-        return IngestResult(
-            message.message_id, message.device_id, True, receipt, previous.ticket_id
+def check_clock(message: EventMessage | BulkMessage, now: datetime, ctx: IngestContext) -> None:
+    """Refuse timestamps absurdly far in the future (a device clock gone wrong)."""
+    if message.timestamp > now + ctx.max_clock_skew:
+        ahead = (message.timestamp - now).total_seconds()
+        raise ContractViolation(
+            Rejection.FUTURE_TIMESTAMP,
+            f"timestamp {message.timestamp.isoformat()} is {ahead:.0f}s ahead of the cloud's "
+            f"clock (more than {ctx.max_clock_skew.total_seconds():.0f}s): fix the device's NTP",
         )
-    profile = message.profile if isinstance(message, Status | Heartbeat) else None
-    device = devices.seen(
-        db_session=db_session, device_id=message.device_id, at=message.timestamp, profile=profile
+
+
+def known_device(db_session: Session, device_id: str, ctx: IngestContext, now: datetime) -> Device:
+    """The registered device (row-locked: one device's events are applied one at a time)."""
+    device = devices.get(db_session=db_session, device_id=device_id, lock=True)
+    if device is not None:
+        return device
+    if ctx.auto_register:
+        return devices.register(db_session=db_session, device_in=DeviceIn(id=device_id), now=now)
+    raise ContractViolation(
+        Rejection.UNKNOWN_DEVICE,
+        f"device {device_id!r} is not registered: provision it (crowdfix provision device) "
+        "or register it (PUT /api/devices/{id})",
     )
+
+
+def ingest_event(
+    *, db_session: Session, message: EventMessage, ctx: IngestContext, now: datetime
+) -> IngestResult:
+    """Apply one event. The caller commits; a concurrent duplicate fails on the primary key."""
+    check_clock(message, now, ctx)
     if isinstance(message, Status):
-        device.presence = message.state
-    if isinstance(message, Heartbeat):
-        device.agent_version = message.agent_version
-        device.presence = "online"
-    ticket_id = _open_ticket_for(db_session, message, now)
-    db_session.add(
-        IngestedMessage(
-            message_id=message.message_id,
-            device_id=message.device_id,
-            type=message.type,
-            seq=message.seq,
-            received_at=now,
-            ticket_id=ticket_id,
+        device = known_device(db_session, message.device_id, ctx, now)
+        devices.apply_status(
+            device, message.state, message.timestamp, message.profile, message.agent_version
         )
-    )
-    db_session.flush()
-    return IngestResult(message.message_id, message.device_id, False, receipt, ticket_id)
-
-
-def _open_ticket_for(db_session: Session, message: UplinkMessage, now: datetime) -> int | None:
-    draft: TicketDraft | None = None
+        devices.refresh_presence(device, now, ctx.taxonomy.presence)
+        return IngestResult(message.message_id, message.device_id, False, False)
+    previous = db_session.get(IngestedMessage, message.message_id)
+    if previous is not None:
+        return IngestResult(message.message_id, message.device_id, True, True, previous.ticket_id)
+    record = _claim(db_session, message, ctx, now)
+    device = known_device(db_session, message.device_id, ctx, now)
+    devices.seen(device, message.timestamp)
+    site = devices.site_of(db_session=db_session, device=device)
     if isinstance(message, ButtonEvent):
-        draft = draft_from_button(message)
-    elif isinstance(message, FaultEvent):
-        draft = draft_from_fault(message)
-    if draft is None:
-        return None
-    ticket = tickets.open_ticket(
-        db_session=db_session,
-        draft=draft,
-        device_id=message.device_id,
-        opened_at=message.timestamp,
-        source_message_id=message.message_id,
-        now=now,
-    )
-    _LOGGER.info(
-        "ticket %d opened: %s (device=%s message=%s)",
-        ticket.id,
-        draft.category,
-        message.device_id,
+        outcome = engine.on_button(
+            db_session=db_session,
+            taxonomy=ctx.taxonomy,
+            device=device,
+            site=site,
+            event=message,
+            now=now,
+        )
+    else:
+        outcome = engine.on_fault(
+            db_session=db_session,
+            taxonomy=ctx.taxonomy,
+            device=device,
+            site=site,
+            fault=_fault_report(message),
+            now=now,
+        )
+    record.ticket_id = outcome.ticket_id if outcome else None
+    return IngestResult(
         message.message_id,
+        message.device_id,
+        False,
+        True,
+        record.ticket_id,
+        outcome is not None and outcome.opened,
+        outcome.category if outcome else None,
     )
-    return ticket.id
+
+
+def _claim(
+    db_session: Session, message: ButtonEvent | FaultEvent, ctx: IngestContext, now: datetime
+) -> IngestedMessage:
+    """Record the message id first: a concurrent duplicate waits here, then fails."""
+    if isinstance(message, ButtonEvent):
+        action, problem = message.action.value, ctx.taxonomy.for_button(message.category).name
+    else:
+        action, problem = message.state.value, ctx.taxonomy.for_fault(message.code).name
+    record = IngestedMessage(
+        message_id=message.message_id,
+        device_id=message.device_id,
+        type=message.type,
+        seq=message.seq,
+        action=action,
+        problem_key=problem,
+        received_at=now,
+    )
+    db_session.add(record)
+    db_session.flush()
+    return record
+
+
+def _fault_report(message: FaultEvent) -> engine.FaultReport:
+    return engine.FaultReport(
+        code=message.code,
+        raised=message.state is FaultState.RAISED,
+        severity=message.severity,
+        summary=message.summary,
+        readings=dict(message.readings),
+        at=message.timestamp,
+        seq=message.seq,
+        source_message_id=message.message_id,
+    )
+
+
+# -- bulk --------------------------------------------------------------------------------
+
+
+@dataclass
+class BulkResult:
+    """What a batch did: rejected messages (by index) and the samples stored."""
+
+    rejected: list[tuple[int, ContractViolation]] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    devices: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+
+def ingest_bulk(
+    *, db_session: Session, messages: Sequence[BulkMessage], ctx: IngestContext, now: datetime
+) -> BulkResult:
+    """Apply telemetry and heartbeats in one go; refused ones are returned, not raised."""
+    result = BulkResult()
+    known = _devices_of(db_session, {m.device_id for m in messages}, ctx, now)
+    newest: dict[str, datetime] = {}
+    beats: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    for index, message in enumerate(messages):
+        try:
+            check_clock(message, now, ctx)
+            if message.device_id not in known:
+                known_device(db_session, message.device_id, ctx, now)  # raises: unknown
+        except ContractViolation as exc:
+            result.rejected.append((index, exc))
+            continue
+        if message.device_id not in newest or message.timestamp > newest[message.device_id]:
+            newest[message.device_id] = message.timestamp
+        if isinstance(message, Telemetry):
+            result.samples.extend(
+                Sample(message.device_id, r.name, r.value, r.unit, r.timestamp)
+                for r in message.readings
+            )
+        elif message.device_id not in beats or message.timestamp > beats[message.device_id][0]:
+            beats[message.device_id] = (message.timestamp, _heartbeat_values(message))
+    telemetry.store(db_session=db_session, samples=result.samples)
+    devices.mark_seen(db_session=db_session, newest=newest)
+    devices.apply_heartbeats(db_session=db_session, beats={d: v for d, (_, v) in beats.items()})
+    result.devices = known
+    return result
+
+
+def _devices_of(
+    db_session: Session, ids: set[str], ctx: IngestContext, now: datetime
+) -> dict[str, tuple[str | None, str | None]]:
+    rows = db_session.execute(
+        select(Device.id, Device.site_id, Device.profile).where(Device.id.in_(ids))
+    ).all()
+    known = {row[0]: (row[1], row[2]) for row in rows}
+    if ctx.auto_register:
+        for device_id in ids - set(known):
+            devices.register(db_session=db_session, device_in=DeviceIn(id=device_id), now=now)
+            known[device_id] = (None, None)
+    return known
+
+
+def _heartbeat_values(message: Heartbeat) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "agent_version": message.agent_version,
+        "profile": message.profile,
+        "config_hash": message.config_hash,
+        "backlog": message.backlog,
+        "oldest_pending_s": message.oldest_pending_s,
+        "telemetry_dropped": message.telemetry_dropped,
+    }
+    if message.interval_s is not None:
+        values["heartbeat_interval_s"] = message.interval_s
+    return values
+
+
+# -- presence ----------------------------------------------------------------------------
+
+
+def sweep_device(
+    *, db_session: Session, device: Device, ctx: IngestContext, now: datetime
+) -> engine.Outcome | None:
+    """Presence of one device; an offline device past its grace period gets a ticket, and a
+    returning one clears it."""
+    policy = ctx.taxonomy.presence
+    if devices.refresh_presence(device, now, policy):
+        _LOGGER.info("device %s is %s", device.id, device.presence)
+    record = devices.fault(db_session=db_session, device_id=device.id, code=engine.OFFLINE_CODE)
+    since = offline_since(
+        last_seen=device.last_seen_at,
+        said_offline_at=device.said_offline_at,
+        heartbeat_s=device.heartbeat_interval_s,
+        policy=policy,
+    )
+    if device.presence == Presence.OFFLINE and not record.active and not device.maintenance:
+        if not offline_ticket_due(now, since, policy):
+            return None
+        fault = engine.FaultReport(
+            engine.OFFLINE_CODE,
+            True,
+            Severity.MAJOR,
+            f"No word from the device since {since:%Y-%m-%d %H:%M UTC}"
+            if since
+            else "No word from the device",
+            {},
+            since or now,
+            -1,
+            None,
+        )
+    elif device.presence == Presence.ONLINE and record.active:
+        fault = engine.FaultReport(
+            engine.OFFLINE_CODE,
+            False,
+            Severity.MAJOR,
+            "the device is back",
+            {},
+            device.last_seen_at or now,
+            -1,
+            None,
+        )
+    else:
+        return None
+    site = devices.site_of(db_session=db_session, device=device)
+    return engine.on_fault(
+        db_session=db_session, taxonomy=ctx.taxonomy, device=device, site=site, fault=fault, now=now
+    )
+
+
+def presence_candidates(*, db_session: Session, ctx: IngestContext, now: datetime) -> list[str]:
+    """Devices whose presence changes now, or whose offline ticket is due or over (one query;
+    only these get a transaction of their own)."""
+    from sqlalchemy import and_
+
+    from cloud.devices.models import DeviceFault
+    from cloud.devices.presence import presence
+
+    policy = ctx.taxonomy.presence
+    rows = db_session.execute(
+        select(
+            Device.id,
+            Device.presence,
+            Device.last_seen_at,
+            Device.said_offline_at,
+            Device.heartbeat_interval_s,
+            Device.maintenance,
+            DeviceFault.active,
+        ).outerjoin(
+            DeviceFault,
+            and_(DeviceFault.device_id == Device.id, DeviceFault.code == engine.OFFLINE_CODE),
+        )
+    ).all()
+    due = []
+    for device_id, stored, last_seen, said_offline, heartbeat, maintenance, offline_active in rows:
+        now_presence = presence(
+            now,
+            last_seen=last_seen,
+            said_offline_at=said_offline,
+            heartbeat_s=heartbeat,
+            policy=policy,
+        )
+        since = offline_since(
+            last_seen=last_seen, said_offline_at=said_offline, heartbeat_s=heartbeat, policy=policy
+        )
+        if (
+            now_presence.value != stored
+            or (
+                now_presence is Presence.OFFLINE
+                and not offline_active
+                and not maintenance
+                and offline_ticket_due(now, since, policy)
+            )
+            or (now_presence is Presence.ONLINE and offline_active)
+        ):
+            due.append(device_id)
+    return due

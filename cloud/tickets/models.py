@@ -1,30 +1,90 @@
-"""Ticket table."""
+"""Tickets and their audit trail."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloud.db import Base, UTCDateTime
 
+# Open = not resolved, closed or cancelled. One open ticket per device and problem, and one
+# open site ticket per site and problem: unique partial indexes, so concurrent workers
+# cannot both open one (the loser fails on the index and joins instead).
+OPEN_SQL = "state NOT IN ('resolved', 'closed', 'cancelled')"
+
 
 class Ticket(Base):
-    """A categorized service request about one device."""
+    """A categorized service request about one device, or about a whole site."""
 
     __tablename__ = "tickets"
+    __table_args__ = (
+        Index(
+            "uq_tickets_open_device_problem",
+            "device_id",
+            "problem_key",
+            unique=True,
+            sqlite_where=text(f"{OPEN_SQL} AND is_site = 0"),
+            postgresql_where=text(f"{OPEN_SQL} AND NOT is_site"),
+        ),
+        Index(
+            "uq_tickets_open_site_problem",
+            "site_id",
+            "problem_key",
+            unique=True,
+            sqlite_where=text(f"{OPEN_SQL} AND is_site = 1"),
+            postgresql_where=text(f"{OPEN_SQL} AND is_site"),
+        ),
+        Index("ix_tickets_site_problem_opened", "site_id", "problem_key", "opened_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"), index=True)
+    site_id: Mapped[str | None] = mapped_column(ForeignKey("sites.id"))
+    is_site: Mapped[bool] = mapped_column(Boolean, default=False)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     category: Mapped[str] = mapped_column(String(64))
+    problem_key: Mapped[str] = mapped_column(String(80))
     priority: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(24), index=True)
     source: Mapped[str] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    active_faults: Mapped[list[str]] = mapped_column(JSON, default=list)
+    flapping: Mapped[bool] = mapped_column(Boolean, default=False)
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    last_occurrence_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolution: Mapped[str] = mapped_column(String(32), default="")
     # The SLA clock starts at the device's own event time, not when the cloud heard of it.
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sla_accept_by: Mapped[datetime] = mapped_column(UTCDateTime)
+    sla_arrive_by: Mapped[datetime] = mapped_column(UTCDateTime)
+    sla_resolve_by: Mapped[datetime] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    source_message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    source_message_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class TicketEvent(Base):
+    """One entry of a ticket's audit trail: who did what, when, why."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(24))
+    to_state: Mapped[str | None] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

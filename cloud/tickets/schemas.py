@@ -1,10 +1,13 @@
-"""Ticket shapes served by the API."""
+"""Ticket shapes of the API."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloud.tickets.lifecycle import TicketState
 
 
 class TicketOut(BaseModel):
@@ -13,13 +16,70 @@ class TicketOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    device_id: str
+    device_id: str | None
+    site_id: str | None
+    is_site: bool
+    parent_id: int | None
     category: str
     priority: str
     state: str
     source: str
     title: str
     description: str
+    skills: list[str]
+    requested: bool
+    urgent: bool
+    active_faults: list[str]
+    flapping: bool
+    occurrences: int
+    resolution: str
     opened_at: datetime
+    last_occurrence_at: datetime
+    sla_accept_by: datetime
+    sla_arrive_by: datetime
+    sla_resolve_by: datetime
+    dispatched_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class TicketEventOut(BaseModel):
+    """One entry of the audit trail."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    actor: str
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    reason: str
+    data: dict[str, Any]
+
+
+class TicketDetail(TicketOut):
+    """A ticket with its snapshot, audit trail and linked device tickets."""
+
+    snapshot: dict[str, Any]
+    events: list[TicketEventOut]
+    children: list[int]
+
+
+class TicketPage(BaseModel):
+    """One page of tickets and how many match in all."""
+
+    total: int
+    items: list[TicketOut]
+
+
+class TransitionIn(BaseModel):
+    """Move a ticket to another state, saying why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: TicketState
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+    actor: Annotated[str, Field(min_length=1, max_length=80)] = "operator"
+    eta_minutes: Annotated[int, Field(ge=0, le=1440)] | None = None

@@ -58,7 +58,11 @@ def test_demo_turns_presses_into_tickets_and_stops_cleanly(broker: str, tmp_path
         assert demo.poll() is None, demo.stderr.read() if demo.stderr else ""
         devices = wait_for(lambda: len(httpx.get(f"{api}/api/devices").json()) == 2, 30, "devices")
         assert devices
-        wait_for(lambda: httpx.get(f"{api}/api/tickets").json(), 30, "a simulated press's ticket")
+        wait_for(
+            lambda: httpx.get(f"{api}/api/tickets").json()["total"],
+            30,
+            "a simulated press's ticket",
+        )
         # By hand, as the README shows.
         sent = subprocess.run(
             [
@@ -69,18 +73,27 @@ def test_demo_turns_presses_into_tickets_and_stops_cleanly(broker: str, tmp_path
                 "--broker",
                 f"mqtt://127.0.0.1:{mqtt_port}",
                 "--device",
-                "by-hand-01",
+                "kiosk-printer-01",
                 "--button",
                 "help",
                 "--category",
                 "kiosk-printer",
+                "--action",
+                "urgent",
             ],
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert sent.returncode == 0, sent.stderr
-        wait_for(lambda: httpx.get(f"{api}/api/tickets?device_id=by-hand-01").json(), 15, "by hand")
+        wait_for(
+            lambda: any(
+                t["urgent"]
+                for t in httpx.get(f"{api}/api/tickets?device_id=kiosk-printer-01").json()["items"]
+            ),
+            15,
+            "the urgent press by hand",
+        )
         assert httpx.get(f"{api}/docs").status_code == 200
     finally:
         demo.send_signal(signal.SIGINT)

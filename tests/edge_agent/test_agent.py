@@ -86,7 +86,13 @@ def test_gestures_become_requests_cancels_and_urgent_ones(rig, cloud: CloudStack
         ("double", "cancel"),
     ]
     wait_for(lambda: agent.store.pending_ids() == [], 10, "outbox emptied by receipts")
-    wait_for(lambda: agent.showing is Indication.RECEIVED, 10, "received LED")
+    # The double press cancelled the request: the cloud says so, the lights show it, then rest.
+    wait_for(
+        lambda: any(c.type == "feedback" and c.state.value == "cancelled" for c in agent.commands),
+        10,
+        "the cancelled feedback",
+    )
+    wait_for(lambda: agent.showing is Indication.IDLE, 10, "idle lights")
 
 
 def test_a_hammered_button_sends_one_request(rig, cloud: CloudStack) -> None:
@@ -131,7 +137,7 @@ def test_readings_raise_and_clear_faults_and_flow_as_telemetry(rig, cloud: Cloud
         ("raised", {"level": 75.0}),
         ("cleared", {"level": 30.0}),
     ]
-    wait_for(lambda: cloud.ingested("rig-01", "telemetry"), 10, "telemetry")
+    wait_for(lambda: cloud.readings("rig-01").get("level") == 30.0, 10, "telemetry")
     heartbeat = next(m for m in _decoded(agent) if isinstance(m, Heartbeat))
     assert heartbeat.profile == "test-rig" and heartbeat.config_hash == agent.profile.config_hash()
 

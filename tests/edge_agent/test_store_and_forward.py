@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import select
 
+from cloud.tickets.models import Ticket
 from crowdfix.brokers import MosquittoBroker
 from mqttlink import link as link_module
 from tests.conftest import ROOT, CloudStack
@@ -136,7 +138,7 @@ def recorder(mosquitto: MosquittoBroker) -> Iterator[Recorder]:
 def test_nothing_is_lost_or_doubled_across_outages_and_restarts(
     recorder: Recorder, agent: AgentProcess, mosquitto: MosquittoBroker, cloud: CloudStack
 ) -> None:
-    wait_for(lambda: cloud.ingested(DEVICE, "status"), 30, "the agent's birth message")
+    wait_for(lambda: cloud.device(DEVICE), 30, "the agent's birth message")
     agent.press("1")
     wait_for(lambda: len(_events(cloud)) == 1, 20, "a press while everything is up")
 
@@ -179,5 +181,14 @@ def test_nothing_is_lost_or_doubled_across_outages_and_restarts(
     assert len(ids) == len(set(ids)) == 8, "each event stored exactly once"
     assert set(second) <= set(ids)
     assert [e.type for e in stored].count("fault") == 2
-    # Ticket count: 6 presses open 6 requests and the raised fault one more.
-    assert cloud.worker.stats.tickets_opened == 7
+    # Tickets: one per problem. Till (pressed, then urgent), printer (twice), network (pressed,
+    # then urgent) and the level fault (raised, then cleared before dispatch: resolved).
+    with cloud.sessions() as db:
+        tickets = {t.category: t for t in db.scalars(select(Ticket))}
+    assert {c: (t.occurrences, t.state) for c, t in tickets.items()} == {
+        "till": (2, "new"),
+        "receipt-printer": (2, "new"),
+        "network": (2, "new"),
+        "general": (1, "resolved"),
+    }
+    assert tickets["till"].urgent and tickets["network"].priority == "critical"

@@ -1,0 +1,49 @@
+"""Prometheus metrics of a cloud process (one registry per process; /metrics serves it)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from prometheus_client import Counter, Gauge, Histogram
+
+
+class Metrics:
+    """The counters, gauges and histograms crowdfix exports."""
+
+    def __init__(self) -> None:
+        self.messages = Counter(
+            "crowdfix_messages_total", "Device messages received, by channel", ["channel"]
+        )
+        self.rejected = Counter(
+            "crowdfix_messages_rejected_total",
+            "Messages refused and quarantined, by reason",
+            ["reason"],
+        )
+        self.duplicates = Counter(
+            "crowdfix_messages_duplicate_total", "Redelivered events recognised by message id"
+        )
+        self.tickets_opened = Counter(
+            "crowdfix_tickets_opened_total", "Tickets opened, by category", ["category"]
+        )
+        self.latency = Histogram(
+            "crowdfix_ingest_seconds",
+            "From receipt off the wire to commit, by path",
+            ["path"],
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.queue_depth = Gauge(
+            "crowdfix_ingest_queue_depth", "Messages waiting in the worker, by path", ["path"]
+        )
+        self.broker_dropped = Gauge(
+            "crowdfix_broker_messages_dropped",
+            "Messages Mosquitto dropped (queue limits), from $SYS/broker/publish/messages/dropped",
+        )
+        self.influx_failures = Counter(
+            "crowdfix_influx_write_failures_total", "Telemetry batches InfluxDB refused"
+        )
+
+
+@cache
+def metrics() -> Metrics:
+    """The process's metrics (registered once in the default registry)."""
+    return Metrics()

@@ -1,0 +1,1 @@
+"""Outbound MQTT messages written in the same transaction as the change that causes them."""

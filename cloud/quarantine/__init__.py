@@ -1,0 +1,1 @@
+"""Quarantine: rejected input kept for operators, with the reason."""

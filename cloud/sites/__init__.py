@@ -1,0 +1,1 @@
+"""Sites: where devices stand (a shop, a branch, a building)."""

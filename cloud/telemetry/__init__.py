@@ -1,0 +1,1 @@
+"""Telemetry: latest values and a short recent window in SQL; history in InfluxDB."""

@@ -1,0 +1,109 @@
+"""Building blocks for cloud tests: registry entries and device messages."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.db import transaction
+from cloud.devices import service as devices
+from cloud.devices.schemas import DeviceIn
+from cloud.ingest.service import IngestContext, IngestResult, ingest_event
+from cloud.sites import service as sites
+from cloud.sites.schemas import SiteIn
+from cloud.tickets.taxonomy import load_taxonomy
+from contracts import ButtonEvent, FaultEvent, Status
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday, 11:00 in Zurich: business hours
+TAXONOMY = load_taxonomy()
+CTX = IngestContext(TAXONOMY)
+_seq = itertools.count(1)
+
+
+def at(minutes: float) -> datetime:
+    """T0 plus some minutes."""
+    return T0 + timedelta(minutes=minutes)
+
+
+def register(
+    sessions: sessionmaker[Session],
+    *device_ids: str,
+    site: str | None = None,
+    criticality: str = "normal",
+) -> None:
+    """Register devices (and their site)."""
+    with transaction(sessions) as db:
+        if site:
+            sites.upsert(
+                db_session=db,
+                site_in=SiteIn(id=site, name=f"Site {site}", criticality=criticality),
+                now=T0,
+            )
+        for device_id in device_ids:
+            devices.register(
+                db_session=db,
+                device_in=DeviceIn(id=device_id, site_id=site, profile="pos-terminal"),
+                now=T0,
+            )
+
+
+def press(
+    device: str,
+    category: str = "receipt-printer",
+    action: str = "request",
+    minutes: float = 0,
+    seq: int | None = None,
+) -> ButtonEvent:
+    """A button event."""
+    return ButtonEvent(
+        device_id=device,
+        timestamp=at(minutes),
+        seq=seq or next(_seq),
+        button="b",
+        category=category,
+        action=action,
+    )
+
+
+def fault(
+    device: str,
+    code: str,
+    raised: bool = True,
+    minutes: float = 0,
+    severity: str = "major",
+    seq: int | None = None,
+) -> FaultEvent:
+    """A fault raise or clear."""
+    return FaultEvent(
+        device_id=device,
+        timestamp=at(minutes),
+        seq=seq or next(_seq),
+        code=code,
+        state="raised" if raised else "cleared",
+        severity=severity,
+        summary=f"{code} summary",
+        readings={"level": 1.0},
+    )
+
+
+def status(device: str, state: str, minutes: float = 0) -> Status:
+    """A birth or last-will message."""
+    return Status(device_id=device, timestamp=at(minutes), seq=next(_seq), state=state)
+
+
+def ingest(
+    sessions: sessionmaker[Session],
+    message: ButtonEvent | FaultEvent | Status,
+    now: datetime | None = None,
+    ctx: IngestContext = CTX,
+) -> IngestResult:
+    """Apply one event in its own transaction."""
+    with transaction(sessions) as db:
+        return ingest_event(
+            db_session=db,
+            message=message,
+            ctx=ctx,
+            now=now or message.timestamp + timedelta(seconds=1),
+        )
