@@ -375,9 +375,11 @@ class EdgeAgent:
     def _envelope(self) -> dict[str, Any]:
         return {"device_id": self.device_id, "timestamp": utc_now(), "seq": self._store.next_seq()}
 
-    def _status(self, state: Literal["online", "offline"]) -> Status:
+    def _status(self, state: Literal["online", "offline"], session_started: datetime) -> Status:
+        """Birth, will and goodbye carry the start of their MQTT session (see the protocol)."""
+        envelope = {**self._envelope(), "timestamp": session_started}
         return Status(
-            **self._envelope(), state=state, agent_version=__version__, profile=self.profile.profile
+            **envelope, state=state, agent_version=__version__, profile=self.profile.profile
         )
 
     def _own(self, hardware: Any) -> Any:

@@ -121,13 +121,25 @@ class CloudStack:
 
 
 @pytest.fixture
-def cloud(mosquitto: MosquittoBroker, database_url: str) -> Iterator[CloudStack]:
+def cloud_overrides() -> dict[str, object]:
+    """CloudSettings a test module wants different (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def cloud(
+    mosquitto: MosquittoBroker, database_url: str, cloud_overrides: dict[str, object]
+) -> Iterator[CloudStack]:
     """Ingest worker and API (real uvicorn) on the test's Mosquitto and database."""
-    settings = CloudSettings(
-        database_url=database_url,
-        mqtt_url=mosquitto.url,
-        auto_register=True,
-        sweep_interval_s=0.5,
+    settings = CloudSettings.model_validate(
+        {
+            "database_url": database_url,
+            "mqtt_url": mosquitto.url,
+            "auto_register": True,
+            "sweep_interval_s": 0.5,
+            "metrics_port": 0,
+            **cloud_overrides,
+        }
     )
     engine = make_engine(database_url)
     migrate(engine)

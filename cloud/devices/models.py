@@ -26,7 +26,10 @@ class Device(Base):
     maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
     presence: Mapped[str] = mapped_column(String(16), default="unknown")
     presence_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    said_offline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The newest status message: "online" (birth) or "offline" (last will, goodbye), stamped
+    # with the start of its MQTT session (see cloud/devices/presence.py).
+    status: Mapped[str | None] = mapped_column(String(16))
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_interval_s: Mapped[float | None] = mapped_column(Float)
     agent_version: Mapped[str | None] = mapped_column(String(32))

@@ -1,5 +1,12 @@
-"""Pure presence: online, stale or offline from the last will, the last message and the
-heartbeat interval; and when an offline device deserves a ticket."""
+"""Pure presence: online, stale or offline from the status messages and the heartbeats; and
+when an offline device deserves a ticket.
+
+Status messages (the retained birth and the last will) carry the time their MQTT session
+began, so the will of a session and its birth have the same timestamp and a newer session's
+birth is later than any older will, whatever order they arrive in. An offline status is final
+until a newer session says it is online: messages of the dead session that arrive late do not
+bring the device back.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +25,29 @@ class Presence(StrEnum):
     OFFLINE = "offline"
 
 
+def newer_status(
+    current: str | None, current_at: datetime | None, state: str, at: datetime
+) -> bool:
+    """True when a status message (state, session start) replaces the current one; for the same
+    session, offline wins (its will comes after its birth)."""
+    if current_at is None or at > current_at:
+        return True
+    return at == current_at and state == "offline" and current != "offline"
+
+
 def presence(
     now: datetime,
     *,
     last_seen: datetime | None,
-    said_offline_at: datetime | None,
+    status: str | None,
     heartbeat_s: float | None,
     policy: PresencePolicy,
 ) -> Presence:
-    """The device's presence now. A last will (or goodbye) after the last message is final."""
-    if last_seen is None:
-        return Presence.OFFLINE if said_offline_at else Presence.UNKNOWN
-    if said_offline_at is not None and said_offline_at >= last_seen:
+    """The device's presence now."""
+    if status == "offline":
         return Presence.OFFLINE
+    if last_seen is None:
+        return Presence.UNKNOWN
     interval = heartbeat_s or policy.default_heartbeat_s
     silent = (now - last_seen).total_seconds()
     if silent > policy.offline_after_heartbeats * interval:
@@ -38,22 +55,6 @@ def presence(
     if silent > policy.stale_after_heartbeats * interval:
         return Presence.STALE
     return Presence.ONLINE
-
-
-def offline_since(
-    *,
-    last_seen: datetime | None,
-    said_offline_at: datetime | None,
-    heartbeat_s: float | None,
-    policy: PresencePolicy,
-) -> datetime | None:
-    """When an offline device went offline (its will, or the end of the heartbeat allowance)."""
-    if said_offline_at is not None and (last_seen is None or said_offline_at >= last_seen):
-        return said_offline_at
-    if last_seen is None:
-        return None
-    interval = heartbeat_s or policy.default_heartbeat_s
-    return last_seen + timedelta(seconds=policy.offline_after_heartbeats * interval)
 
 
 def offline_ticket_due(now: datetime, since: datetime | None, policy: PresencePolicy) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cloud.devices.models import Device, DeviceFault, FaultTransition
-from cloud.devices.presence import Presence, presence
+from cloud.devices.presence import Presence, newer_status, presence
 from cloud.devices.schemas import DeviceIn
 from cloud.errors import Conflict, NotFound
 from cloud.sites.models import Site
@@ -76,11 +76,10 @@ def seen(device: Device, at: datetime) -> None:
 def apply_status(
     device: Device, state: str, at: datetime, profile: str | None, version: str
 ) -> None:
-    """The retained birth message or the last will."""
-    if state == "offline":
-        if device.said_offline_at is None or at > device.said_offline_at:
-            device.said_offline_at = at
-    else:
+    """A birth message or a last will (stamped with the start of its session)."""
+    if newer_status(device.status, device.status_at, state, at):
+        device.status, device.status_at = state, at
+    if state == "online":
         seen(device, at)
     device.profile = profile or device.profile
     device.agent_version = version or device.agent_version
@@ -108,7 +107,7 @@ def refresh_presence(device: Device, now: datetime, policy: PresencePolicy) -> b
     current = presence(
         now,
         last_seen=device.last_seen_at,
-        said_offline_at=device.said_offline_at,
+        status=device.status,
         heartbeat_s=device.heartbeat_interval_s,
         policy=policy,
     )

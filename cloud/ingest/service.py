@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from cloud.devices import service as devices
-from cloud.devices.models import Device
-from cloud.devices.presence import Presence, offline_since, offline_ticket_due
+from cloud.devices.models import Device, DeviceFault
+from cloud.devices.presence import Presence, offline_ticket_due, presence
 from cloud.devices.schemas import DeviceIn
 from cloud.ingest.models import IngestedMessage
 from cloud.telemetry import service as telemetry
@@ -257,26 +257,13 @@ def sweep_device(
     if devices.refresh_presence(device, now, policy):
         _LOGGER.info("device %s is %s", device.id, device.presence)
     record = devices.fault(db_session=db_session, device_id=device.id, code=engine.OFFLINE_CODE)
-    since = offline_since(
-        last_seen=device.last_seen_at,
-        said_offline_at=device.said_offline_at,
-        heartbeat_s=device.heartbeat_interval_s,
-        policy=policy,
-    )
+    since = device.presence_since
     if device.presence == Presence.OFFLINE and not record.active and not device.maintenance:
         if not offline_ticket_due(now, since, policy):
             return None
+        summary = f"No word from the device since {since or now:%Y-%m-%d %H:%M:%S} UTC"
         fault = engine.FaultReport(
-            engine.OFFLINE_CODE,
-            True,
-            Severity.MAJOR,
-            f"No word from the device since {since:%Y-%m-%d %H:%M UTC}"
-            if since
-            else "No word from the device",
-            {},
-            since or now,
-            -1,
-            None,
+            engine.OFFLINE_CODE, True, Severity.MAJOR, summary, {}, since or now, -1, None
         )
     elif device.presence == Presence.ONLINE and record.active:
         fault = engine.FaultReport(
@@ -300,18 +287,14 @@ def sweep_device(
 def presence_candidates(*, db_session: Session, ctx: IngestContext, now: datetime) -> list[str]:
     """Devices whose presence changes now, or whose offline ticket is due or over (one query;
     only these get a transaction of their own)."""
-    from sqlalchemy import and_
-
-    from cloud.devices.models import DeviceFault
-    from cloud.devices.presence import presence
-
     policy = ctx.taxonomy.presence
     rows = db_session.execute(
         select(
             Device.id,
             Device.presence,
+            Device.presence_since,
             Device.last_seen_at,
-            Device.said_offline_at,
+            Device.status,
             Device.heartbeat_interval_s,
             Device.maintenance,
             DeviceFault.active,
@@ -321,26 +304,20 @@ def presence_candidates(*, db_session: Session, ctx: IngestContext, now: datetim
         )
     ).all()
     due = []
-    for device_id, stored, last_seen, said_offline, heartbeat, maintenance, offline_active in rows:
-        now_presence = presence(
-            now,
-            last_seen=last_seen,
-            said_offline_at=said_offline,
-            heartbeat_s=heartbeat,
-            policy=policy,
-        )
-        since = offline_since(
-            last_seen=last_seen, said_offline_at=said_offline, heartbeat_s=heartbeat, policy=policy
+    for row in rows:
+        device_id, stored, since, last_seen, status, heartbeat, maintenance, offline_active = row
+        current = presence(
+            now, last_seen=last_seen, status=status, heartbeat_s=heartbeat, policy=policy
         )
         if (
-            now_presence.value != stored
+            current.value != stored
             or (
-                now_presence is Presence.OFFLINE
+                current is Presence.OFFLINE
                 and not offline_active
                 and not maintenance
                 and offline_ticket_due(now, since, policy)
             )
-            or (now_presence is Presence.ONLINE and offline_active)
+            or (current is Presence.ONLINE and offline_active)
         ):
             due.append(device_id)
     return due

@@ -6,6 +6,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Literal
 
 from contracts import (
@@ -34,7 +35,7 @@ class DeviceTransport:
         broker: BrokerSettings,
         device_id: str,
         *,
-        make_status: Callable[[Literal["online", "offline"]], Status],
+        make_status: Callable[[Literal["online", "offline"], datetime], Status],
         on_command: Callable[[DownlinkMessage], None],
         on_connect: Callable[[], None] | None = None,
     ) -> None:
@@ -43,12 +44,13 @@ class DeviceTransport:
         self._on_command = on_command
         self._on_connect_cb = on_connect
         self._status_topic = uplink_topic(device_id, Channel.STATUS)
+        self._session_started = datetime.now(UTC)
         self._link = MqttLink(
             broker,
             client_id=device_id,
             on_message=self._handle_message,
             on_connect=self._handle_connect,
-            will=lambda: Will(self._status_topic, encode(make_status("offline")), 1, True),
+            will=self._will,
             persistent_session=True,
             session_expiry_s=SESSION_EXPIRY_S,
         )
@@ -66,8 +68,17 @@ class DeviceTransport:
     def stop(self) -> None:
         """Publish a retained offline status (a clean exit is not a crash) and disconnect."""
         if self._link.connected:
-            self._link.publish(self._status_topic, encode(self._make_status("offline")), 1, True)
+            self._link.publish(self._status_topic, self._status("offline"), 1, True)
         self._link.stop()
+
+    def _will(self) -> Will:
+        """Called before every connection attempt: a new session begins. Its last will and its
+        birth carry the session's start, so the cloud can tell sessions apart."""
+        self._session_started = datetime.now(UTC)
+        return Will(self._status_topic, self._status("offline"), 1, True)
+
+    def _status(self, state: Literal["online", "offline"]) -> bytes:
+        return encode(self._make_status(state, self._session_started))
 
     def send(self, message: UplinkMessage) -> PublishResult:
         """Publish an uplink message with QoS 1 on its channel."""
@@ -79,7 +90,7 @@ class DeviceTransport:
         return self._link.publish(topic, payload, qos=1, retain=channel is Channel.STATUS)
 
     def _handle_connect(self, _generation: int) -> None:
-        self._link.publish(self._status_topic, encode(self._make_status("online")), 1, True)
+        self._link.publish(self._status_topic, self._status("online"), 1, True)
         if self._on_connect_cb is not None:
             self._on_connect_cb()
 

@@ -22,9 +22,9 @@ CTX = IngestContext(TAXONOMY)
 _seq = itertools.count(1)
 
 
-def at(minutes: float) -> datetime:
-    """T0 plus some minutes."""
-    return T0 + timedelta(minutes=minutes)
+def at(minutes: float, base: datetime = T0) -> datetime:
+    """A moment some minutes after base (T0 unless said)."""
+    return base + timedelta(minutes=minutes)
 
 
 def register(
@@ -55,11 +55,12 @@ def press(
     action: str = "request",
     minutes: float = 0,
     seq: int | None = None,
+    base: datetime = T0,
 ) -> ButtonEvent:
     """A button event."""
     return ButtonEvent(
         device_id=device,
-        timestamp=at(minutes),
+        timestamp=at(minutes, base),
         seq=seq or next(_seq),
         button="b",
         category=category,
@@ -74,11 +75,12 @@ def fault(
     minutes: float = 0,
     severity: str = "major",
     seq: int | None = None,
+    base: datetime = T0,
 ) -> FaultEvent:
     """A fault raise or clear."""
     return FaultEvent(
         device_id=device,
-        timestamp=at(minutes),
+        timestamp=at(minutes, base),
         seq=seq or next(_seq),
         code=code,
         state="raised" if raised else "cleared",

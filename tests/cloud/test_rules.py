@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloud.devices.presence import Presence, offline_since, offline_ticket_due, presence
+from cloud.devices.presence import Presence, newer_status, offline_ticket_due, presence
 from cloud.tickets import rules
 from cloud.tickets.lifecycle import OPEN, TRANSITIONS, TicketState, can_transition
 from cloud.tickets.taxonomy import AutoResolve, Flapping, Priority, SiteGrouping, load_taxonomy
@@ -250,14 +250,20 @@ def test_the_state_machine_ends_in_closed_or_cancelled() -> None:
 def test_presence_from_silence_and_the_last_will() -> None:
     policy = TAX.presence
     seen = NOW - timedelta(seconds=100)
-    kw = {"said_offline_at": None, "heartbeat_s": 60, "policy": policy}
+    kw = {"status": "online", "heartbeat_s": 60, "policy": policy}
     assert presence(NOW, last_seen=seen, **kw) is Presence.ONLINE
     assert presence(NOW + timedelta(seconds=100), last_seen=seen, **kw) is Presence.STALE
     assert presence(NOW + timedelta(seconds=300), last_seen=seen, **kw) is Presence.OFFLINE
-    will = {**kw, "said_offline_at": NOW}
-    assert presence(NOW, last_seen=seen, **will) is Presence.OFFLINE
-    since = offline_since(last_seen=seen, said_offline_at=NOW, heartbeat_s=60, policy=policy)
-    assert since == NOW
-    assert not offline_ticket_due(NOW + timedelta(minutes=4), since, policy)
-    assert offline_ticket_due(NOW + timedelta(minutes=5), since, policy)
+    assert presence(NOW, last_seen=seen, **{**kw, "status": "offline"}) is Presence.OFFLINE
     assert presence(NOW, last_seen=None, **kw) is Presence.UNKNOWN
+    assert not offline_ticket_due(NOW + timedelta(minutes=4), NOW, policy)
+    assert offline_ticket_due(NOW + timedelta(minutes=5), NOW, policy)
+
+
+def test_status_messages_are_ordered_by_session() -> None:
+    session1, session2 = NOW, NOW + timedelta(minutes=10)
+    assert newer_status(None, None, "online", session1)
+    assert newer_status("online", session1, "offline", session1)  # its own will
+    assert not newer_status("offline", session1, "online", session1)  # a late birth: no
+    assert newer_status("offline", session1, "online", session2)  # a new session
+    assert not newer_status("online", session2, "offline", session1)  # an old will, late
