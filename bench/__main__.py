@@ -7,6 +7,7 @@ import sys
 
 BENCHMARKS = {
     "footprint": "bench.footprint",
+    "ingest": "bench.ingest",
 }
 
 

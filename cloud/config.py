@@ -30,7 +30,11 @@ class CloudSettings(BaseSettings):
     mqtt_ca_file: Path | None = None
     # Workers of one group share the stream ($share/<group>/...); empty = plain subscription.
     ingest_group: str = "crowdfix-ingest"
-    # Unique per worker: its durable session (unacked messages) is bound to this id.
+    # How long the broker keeps a vanished worker's session (and queues its share of the
+    # stream for it). Events are resent by the agents' outboxes; telemetry waiting for a
+    # worker that never returns is lost when this runs out.
+    ingest_session_expiry_s: int = Field(default=600, ge=0, le=7 * 24 * 3600)
+    # Unique and stable per worker: its durable session (unacked messages) is bound to it.
     ingest_client_id: str = Field(default_factory=lambda: f"crowdfix-ingest-{gethostname()}")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

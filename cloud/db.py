@@ -75,15 +75,35 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
+        # pysqlite opens a transaction only before the first write, so reads ran outside it
+        # and a read-modify-write could lose an update. The driver is put in autocommit and
+        # the transaction begins at the first statement (IMMEDIATE for writers: see below).
+        engine = create_engine(parsed, connect_args={"timeout": 30, "isolation_level": None})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Session factory; objects stay readable after commit."""
+def _sqlite_begin(connection: Any) -> None:
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_sessionmaker(engine: Engine, *, writer: bool = False) -> sessionmaker[Session]:
+    """Session factory; objects stay readable after commit. A writer's SQLite transactions
+    take the write lock when they begin (BEGIN IMMEDIATE), so what they read cannot change
+    under them before they write."""
+    if writer and engine.dialect.name == "sqlite":
+        engine = engine.execution_options(sqlite_begin="IMMEDIATE")
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def writer_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """A writer's session factory over the same engine."""
+    bind = sessions.kw["bind"]
+    engine = bind.engine if hasattr(bind, "engine") else bind
+    return make_sessionmaker(engine, writer=True)
 
 
 @contextmanager

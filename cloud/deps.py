@@ -15,4 +15,12 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_writer_db(request: Request) -> Iterator[Session]:
+    """A session for a request that changes things (on SQLite it takes the write lock at
+    once, so what it reads cannot change before it writes)."""
+    with request.app.state.writer_sessions() as session:
+        yield session
+
+
 SessionDep = Annotated[Session, Depends(get_db)]
+WriterSessionDep = Annotated[Session, Depends(get_writer_db)]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import __version__
 from cloud.config import CloudSettings
-from cloud.db import make_engine, make_sessionmaker, migrate
+from cloud.db import make_engine, make_sessionmaker, migrate, writer_sessions
 from cloud.devices.api import router as devices_router
 from cloud.errors import CloudError, Conflict, NotFound
 from cloud.metrics import metrics
@@ -34,6 +34,7 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
         description="Help buttons and device faults become dispatched service tickets.",
     )
     app.state.sessions = sessions
+    app.state.writer_sessions = writer_sessions(sessions)
     app.state.settings = settings
     for router in (tickets_router, devices_router, sites_router, quarantine_router):
         app.include_router(router)

@@ -14,6 +14,11 @@ class Metrics:
         self.messages = Counter(
             "crowdfix_messages_total", "Device messages received, by channel", ["channel"]
         )
+        self.processed = Counter(
+            "crowdfix_messages_processed_total",
+            "Device messages stored (or quarantined) and acknowledged, by path",
+            ["path"],
+        )
         self.rejected = Counter(
             "crowdfix_messages_rejected_total",
             "Messages refused and quarantined, by reason",

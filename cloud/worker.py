@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -29,7 +30,7 @@ from cloud.adapters.influx import InfluxSink
 from cloud.adapters.mqtt import CloudMqtt
 from cloud.clock import utc_now
 from cloud.config import CloudSettings
-from cloud.db import transaction
+from cloud.db import transaction, writer_sessions
 from cloud.devices import service as devices
 from cloud.ingest.service import (
     BulkMessage,
@@ -52,12 +53,14 @@ from mqttlink import Inbound
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 DB_RETRY_MAX_S = 10.0
-BULK_MAX = 1000  # messages per bulk transaction
+BULK_MAX = 500  # messages per bulk transaction (short transactions: events wait less)
 BULK_WAIT_S = 0.05  # how long a bulk batch may gather
 RELAY_EVERY_S = 0.2
 PRUNE_EVERY_S = 600.0
 BULK_CHANNELS = ("telemetry", "heartbeat")
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+DRAIN_SETTLE_S = 0.3
+SWITCH_INTERVAL_S = 0.001
 
 
 @dataclass
@@ -82,7 +85,7 @@ class IngestWorker:
         taxonomy: Taxonomy | None = None,
     ) -> None:
         self._settings = settings
-        self._sessions = sessions
+        self._sessions = writer_sessions(sessions)
         self.ctx = IngestContext(
             taxonomy or settings.taxonomy(),
             max_clock_skew=timedelta(seconds=settings.max_clock_skew_s),
@@ -93,15 +96,25 @@ class IngestWorker:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.stats = IngestStats()
+        self._written = telemetry.WrittenBuckets()
+        sqlite = sessions.kw["bind"].dialect.name == "sqlite"
+        self._sqlite_gate: threading.Lock | None = threading.Lock() if sqlite else None
         self._metrics = metrics()
         self._influx = _influx(settings)
         self.mqtt = CloudMqtt(
-            settings.broker(), settings.ingest_client_id, settings.ingest_group, self._route
+            settings.broker(),
+            settings.ingest_client_id,
+            settings.ingest_group,
+            self._route,
+            session_expiry_s=settings.ingest_session_expiry_s,
         )
         self.mqtt.link.subscribe(DROPPED_TOPIC, qos=0)
 
     def start(self) -> None:
         """Start the processing threads, then connect."""
+        # Hand the GIL over every millisecond (not 5): a press waiting behind a telemetry
+        # batch's Python work is served sooner.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         for name, target in (
             ("ingest-events", self._serve_events),
             ("ingest-bulk", self._serve_bulk),
@@ -112,14 +125,29 @@ class IngestWorker:
             self._threads.append(thread)
         self.mqtt.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking messages; what is not acknowledged is redelivered later."""
+    def stop(self, timeout: float = 10.0, *, drain: bool = True) -> None:
+        """Stop. drain (a graceful stop): leave the shared subscription, finish and acknowledge
+        what was received, and end the broker session, so no message waits for a worker that
+        is gone (Mosquitto keeps handing a share to offline members of a group). Without it
+        (as after a crash) what is unacknowledged waits in the session for this client id."""
+        if drain and self.mqtt.link.connected:
+            self.mqtt.leave()
+            self._drain_queues(timeout)
         self._stopping.set()
-        self.mqtt.stop()
+        self.mqtt.stop(end_session=drain)
         for thread in self._threads:
             thread.join(timeout)
         if self._influx is not None:
             self._influx.close()
+
+    def _drain_queues(self, timeout: float) -> None:
+        """Wait until what was delivered before leaving is processed (or timeout)."""
+        deadline = time.monotonic() + timeout
+        time.sleep(DRAIN_SETTLE_S)  # deliveries already on the wire when we left
+        while time.monotonic() < deadline and (
+            self._events.unfinished_tasks or self._bulk.unfinished_tasks
+        ):
+            time.sleep(0.05)
 
     # -- routing (paho's thread: only enqueue) ----------------------------------------------
 
@@ -143,11 +171,14 @@ class IngestWorker:
                 inbound = self._events.get(timeout=0.5)
             except queue.Empty:
                 continue
-            self.process(inbound)
+            try:
+                self.process(inbound)
+            finally:
+                self._events.task_done()
 
-    def process(self, inbound: Inbound, received: float | None = None) -> None:
+    def process(self, inbound: Inbound) -> None:
         """Validate, store, send the receipt, then acknowledge one event."""
-        started = received or time.perf_counter()
+        started = inbound.received or time.monotonic()
         self.stats.received += 1
         try:
             message = decode_uplink(inbound.topic, inbound.payload)
@@ -159,6 +190,7 @@ class IngestWorker:
         except ContractViolation as exc:
             self._quarantine([(inbound, exc)])
             self.mqtt.ack(inbound)
+            self._metrics.processed.labels("event").inc()
             return
         except _Stopping:
             return  # not acknowledged: the broker redelivers it
@@ -166,7 +198,8 @@ class IngestWorker:
         if result.receipt:
             self._send_receipt(result)
         self.mqtt.ack(inbound)
-        self._metrics.latency.labels("event").observe(time.perf_counter() - started)
+        self._metrics.processed.labels("event").inc()
+        self._metrics.latency.labels("event").observe(time.monotonic() - started)
 
     def _count(self, result: IngestResult) -> None:
         if result.duplicate:
@@ -195,13 +228,19 @@ class IngestWorker:
     def _serve_bulk(self) -> None:
         while not self._stopping.is_set():
             batch = _drain(self._bulk, BULK_MAX, BULK_WAIT_S)
+            while self._events.unfinished_tasks and not self._stopping.is_set():
+                time.sleep(0.001)  # events first: a telemetry burst never delays a press
             if batch:
                 self._metrics.queue_depth.labels("bulk").set(self._bulk.qsize())
-                self.process_bulk(batch)
+                try:
+                    self.process_bulk(batch)
+                finally:
+                    for _ in batch:
+                        self._bulk.task_done()
 
     def process_bulk(self, batch: list[Inbound]) -> None:
         """Validate and store a batch in one transaction, then acknowledge all of it."""
-        started = time.perf_counter()
+        started = min((i.received for i in batch if i.received), default=time.monotonic())
         self.stats.received += len(batch)
         good: list[tuple[Inbound, BulkMessage]] = []
         bad: list[tuple[Inbound, ContractViolation]] = []
@@ -213,11 +252,16 @@ class IngestWorker:
         try:
             result = self._retrying(
                 lambda db: ingest_bulk(
-                    db_session=db, messages=[m for _, m in good], ctx=self.ctx, now=utc_now()
+                    db_session=db,
+                    messages=[m for _, m in good],
+                    ctx=self.ctx,
+                    now=utc_now(),
+                    written=self._written,
                 )
             )
         except _Stopping:
             return
+        self._written.add(result.buckets)
         bad += [(good[index][0], exc) for index, exc in result.rejected]
         if bad:
             self._quarantine(bad)
@@ -226,7 +270,8 @@ class IngestWorker:
             self._influx.write(result.samples, result.devices)
         for inbound in batch:
             self.mqtt.ack(inbound)
-        self._metrics.latency.labels("bulk").observe(time.perf_counter() - started)
+        self._metrics.processed.labels("bulk").inc(len(batch))
+        self._metrics.latency.labels("bulk").observe(time.monotonic() - started)
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -246,7 +291,7 @@ class IngestWorker:
         """Publish queued commands (feedback to devices); returns how many went out."""
         if not self.mqtt.link.connected:
             return 0
-        with transaction(self._sessions) as db:
+        with self._writing(), transaction(self._sessions) as db:
             rows = outbound.claim(db_session=db)
             sent = [
                 r.id for r in rows if self.mqtt.link.publish(r.topic, r.payload, 1, r.retain).sent
@@ -259,7 +304,7 @@ class IngestWorker:
         with self._sessions() as db:
             due = presence_candidates(db_session=db, ctx=self.ctx, now=utc_now())
         for device_id in due:
-            with transaction(self._sessions) as db:
+            with self._writing(), transaction(self._sessions) as db:
                 device = devices.get(db_session=db, device_id=device_id, lock=True)
                 if device is not None:
                     sweep_device(db_session=db, device=device, ctx=self.ctx, now=utc_now())
@@ -267,7 +312,7 @@ class IngestWorker:
     def prune(self) -> None:
         """Forget old telemetry buckets, fault history and sent commands."""
         now = utc_now()
-        with transaction(self._sessions) as db:
+        with self._writing(), transaction(self._sessions) as db:
             telemetry.prune(
                 db_session=db, now=now, keep=timedelta(hours=self._settings.recent_window_h)
             )
@@ -304,12 +349,18 @@ class IngestWorker:
         with contextlib.suppress(_Stopping):
             self._retrying(keep)
 
+    def _writing(self) -> contextlib.AbstractContextManager[object]:
+        """SQLite takes one writer at a time and its busy handler sleeps in steps of up to
+        100 ms: the worker's threads queue on a lock of their own instead (which wakes at
+        once). PostgreSQL locks rows, so its transactions run side by side."""
+        return self._sqlite_gate if self._sqlite_gate is not None else contextlib.nullcontext()
+
     def _retrying(self, work: Callable[[Session], T]) -> T:
         """Run work in a transaction; retry after a lost race or while the database is away."""
         attempt = 0
         while not self._stopping.is_set():
             try:
-                with transaction(self._sessions) as db_session:
+                with self._writing(), transaction(self._sessions) as db_session:
                     return work(db_session)
             except IntegrityError as exc:
                 # Another worker got there first: the next pass sees what it stored.

@@ -112,6 +112,7 @@ class MosquittoBroker:
                     f"persistence_location {self.workdir}/",
                     "autosave_interval 30",
                     "max_queued_messages 100000",
+                    "set_tcp_nodelay true",
                     "log_type error",
                     "log_type warning",
                     "log_type notice",

@@ -25,7 +25,12 @@ cloud_app = typer.Typer(
 app.add_typer(agent_app, name="agent")
 app.add_typer(cloud_app, name="cloud")
 
-LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]
+LogLevel = Annotated[
+    str | None,
+    typer.Option(
+        "--log-level", help="DEBUG, INFO, WARNING or ERROR [env CROWDFIX_LOG_LEVEL; default INFO]."
+    ),
+]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -71,7 +76,7 @@ def demo(
         "firmware_configs"
     ),
     fresh: Annotated[bool, typer.Option(help="Start from an empty database.")] = False,
-    log_level: LogLevel = "INFO",
+    log_level: LogLevel = None,
 ) -> None:
     """Run the whole system on embedded defaults: broker, cloud on SQLite, simulated devices."""
     from crowdfix.brokers import BrokerError
@@ -133,7 +138,7 @@ def agent_run(
             help="Press mock buttons from the keyboard (default: on with mock pins and a terminal)."
         ),
     ] = None,
-    log_level: LogLevel = "INFO",
+    log_level: LogLevel = None,
 ) -> None:
     """Run the edge agent for one device until Ctrl-C or SIGTERM."""
     from edge_agent.app import EdgeAgent
@@ -231,7 +236,7 @@ def _cloud_settings() -> Any:
 def cloud_serve(
     host: Annotated[str | None, typer.Option(help="Bind address [env CROWDFIX_API_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [env CROWDFIX_API_PORT].")] = None,
-    log_level: LogLevel = "INFO",
+    log_level: LogLevel = None,
 ) -> None:
     """Serve the REST API and its OpenAPI docs (migrates the database first)."""
     import uvicorn
@@ -249,8 +254,10 @@ def cloud_serve(
 
 
 @cloud_app.command("ingest")
-def cloud_ingest(log_level: LogLevel = "INFO") -> None:
-    """Run an ingest worker: device messages in, tickets out, until Ctrl-C or SIGTERM."""
+def cloud_ingest(log_level: LogLevel = None) -> None:
+    """Run an ingest worker: device messages in, tickets out, until Ctrl-C or SIGTERM.
+
+    Prometheus metrics on CROWDFIX_METRICS_PORT (9108; 0 turns them off)."""
     from cloud.db import make_engine, make_sessionmaker, migrate
     from cloud.worker import IngestWorker
 
@@ -259,6 +266,10 @@ def cloud_ingest(log_level: LogLevel = "INFO") -> None:
     engine = make_engine(settings.database_url)
     migrate(engine)
     worker = IngestWorker(settings, make_sessionmaker(engine))
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.api_host)
     stop = stop_on_signals()
     worker.start()
     try:
@@ -268,7 +279,7 @@ def cloud_ingest(log_level: LogLevel = "INFO") -> None:
 
 
 @cloud_app.command("migrate")
-def cloud_migrate(log_level: LogLevel = "INFO") -> None:
+def cloud_migrate(log_level: LogLevel = None) -> None:
     """Create or upgrade the database schema to the newest revision."""
     from cloud.db import make_engine, migrate
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,7 @@ class Inbound:
     retain: bool
     mid: int
     generation: int
+    received: float = 0.0  # time.monotonic() when it came off the wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,14 @@ class PublishResult:
     sent: bool
     mid: int = 0
     generation: int = 0
+
+
+def _no_delay(client: paho.Client) -> None:
+    """Turn Nagle's algorithm off: small MQTT packets (a press, its PUBACK, a receipt) must
+    not wait ~40 ms for the peer's delayed TCP acknowledgement."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def backoff_delay(attempt: int, cap_s: float | None = None) -> float:
@@ -84,8 +95,12 @@ class MqttLink:
         persistent_session: bool = False,
         session_expiry_s: int = 7 * 24 * 3600,
         manual_ack: bool = False,
+        receive_maximum: int | None = None,
     ) -> None:
+        """receive_maximum: how many QoS 1 messages the broker may have in flight to us
+        (MQTT 5; a consumer that acknowledges in batches needs room for a whole batch)."""
         self._broker = broker
+        self._receive_maximum = receive_maximum
         self._client_id = client_id
         self._on_message = on_message
         self._on_connect = on_connect
@@ -169,12 +184,27 @@ class MqttLink:
         )
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Disconnect cleanly (no last will) and stop the background thread."""
+    def unsubscribe(self, topic_filter: str) -> None:
+        """Stop receiving a filter (now, and on future connects)."""
+        with self._lock:
+            self._subscriptions = {
+                k: v for k, v in self._subscriptions.items() if k != topic_filter
+            }
+            client = self._client if self._connected.is_set() else None
+        if client is not None:
+            client.unsubscribe(topic_filter)
+
+    def stop(self, timeout: float = 5.0, *, end_session: bool = False) -> None:
+        """Disconnect cleanly (no last will) and stop the background thread; end_session also
+        tells the broker to forget our session (MQTT 5), so nothing queues for us any more."""
         self._stopping.set()
         with self._lock:
             if self._client is not None and self._connected.is_set():
-                self._client.disconnect()
+                props = None
+                if end_session and self._protocol is Protocol.V5:
+                    props = Properties(PacketTypes.DISCONNECT)
+                    props.SessionExpiryInterval = 0
+                self._client.disconnect(properties=props)
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -213,12 +243,16 @@ class MqttLink:
         kwargs: dict[str, Any] = {"keepalive": self._broker.keepalive_s}
         if self._protocol is Protocol.V5:
             kwargs["clean_start"] = not self._persistent
-            if self._persistent:
+            if self._persistent or self._receive_maximum:
                 props = Properties(PacketTypes.CONNECT)
-                props.SessionExpiryInterval = self._session_expiry_s
+                if self._persistent:
+                    props.SessionExpiryInterval = self._session_expiry_s
+                if self._receive_maximum:
+                    props.ReceiveMaximum = self._receive_maximum
                 kwargs["properties"] = props
         try:
             client.connect(self._broker.host, self._broker.port, **kwargs)
+            _no_delay(client)
         except (OSError, ssl.SSLError) as exc:
             self.last_error = f"cannot reach {self._broker.describe()}: {exc}"
             self._failures += 1
@@ -322,6 +356,7 @@ class MqttLink:
                 retain=bool(msg.retain),
                 mid=msg.mid,
                 generation=self._generation,
+                received=time.monotonic(),
             )
         )
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cloud.clock import utc_now
-from cloud.deps import SessionDep
+from cloud.deps import SessionDep, WriterSessionDep
 from cloud.devices import service
 from cloud.devices.schemas import DeviceDetail, DeviceIn, DeviceOut, FaultOut, ReadingOut
 from cloud.errors import Conflict
@@ -51,7 +51,7 @@ def get_device(device_id: str, db_session: SessionDep) -> DeviceDetail:
 
 
 @router.put("/{device_id}", response_model=DeviceOut)
-def put_device(device_id: str, device_in: DeviceIn, db_session: SessionDep) -> DeviceOut:
+def put_device(device_id: str, device_in: DeviceIn, db_session: WriterSessionDep) -> DeviceOut:
     """Register a device or update its registry entry."""
     if device_in.id != device_id:
         raise Conflict(f"the body's id {device_in.id!r} differs from the path's {device_id!r}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from cloud.devices.models import Device, DeviceFault, FaultTransition
@@ -14,6 +14,7 @@ from cloud.devices.presence import Presence, newer_status, presence
 from cloud.devices.schemas import DeviceIn
 from cloud.errors import Conflict, NotFound
 from cloud.sites.models import Site
+from cloud.telemetry.service import db_time
 from cloud.tickets.taxonomy import PresencePolicy
 
 
@@ -85,21 +86,50 @@ def apply_status(
     device.agent_version = version or device.agent_version
 
 
-def apply_heartbeats(*, db_session: Session, beats: dict[str, dict[str, Any]]) -> None:
-    """Heartbeat fields per device (the newest of a batch), in one statement per device."""
-    for device_id, values in beats.items():
-        db_session.execute(update(Device).where(Device.id == device_id).values(**values))
+_TABLE = cast(Table, Device.__table__)
+_T = _TABLE.c
+# Core statements run with executemany: one round of the driver for a whole batch.
+_HEARTBEAT = (
+    update(_TABLE)
+    .where(_T.id == bindparam("b_id"))
+    .values(
+        agent_version=bindparam("b_version"),
+        profile=bindparam("b_profile"),
+        config_hash=bindparam("b_hash"),
+        backlog=bindparam("b_backlog"),
+        oldest_pending_s=bindparam("b_oldest"),
+        telemetry_dropped=bindparam("b_dropped"),
+        heartbeat_interval_s=func.coalesce(bindparam("b_interval"), _T.heartbeat_interval_s),
+    )
+)
+
+
+def apply_heartbeats(*, db_session: Session, beats: Sequence[dict[str, Any]]) -> None:
+    """Heartbeat fields of many devices (the newest of a batch per device), in one go.
+
+    Each dict: b_id, b_version, b_profile, b_hash, b_backlog, b_oldest, b_dropped, b_interval.
+    """
+    if beats:
+        db_session.connection().execute(_HEARTBEAT, list(beats))
+
+
+_MARK_SEEN_SQL = (
+    "UPDATE devices SET last_seen_at = {p} WHERE id = {p} "
+    "AND (last_seen_at IS NULL OR last_seen_at < {p})"
+)
 
 
 def mark_seen(*, db_session: Session, newest: dict[str, datetime]) -> None:
-    """last_seen_at = max(last_seen_at, at) for many devices."""
-    for device_id, at in newest.items():
-        db_session.execute(
-            update(Device)
-            .where(Device.id == device_id)
-            .where((Device.last_seen_at.is_(None)) | (Device.last_seen_at < at))
-            .values(last_seen_at=at)
-        )
+    """last_seen_at = max(last_seen_at, at) for many devices, in one driver executemany."""
+    if not newest:
+        return
+    connection = db_session.connection()
+    placeholder = "?" if connection.dialect.name == "sqlite" else "%s"
+    stamp = db_time(connection.dialect.name)
+    connection.exec_driver_sql(
+        _MARK_SEEN_SQL.format(p=placeholder),
+        [(stamp(at), device_id, stamp(at)) for device_id, at in newest.items()],
+    )
 
 
 def refresh_presence(device: Device, now: datetime, policy: PresencePolicy) -> bool:

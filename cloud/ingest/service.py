@@ -8,7 +8,8 @@ idempotent by nature (latest-wins updates, insert-or-ignore buckets).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -104,7 +105,6 @@ def ingest_event(
     previous = db_session.get(IngestedMessage, message.message_id)
     if previous is not None:
         return IngestResult(message.message_id, message.device_id, True, True, previous.ticket_id)
-    record = _claim(db_session, message, ctx, now)
     device = known_device(db_session, message.device_id, ctx, now)
     devices.seen(device, message.timestamp)
     site = devices.site_of(db_session=db_session, device=device)
@@ -126,7 +126,10 @@ def ingest_event(
             fault=_fault_report(message),
             now=now,
         )
-    record.ticket_id = outcome.ticket_id if outcome else None
+    # Recorded last, in one INSERT with its ticket: a concurrent duplicate fails on the
+    # primary key at commit, is retried, and then finds this record.
+    record = _record(message, ctx, now, outcome.ticket_id if outcome else None)
+    db_session.add(record)
     return IngestResult(
         message.message_id,
         message.device_id,
@@ -138,15 +141,15 @@ def ingest_event(
     )
 
 
-def _claim(
-    db_session: Session, message: ButtonEvent | FaultEvent, ctx: IngestContext, now: datetime
+def _record(
+    message: ButtonEvent | FaultEvent, ctx: IngestContext, now: datetime, ticket_id: int | None
 ) -> IngestedMessage:
-    """Record the message id first: a concurrent duplicate waits here, then fails."""
+    """The idempotency record of an event (its message id is the primary key)."""
     if isinstance(message, ButtonEvent):
         action, problem = message.action.value, ctx.taxonomy.for_button(message.category).name
     else:
         action, problem = message.state.value, ctx.taxonomy.for_fault(message.code).name
-    record = IngestedMessage(
+    return IngestedMessage(
         message_id=message.message_id,
         device_id=message.device_id,
         type=message.type,
@@ -154,10 +157,8 @@ def _claim(
         action=action,
         problem_key=problem,
         received_at=now,
+        ticket_id=ticket_id,
     )
-    db_session.add(record)
-    db_session.flush()
-    return record
 
 
 def _fault_report(message: FaultEvent) -> engine.FaultReport:
@@ -182,15 +183,26 @@ class BulkResult:
 
     rejected: list[tuple[int, ContractViolation]] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    buckets: list[telemetry.BucketKey] = field(default_factory=list)
     devices: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
 def ingest_bulk(
-    *, db_session: Session, messages: Sequence[BulkMessage], ctx: IngestContext, now: datetime
+    *,
+    db_session: Session,
+    messages: Sequence[BulkMessage],
+    ctx: IngestContext,
+    now: datetime,
+    written: telemetry.WrittenBuckets | None = None,
+    directory: DeviceDirectory | None = None,
 ) -> BulkResult:
     """Apply telemetry and heartbeats in one go; refused ones are returned, not raised."""
     result = BulkResult()
-    known = _devices_of(db_session, {m.device_id for m in messages}, ctx, now)
+    ids = {m.device_id for m in messages}
+    if directory is None:
+        known = _devices_of(db_session, ids, ctx, now)
+    else:
+        known = directory.lookup(ids, lambda missing: _devices_of(db_session, missing, ctx, now))
     newest: dict[str, datetime] = {}
     beats: dict[str, tuple[datetime, dict[str, Any]]] = {}
     for index, message in enumerate(messages):
@@ -210,11 +222,34 @@ def ingest_bulk(
             )
         elif message.device_id not in beats or message.timestamp > beats[message.device_id][0]:
             beats[message.device_id] = (message.timestamp, _heartbeat_values(message))
-    telemetry.store(db_session=db_session, samples=result.samples)
+    result.buckets = telemetry.store(db_session=db_session, samples=result.samples, written=written)
     devices.mark_seen(db_session=db_session, newest=newest)
-    devices.apply_heartbeats(db_session=db_session, beats={d: v for d, (_, v) in beats.items()})
+    devices.apply_heartbeats(db_session=db_session, beats=[v for _, v in beats.values()])
     result.devices = known
     return result
+
+
+class DeviceDirectory:
+    """Site and profile of registered devices for the bulk path, kept in memory: asked of the
+    database for ids it has not seen, and forgotten every TTL so moves and removals show."""
+
+    def __init__(self, ttl_s: float = 60.0) -> None:
+        self._entries: dict[str, tuple[str | None, str | None]] = {}
+        self._ttl_s = ttl_s
+        self._loaded_at = time.monotonic()
+
+    def lookup(
+        self,
+        ids: set[str],
+        load: Callable[[set[str]], dict[str, tuple[str | None, str | None]]],
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """The known ones among ids (unknown ids are asked for on every call)."""
+        if time.monotonic() - self._loaded_at > self._ttl_s:
+            self._entries, self._loaded_at = {}, time.monotonic()
+        missing = ids - self._entries.keys()
+        if missing:
+            self._entries.update(load(missing))
+        return {i: self._entries[i] for i in ids if i in self._entries}
 
 
 def _devices_of(
@@ -232,17 +267,16 @@ def _devices_of(
 
 
 def _heartbeat_values(message: Heartbeat) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "agent_version": message.agent_version,
-        "profile": message.profile,
-        "config_hash": message.config_hash,
-        "backlog": message.backlog,
-        "oldest_pending_s": message.oldest_pending_s,
-        "telemetry_dropped": message.telemetry_dropped,
+    return {
+        "b_id": message.device_id,
+        "b_version": message.agent_version,
+        "b_profile": message.profile,
+        "b_hash": message.config_hash,
+        "b_backlog": message.backlog,
+        "b_oldest": message.oldest_pending_s,
+        "b_dropped": message.telemetry_dropped,
+        "b_interval": message.interval_s,
     }
-    if message.interval_s is not None:
-        values["heartbeat_interval_s"] = message.interval_s
-    return values
 
 
 # -- presence ----------------------------------------------------------------------------

@@ -1,19 +1,36 @@
-"""Telemetry use cases: store a batch (latest + bucketed recent window), read it back, prune."""
+"""Telemetry use cases: store a batch (latest + bucketed recent window), read it back, prune.
+
+The write path is the hottest code of the cloud: it goes to the driver's executemany with
+values already in the column's stored form, skipping SQLAlchemy's per-value processing, and
+a worker remembers which recent buckets it already wrote so a device reporting every second
+costs one recent row per bucket, not ten.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cloud.dbtools import insert_ignore, upsert_newer
 from cloud.telemetry.models import LatestReading, RecentReading
 
 # One value per signal per bucket in the recent window (sparklines, descriptions).
 RECENT_BUCKET_S = 10
+BucketKey = tuple[str, str, int]  # device, signal, bucket start (epoch seconds)
+
+_LATEST_SQL = (
+    "INSERT INTO telemetry_latest (device_id, name, value, unit, at) VALUES ({p}, {p}, {p}, {p}, "
+    "{p}) ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value, "
+    "unit = excluded.unit, at = excluded.at WHERE excluded.at > telemetry_latest.at"
+)
+_RECENT_SQL = (
+    "INSERT INTO telemetry_recent (device_id, name, bucket, value) VALUES ({p}, {p}, {p}, {p}) "
+    "ON CONFLICT (device_id, name, bucket) DO NOTHING"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,34 +50,68 @@ def bucket(at: datetime, seconds: int = RECENT_BUCKET_S) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
 
 
-def store(*, db_session: Session, samples: Iterable[Sample]) -> int:
-    """Latest value per signal and one value per bucket; idempotent for redelivered batches."""
+class WrittenBuckets:
+    """The recent buckets this worker already wrote (bounded; forgetting only costs a no-op
+    insert). Keys are added after the transaction commits."""
+
+    def __init__(self, limit: int = 500_000) -> None:
+        self._keys: OrderedDict[BucketKey, None] = OrderedDict()
+        self._limit = limit
+
+    def __contains__(self, key: BucketKey) -> bool:
+        return key in self._keys
+
+    def add(self, keys: Iterable[BucketKey]) -> None:
+        """Remember keys that are now in the database."""
+        for key in keys:
+            self._keys[key] = None
+        while len(self._keys) > self._limit:
+            self._keys.popitem(last=False)
+
+
+def store(
+    *, db_session: Session, samples: Iterable[Sample], written: WrittenBuckets | None = None
+) -> list[BucketKey]:
+    """Latest value per signal and one value per bucket; idempotent for redelivered batches.
+    Returns the recent buckets it wrote (for WrittenBuckets.add after the commit)."""
     latest: dict[tuple[str, str], Sample] = {}
-    recent: dict[tuple[str, str, datetime], float] = {}
-    count = 0
+    recent: dict[BucketKey, float] = {}
     for s in samples:
-        count += 1
         key = (s.device_id, s.name)
         if key not in latest or s.at > latest[key].at:
             latest[key] = s
-        recent[(s.device_id, s.name, bucket(s.at))] = s.value
-    upsert_newer(
-        db_session,
-        LatestReading.__table__,  # type: ignore[arg-type]
-        [
-            {"device_id": s.device_id, "name": s.name, "value": s.value, "unit": s.unit, "at": s.at}
-            for s in latest.values()
-        ],
-        keys=("device_id", "name"),
-        newer="at",
-    )
-    insert_ignore(
-        db_session,
-        RecentReading.__table__,  # type: ignore[arg-type]
-        [{"device_id": d, "name": n, "bucket": b, "value": v} for (d, n, b), v in recent.items()],
-        keys=("device_id", "name", "bucket"),
-    )
-    return count
+        epoch = int(s.at.timestamp())
+        slot = (s.device_id, s.name, epoch - epoch % RECENT_BUCKET_S)
+        if written is None or slot not in written:
+            recent[slot] = s.value
+    connection = db_session.connection()
+    placeholder = "?" if connection.dialect.name == "sqlite" else "%s"
+    stamp = db_time(connection.dialect.name)
+    if latest:
+        connection.exec_driver_sql(
+            _LATEST_SQL.format(p=placeholder),
+            [(s.device_id, s.name, s.value, s.unit, stamp(s.at)) for s in latest.values()],
+        )
+    if recent:
+        connection.exec_driver_sql(
+            _RECENT_SQL.format(p=placeholder),
+            [(d, n, stamp(datetime.fromtimestamp(b, UTC)), v) for (d, n, b), v in recent.items()],
+        )
+    return list(recent)
+
+
+def sqlite_time(at: datetime) -> str:
+    """The form UTCDateTime stores on SQLite (naive UTC, microseconds)."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def db_time(dialect: str) -> Callable[[datetime], datetime | str]:
+    """How a timestamp goes to the driver for this dialect, skipping SQLAlchemy's processing."""
+    return sqlite_time if dialect == "sqlite" else _same
+
+
+def _same(at: datetime) -> datetime:
+    return at
 
 
 def latest(*, db_session: Session, device_id: str) -> Sequence[LatestReading]:

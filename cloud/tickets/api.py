@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.clock import utc_now
-from cloud.deps import SessionDep
+from cloud.deps import SessionDep, WriterSessionDep
 from cloud.tickets import service
 from cloud.tickets.models import Ticket
 from cloud.tickets.schemas import TicketDetail, TicketEventOut, TicketOut, TicketPage, TransitionIn
@@ -55,7 +55,9 @@ def get_ticket(ticket_id: int, db_session: SessionDep) -> TicketDetail:
 
 
 @router.post("/{ticket_id}/transitions", response_model=TicketDetail)
-def transition_ticket(ticket_id: int, body: TransitionIn, db_session: SessionDep) -> TicketDetail:
+def transition_ticket(
+    ticket_id: int, body: TransitionIn, db_session: WriterSessionDep
+) -> TicketDetail:
     """Move a ticket to another state; illegal moves are refused with 409 and the options."""
     ticket = service.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
     service.transition(

@@ -154,7 +154,7 @@ def test_two_workers_produce_exactly_the_expected_tickets(
         publisher.publish(messages[:half])
         # Stop one worker mid-stream (what it received but did not acknowledge stays with the
         # broker) and start it again under the same client id: it gets those again.
-        workers[0].stop()
+        workers[0].stop(drain=False)  # as if it crashed
         workers[0] = IngestWorker(workers[0]._settings, sessions)
         workers[0].start()
         publisher.publish(messages[half:])
