@@ -74,6 +74,6 @@ def test_mosquitto_config_files_are_the_ones_mounted() -> None:
     assert "allow_anonymous false" in conf
     mounts = {v.split(":")[1] for v in SERVICES["mosquitto"]["volumes"]}
     for line in conf.splitlines():
-        if line.startswith(("password_file", "acl_file")):
+        if line.startswith(("password_file", "acl_file", "cafile", "certfile", "keyfile")):
             path = Path(line.split()[1])
             assert any(str(path).startswith(m) for m in mounts), f"{path} is not mounted"
