@@ -23,8 +23,9 @@ def tls_broker(mosquitto: MosquittoBroker, tmp_path: Path) -> tuple[MosquittoBro
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed (.ci/run installs it)")
     certs = tmp_path / "certs"
-    subprocess.run([str(SCRIPT), str(certs), "localhost", "127.0.0.1"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(SCRIPT), str(certs), "localhost", "127.0.0.1"], check=True, capture_output=True
+    )
     port = free_port()
     mosquitto.extra_config = (
         f"listener {port} 127.0.0.1\ncafile {certs / 'ca.crt'}\n"
@@ -36,9 +37,13 @@ def tls_broker(mosquitto: MosquittoBroker, tmp_path: Path) -> tuple[MosquittoBro
 
 
 def test_the_agent_settings_connect_over_tls_with_the_local_ca(tls_broker) -> None:
-    broker, port, ca = tls_broker
-    settings = AgentSettings(device_id="tls-1", profile=Path("p.yaml"),
-                             broker_url=f"mqtts://127.0.0.1:{port}", mqtt_ca_file=ca)
+    _broker, port, ca = tls_broker
+    settings = AgentSettings(
+        device_id="tls-1",
+        profile=Path("p.yaml"),
+        broker_url=f"mqtts://127.0.0.1:{port}",
+        mqtt_ca_file=ca,
+    )
     inbox: queue.Queue[Inbound] = queue.Queue()
     link = MqttLink(settings.broker(), "tls-1", on_message=inbox.put)
     link.subscribe("t/#")
@@ -53,8 +58,10 @@ def test_the_agent_settings_connect_over_tls_with_the_local_ca(tls_broker) -> No
 
 def test_an_untrusted_certificate_and_plain_mqtt_are_refused(tls_broker) -> None:
     _broker, port, _ca = tls_broker
-    for url, words in ((f"mqtts://127.0.0.1:{port}", "CERTIFICATE_VERIFY_FAILED"),
-                       (f"mqtt://127.0.0.1:{port}", "")):
+    for url, words in (
+        (f"mqtts://127.0.0.1:{port}", "CERTIFICATE_VERIFY_FAILED"),
+        (f"mqtt://127.0.0.1:{port}", ""),
+    ):
         link = MqttLink(BrokerSettings.from_url(url), "intruder")
         link.start()
         try:
