@@ -108,8 +108,11 @@ def writer_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
+    """A session that commits on success and rolls back on error. It is for changing things:
+    on SQLite it takes the write lock when it begins, so a read-then-write inside it cannot
+    fail half way because another writer committed in between."""
     with factory() as session, session.begin():
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         yield session
 
 

@@ -1,12 +1,21 @@
-"""FastAPI dependencies shared by the routers."""
+"""FastAPI dependencies shared by the routers: database sessions and who is calling."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+
+from cloud.auth import service as auth
+from cloud.auth.roles import Principal, Role
+from cloud.clock import utc_now
+from cloud.errors import Forbidden, Unauthorized
+
+SESSION_COOKIE = "crowdfix_session"
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer cfx_…`")
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -23,4 +32,40 @@ def get_writer_db(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_db)]
+# Row ids in paths: positive and within a 32-bit integer (bigger ones cannot exist).
+IdPath = Annotated[int, Path(ge=1, le=2_147_483_647)]
 WriterSessionDep = Annotated[Session, Depends(get_writer_db)]
+
+
+def current_principal(
+    request: Request,
+    db_session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from a bearer token (API) or the session cookie (pages)."""
+    token = credentials.credentials if credentials else request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise Unauthorized(
+            "log in first: send `Authorization: Bearer <token>` (POST /api/auth/login gives one)"
+        )
+    principal = auth.authenticate(db_session=db_session, token=token, now=utc_now())
+    if principal is None:
+        raise Unauthorized("the token is unknown, expired or revoked: log in again")
+    return principal
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets only these roles through."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.role not in roles:
+            allowed = " or ".join(r.value for r in roles)
+            raise Forbidden(f"{principal.role.value}s may not do this (needs {allowed})")
+        return principal
+
+    return check
+
+
+CallerDep = Annotated[Principal, Depends(current_principal)]
+StaffDep = Annotated[Principal, Depends(require(Role.ADMIN, Role.OPERATOR))]
+AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]

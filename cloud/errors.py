@@ -15,3 +15,19 @@ class NotFound(CloudError, LookupError):
 
 class Conflict(CloudError, ValueError):
     """The request clashes with the current state (e.g. an illegal ticket transition)."""
+
+
+class Unauthorized(CloudError, PermissionError):
+    """No valid credentials: log in or send a bearer token."""
+
+
+class Forbidden(CloudError, PermissionError):
+    """Valid credentials, but this role may not do that."""
+
+
+class TooManyAttempts(CloudError, PermissionError):
+    """Too many failed logins: wait and try again."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

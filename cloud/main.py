@@ -10,16 +10,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import __version__
+from cloud.auth.api import router as auth_router
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate, writer_sessions
 from cloud.devices.api import router as devices_router
-from cloud.errors import CloudError, Conflict, NotFound
+from cloud.errors import CloudError, Conflict, Forbidden, NotFound, TooManyAttempts, Unauthorized
 from cloud.metrics import metrics
 from cloud.quarantine.api import router as quarantine_router
 from cloud.sites.api import router as sites_router
 from cloud.tickets.api import router as tickets_router
 
-_STATUS = {NotFound: 404, Conflict: 409}
+_STATUS = {NotFound: 404, Conflict: 409, Unauthorized: 401, Forbidden: 403, TooManyAttempts: 429}
 
 
 def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None = None) -> FastAPI:
@@ -36,14 +37,19 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
     app.state.sessions = sessions
     app.state.writer_sessions = writer_sessions(sessions)
     app.state.settings = settings
-    for router in (tickets_router, devices_router, sites_router, quarantine_router):
+    for router in (auth_router, tickets_router, devices_router, sites_router, quarantine_router):
         app.include_router(router)
     metrics()  # registered, so /metrics lists every series from the start
 
     @app.exception_handler(CloudError)
     def _domain_error(_request: Request, exc: CloudError) -> JSONResponse:
         status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-        return JSONResponse(status_code=status, content={"detail": str(exc)})
+        headers = {}
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        return JSONResponse(status_code=status, content={"detail": str(exc)}, headers=headers)
 
     @app.get("/api/health", tags=["health"])
     def health() -> dict[str, str]:

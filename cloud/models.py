@@ -1,5 +1,6 @@
 """Every table of the cloud, imported in one place for Alembic and create_all."""
 
+from cloud.auth.models import ApiToken, FailedLogin, User
 from cloud.devices.models import Device, DeviceFault, FaultTransition
 from cloud.ingest.models import IngestedMessage
 from cloud.outbound.models import OutboundMessage
@@ -9,8 +10,10 @@ from cloud.telemetry.models import LatestReading, RecentReading
 from cloud.tickets.models import Ticket, TicketEvent
 
 __all__ = [
+    "ApiToken",
     "Device",
     "DeviceFault",
+    "FailedLogin",
     "FaultTransition",
     "IngestedMessage",
     "LatestReading",
@@ -20,4 +23,5 @@ __all__ = [
     "Site",
     "Ticket",
     "TicketEvent",
+    "User",
 ]

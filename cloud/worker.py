@@ -30,7 +30,7 @@ from cloud.adapters.influx import InfluxSink
 from cloud.adapters.mqtt import CloudMqtt
 from cloud.clock import utc_now
 from cloud.config import CloudSettings
-from cloud.db import transaction, writer_sessions
+from cloud.db import transaction
 from cloud.devices import service as devices
 from cloud.ingest.service import (
     BulkMessage,
@@ -85,7 +85,7 @@ class IngestWorker:
         taxonomy: Taxonomy | None = None,
     ) -> None:
         self._settings = settings
-        self._sessions = writer_sessions(sessions)
+        self._sessions = sessions
         self.ctx = IngestContext(
             taxonomy or settings.taxonomy(),
             max_clock_skew=timedelta(seconds=settings.max_clock_skew_s),

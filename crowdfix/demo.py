@@ -12,6 +12,9 @@ from typing import NamedTuple
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.auth import service as auth
+from cloud.auth.passwords import new_password
+from cloud.auth.roles import Role
 from cloud.clock import utc_now
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate, transaction
@@ -100,6 +103,36 @@ class PlannedDevice(NamedTuple):
     site_id: str
 
 
+@dataclass(frozen=True)
+class DemoLogin:
+    """An account the demo made, with its password and an API token."""
+
+    username: str
+    role: str
+    password: str
+    token: str
+
+
+def demo_accounts(sessions: sessionmaker[Session], state_dir: Path) -> list[DemoLogin]:
+    """An admin and an operator with fresh random passwords; their tokens in state_dir."""
+    logins = []
+    now = utc_now()
+    with transaction(sessions) as db:
+        for username, role in (("admin", Role.ADMIN), ("operator", Role.OPERATOR)):
+            password = new_password(16)
+            user = auth.get_by_name(db_session=db, username=username)
+            if user is None:
+                user = auth.create_user(
+                    db_session=db, username=username, role=role, password=password, now=now
+                )
+            else:
+                auth.set_password(db_session=db, user=user, password=password)
+            token, _ = auth.issue_token(db_session=db, user=user, name="demo", now=now)
+            (state_dir / f"{username}.token").write_text(token + "\n")
+            logins.append(DemoLogin(username, role.value, password, token))
+    return logins
+
+
 def register_fleet(sessions: sessionmaker[Session], plan: list[PlannedDevice]) -> None:
     """Register the demo's sites and devices (a real fleet is provisioned the same way)."""
     now = utc_now()
@@ -154,6 +187,7 @@ class Demo:
         self.worker: IngestWorker | None = None
         self.api: ApiServer | None = None
         self.devices: list[SimulatedDevice] = []
+        self.logins: list[DemoLogin] = []
         self._stop = threading.Event()
         self._presser = threading.Thread(target=self._press_now_and_then, name="presser")
 
@@ -184,6 +218,7 @@ class Demo:
         sessions = make_sessionmaker(engine)
         plan = self._plan(profiles)
         register_fleet(sessions, plan)
+        self.logins = demo_accounts(sessions, cfg.state_dir)
         self.worker = IngestWorker(settings, sessions)
         self.worker.start()
         self.api = ApiServer(create_app(settings, sessions), cfg.api_host, cfg.api_port).start()
@@ -273,6 +308,15 @@ class Demo:
                 f"  API docs:  {self.api.url}/docs",
                 f"  broker:    {self.broker.url} ({broker_kind})",
                 f"  devices:   {devices} (simulated agents on mock pins, pressed now and then)",
+                "",
+                "Logins (new passwords every run; tokens also in "
+                f"{self.config.state_dir}/<user>.token):",
+                *[
+                    f"  {login.role:<9} {login.username} / {login.password}"
+                    for login in self.logins
+                ],
+                '  curl -H "Authorization: Bearer $(cat '
+                f'{self.config.state_dir}/operator.token)" {self.api.url}/api/tickets',
                 "",
                 "Press a button by hand:",
                 f"  crowdfix send-button --broker {self.broker.url} --device {device.device_id} "

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -93,6 +94,17 @@ class CloudStack:
     api_url: str
     worker: IngestWorker
     sessions: sessionmaker[Session]
+    token: str = ""
+
+    def get(self, path: str) -> Any:
+        """GET an API path as an operator; the JSON answer."""
+        import httpx
+
+        response = httpx.get(
+            f"{self.api_url}{path}", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        response.raise_for_status()
+        return response.json()
 
     def ingested(self, device_id: str, *types: str) -> list[IngestedMessage]:
         """Messages the cloud stored for a device, oldest first."""
@@ -148,7 +160,9 @@ def cloud(
     worker.start()
     api = ApiServer(create_app(settings, sessions), "127.0.0.1", free_port()).start()
     assert worker.mqtt.link.wait_connected(10), worker.mqtt.link.last_error
-    yield CloudStack(api.url, worker, sessions)
+    from tests.cloud.factories import token_for
+
+    yield CloudStack(api.url, worker, sessions, token_for(sessions, "operator"))
     api.stop()
     worker.stop()
     engine.dispose()

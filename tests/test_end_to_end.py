@@ -6,7 +6,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from contracts import Receipt
@@ -42,18 +41,16 @@ def agent(mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[EdgeAgent]:
 
 
 def test_a_button_press_becomes_a_ticket(cloud: CloudStack, agent: EdgeAgent) -> None:
-    api_url, worker = cloud.api_url, cloud.worker
+    worker = cloud.worker
     assert agent.transport.link.wait_connected(10), agent.transport.link.last_error
-    devices = wait_for(
-        lambda: httpx.get(f"{api_url}/api/devices").json(), 10, "the agent's birth message"
-    )
+    devices = wait_for(lambda: cloud.get("/api/devices"), 10, "the agent's birth message")
     assert devices[0]["id"] == "pos-0042" and devices[0]["presence"] == "online"
 
     pin = mock_pin(agent.pin_factory, "GPIO27")  # the printer button
     pin.drive_low()
     pin.drive_high()  # a single press, decided when the double-press window closes
 
-    tickets = wait_for(lambda: httpx.get(f"{api_url}/api/tickets").json()["items"], 10, "a ticket")
+    tickets = wait_for(lambda: cloud.get("/api/tickets")["items"], 10, "a ticket")
     assert len(tickets) == 1
     ticket = tickets[0]
     assert (ticket["device_id"], ticket["category"], ticket["source"], ticket["state"]) == (
@@ -76,7 +73,7 @@ def test_garbage_is_counted_and_the_worker_keeps_going(cloud, mosquitto: Mosquit
     from contracts import ButtonEvent, Channel, encode, uplink_topic
     from mqttlink import BrokerSettings, MqttLink
 
-    api_url, worker = cloud.api_url, cloud.worker
+    worker = cloud.worker
     sender = MqttLink(BrokerSettings.from_url(mosquitto.url), "garbage-sender")
     sender.start()
     try:
@@ -92,9 +89,7 @@ def test_garbage_is_counted_and_the_worker_keeps_going(cloud, mosquitto: Mosquit
             (uplink_topic("pos-7", Channel.BUTTON), encode(good)),
         ]:
             assert sender.publish(topic, payload).sent
-        tickets = wait_for(
-            lambda: httpx.get(f"{api_url}/api/tickets").json()["items"], 10, "ticket"
-        )
+        tickets = wait_for(lambda: cloud.get("/api/tickets")["items"], 10, "ticket")
         assert [t["device_id"] for t in tickets] == ["pos-7"]
         wait_for(lambda: sum(worker.stats.rejected.values()) == 4, 10, "4 rejections")
         assert dict(worker.stats.rejected) == {

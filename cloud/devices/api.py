@@ -5,16 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from cloud.auth.roles import Role
 from cloud.clock import utc_now
-from cloud.deps import SessionDep, WriterSessionDep
+from cloud.deps import AdminDep, SessionDep, WriterSessionDep, require
 from cloud.devices import service
 from cloud.devices.schemas import DeviceDetail, DeviceIn, DeviceOut, FaultOut, ReadingOut
 from cloud.errors import Conflict
 from cloud.telemetry import service as telemetry
 
-router = APIRouter(prefix="/api/devices", tags=["devices"])
+router = APIRouter(
+    prefix="/api/devices",
+    tags=["devices"],
+    dependencies=[Depends(require(Role.ADMIN, Role.OPERATOR))],
+)
 
 
 @router.get("", response_model=list[DeviceOut])
@@ -51,7 +56,9 @@ def get_device(device_id: str, db_session: SessionDep) -> DeviceDetail:
 
 
 @router.put("/{device_id}", response_model=DeviceOut)
-def put_device(device_id: str, device_in: DeviceIn, db_session: WriterSessionDep) -> DeviceOut:
+def put_device(
+    device_id: str, device_in: DeviceIn, _admin: AdminDep, db_session: WriterSessionDep
+) -> DeviceOut:
     """Register a device or update its registry entry."""
     if device_in.id != device_id:
         raise Conflict(f"the body's id {device_in.id!r} differs from the path's {device_id!r}")

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from cloud.deps import SessionDep
+from cloud.auth.roles import Role
+from cloud.deps import SessionDep, require
 from cloud.quarantine import service
 from cloud.quarantine.schemas import QuarantinedOut
 
-router = APIRouter(prefix="/api/quarantine", tags=["quarantine"])
+router = APIRouter(
+    prefix="/api/quarantine",
+    tags=["quarantine"],
+    dependencies=[Depends(require(Role.ADMIN, Role.OPERATOR))],
+)
 
 
 @router.get("", response_model=list[QuarantinedOut])
@@ -19,7 +24,7 @@ def list_quarantine(
     reason: str | None = None,
     device_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[QuarantinedOut]:
     """Refused messages, newest first; filter by reason or device."""
     rows = service.list_recent(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from cloud.auth.roles import Role
 from cloud.clock import utc_now
-from cloud.deps import SessionDep, WriterSessionDep
+from cloud.deps import AdminDep, SessionDep, WriterSessionDep, require
 from cloud.errors import Conflict
 from cloud.sites import service
 from cloud.sites.schemas import SiteIn, SiteOut
 
-router = APIRouter(prefix="/api/sites", tags=["sites"])
+router = APIRouter(
+    prefix="/api/sites", tags=["sites"], dependencies=[Depends(require(Role.ADMIN, Role.OPERATOR))]
+)
 
 
 @router.get("", response_model=list[SiteOut])
@@ -26,7 +29,9 @@ def get_site(site_id: str, db_session: SessionDep) -> SiteOut:
 
 
 @router.put("/{site_id}", response_model=SiteOut)
-def put_site(site_id: str, site_in: SiteIn, db_session: WriterSessionDep) -> SiteOut:
+def put_site(
+    site_id: str, site_in: SiteIn, _admin: AdminDep, db_session: WriterSessionDep
+) -> SiteOut:
     """Create or replace a site (the id in the path and the body must match)."""
     if site_in.id != site_id:
         raise Conflict(f"the body's id {site_in.id!r} differs from the path's {site_id!r}")

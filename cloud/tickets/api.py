@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud.auth.roles import Role
 from cloud.clock import utc_now
-from cloud.deps import SessionDep, WriterSessionDep
+from cloud.deps import IdPath, SessionDep, StaffDep, WriterSessionDep, require
 from cloud.tickets import service
 from cloud.tickets.models import Ticket
 from cloud.tickets.schemas import TicketDetail, TicketEventOut, TicketOut, TicketPage, TransitionIn
 
-router = APIRouter(prefix="/api/tickets", tags=["tickets"])
+router = APIRouter(
+    prefix="/api/tickets",
+    tags=["tickets"],
+    dependencies=[Depends(require(Role.ADMIN, Role.OPERATOR))],
+)
 
 
 @router.get("", response_model=TicketPage)
@@ -30,7 +35,7 @@ def list_tickets(
     category: str | None = None,
     priority: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> TicketPage:
     """Tickets, newest first, with filters and paging."""
     where = service.TicketFilter(
@@ -48,7 +53,7 @@ def list_tickets(
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail)
-def get_ticket(ticket_id: int, db_session: SessionDep) -> TicketDetail:
+def get_ticket(ticket_id: IdPath, db_session: SessionDep) -> TicketDetail:
     """One ticket with its description, snapshot, audit trail and linked device tickets."""
     ticket = service.get_or_raise(db_session=db_session, ticket_id=ticket_id)
     return detail(db_session, ticket)
@@ -56,7 +61,7 @@ def get_ticket(ticket_id: int, db_session: SessionDep) -> TicketDetail:
 
 @router.post("/{ticket_id}/transitions", response_model=TicketDetail)
 def transition_ticket(
-    ticket_id: int, body: TransitionIn, db_session: WriterSessionDep
+    ticket_id: IdPath, body: TransitionIn, caller: StaffDep, db_session: WriterSessionDep
 ) -> TicketDetail:
     """Move a ticket to another state; illegal moves are refused with 409 and the options."""
     ticket = service.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
@@ -64,7 +69,7 @@ def transition_ticket(
         db_session=db_session,
         ticket=ticket,
         to=body.to,
-        actor=body.actor,
+        actor=f"{caller.role.value}:{caller.username}",
         reason=body.reason,
         now=utc_now(),
         eta_minutes=body.eta_minutes,

@@ -81,5 +81,4 @@ class TransitionIn(BaseModel):
 
     to: TicketState
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
-    actor: Annotated[str, Field(min_length=1, max_length=80)] = "operator"
     eta_minutes: Annotated[int, Field(ge=0, le=1440)] | None = None

@@ -109,3 +109,41 @@ def ingest(
             ctx=ctx,
             now=now or message.timestamp + timedelta(seconds=1),
         )
+
+
+def token_for(
+    sessions: sessionmaker[Session],
+    role: str,
+    username: str | None = None,
+    technician_id: str | None = None,
+) -> str:
+    """A user of that role and a bearer token for it."""
+    from cloud.auth import service as auth
+    from cloud.auth.roles import Role
+
+    with transaction(sessions) as db:
+        user = auth.create_user(
+            db_session=db,
+            username=username or f"{role}-{next(_seq)}",
+            role=Role(role),
+            password="correct horse battery staple",
+            technician_id=technician_id,
+            now=datetime.now(T0.tzinfo),
+        )
+        token, _ = auth.issue_token(
+            db_session=db, user=user, name="test", now=datetime.now(T0.tzinfo)
+        )
+    return token
+
+
+def client(sessions: sessionmaker[Session], role: str | None = "operator") -> object:
+    """A TestClient on the API, logged in with that role (None: anonymous)."""
+    from fastapi.testclient import TestClient
+
+    from cloud.config import CloudSettings
+    from cloud.main import create_app
+
+    api = TestClient(create_app(CloudSettings(), sessions))
+    if role:
+        api.headers["Authorization"] = f"Bearer {token_for(sessions, role)}"
+    return api

@@ -53,13 +53,18 @@ def test_demo_turns_presses_into_tickets_and_stops_cleanly(broker: str, tmp_path
         text=True,
     )
     api = f"http://127.0.0.1:{api_port}"
+
+    def get(path: str):
+        token = (state / "operator.token").read_text().strip()
+        return httpx.get(f"{api}{path}", headers={"Authorization": f"Bearer {token}"}).json()
+
     try:
         wait_for(lambda: demo.poll() is not None or port_open("127.0.0.1", api_port), 60, "API")
         assert demo.poll() is None, demo.stderr.read() if demo.stderr else ""
-        devices = wait_for(lambda: len(httpx.get(f"{api}/api/devices").json()) == 2, 30, "devices")
+        devices = wait_for(lambda: len(get("/api/devices")) == 2, 30, "devices")
         assert devices
         wait_for(
-            lambda: httpx.get(f"{api}/api/tickets").json()["total"],
+            lambda: get("/api/tickets")["total"],
             30,
             "a simulated press's ticket",
         )
@@ -88,8 +93,7 @@ def test_demo_turns_presses_into_tickets_and_stops_cleanly(broker: str, tmp_path
         assert sent.returncode == 0, sent.stderr
         wait_for(
             lambda: any(
-                t["urgent"]
-                for t in httpx.get(f"{api}/api/tickets?device_id=kiosk-printer-01").json()["items"]
+                t["urgent"] for t in get("/api/tickets?device_id=kiosk-printer-01")["items"]
             ),
             15,
             "the urgent press by hand",
@@ -100,5 +104,6 @@ def test_demo_turns_presses_into_tickets_and_stops_cleanly(broker: str, tmp_path
         out, err = demo.communicate(timeout=60)
     assert demo.returncode == 0, err
     assert "crowdfix demo is running" in out and f"{api}/docs" in out
+    assert "operator  operator / " in out
     assert not port_open("127.0.0.1", api_port) and not port_open("127.0.0.1", mqtt_port)
     assert _processes_mentioning(str(state)) == [], "the demo left a process behind"
