@@ -6,14 +6,18 @@ from pathlib import Path
 from socket import gethostname
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from cloud.errors import ConfigError
 from cloud.tickets.taxonomy import Taxonomy, load_taxonomy
 from mqttlink import BrokerSettings, Protocol
 
 DEFAULT_DATABASE_URL = "sqlite:///var/crowdfix.sqlite3"
+# Values from examples and tutorials that must never guard a real deployment.
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password", "crowdfix", "admin"}
+MIN_SECRET_LENGTH = 16
 
 
 class CloudSettings(BaseSettings):
@@ -55,6 +59,31 @@ class CloudSettings(BaseSettings):
     influx_org: str = "crowdfix"
     influx_bucket: str = "telemetry"
 
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> CloudSettings:
+        """Outside development, refuse to run on missing, example or short secrets."""
+        if self.environment != "production":
+            return self
+        secrets = {"CROWDFIX_MQTT_PASSWORD": _secret(self.mqtt_password)}
+        if self.influx_url:
+            secrets["CROWDFIX_INFLUX_TOKEN"] = _secret(self.influx_token)
+        database_password = make_url(self.database_url).password
+        if database_password is not None:
+            secrets["the password in CROWDFIX_DATABASE_URL"] = str(database_password)
+        for name, value in secrets.items():
+            if value.lower() in PLACEHOLDER_SECRETS or len(value) < MIN_SECRET_LENGTH:
+                raise ConfigError(
+                    f"{name} is missing or a placeholder; production needs a random secret of "
+                    f'{MIN_SECRET_LENGTH}+ characters (python3 -c "import secrets; '
+                    'print(secrets.token_urlsafe(32))"; for the broker: crowdfix provision '
+                    "cloud-account)"
+                )
+        if not self.mqtt_username:
+            raise ConfigError(
+                "CROWDFIX_MQTT_USERNAME is missing: the broker has no anonymous access"
+            )
+        return self
+
     def broker(self) -> BrokerSettings:
         """Broker settings of the cloud's service account."""
         try:
@@ -71,3 +100,7 @@ class CloudSettings(BaseSettings):
     def taxonomy(self) -> Taxonomy:
         """The taxonomy file, validated."""
         return load_taxonomy(self.taxonomy_file)
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""

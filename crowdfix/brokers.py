@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -24,8 +25,56 @@ BrokerChoice = Literal["auto", "mosquitto", "embedded"]
 START_TIMEOUT_S = 15.0
 
 
+# The production broker configuration; the demo and the tests run it with local paths.
+DEPLOY_CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "mosquitto.conf"
+# Where docker-compose mounts things in the container, and what they become locally.
+CONTAINER_SECRETS = "/mosquitto/secrets/"
+CONTAINER_DATA = "/mosquitto/data/"
+PLAIN_LISTENER = "listener 1883"
+RELOAD_LOG_LINE = "Reloading config."
+# MQTT 3.1.1 CONNECT, clean session, empty client id: any CONNACK proves a main-loop pass.
+PROBE_CONNECT = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"
+TLS_LISTENER = "listener 8883"
+
+
 class BrokerError(RuntimeError):
     """A broker could not be started; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class SecureConfig:
+    """Run deploy/mosquitto/mosquitto.conf: accounts from `secrets_dir` (passwd, acl, and
+    certs/ when tls_port is set)."""
+
+    secrets_dir: Path
+    tls_port: int | None = None
+
+
+def render_deploy_config(
+    template: str, *, port: int, data_dir: Path, secure: SecureConfig, user: str, log_file: Path
+) -> str:
+    """The deploy config with local paths, loopback listeners, and no TLS unless asked; the
+    log goes to a file (Mosquitto flushes that per line, not stdout into a pipe or file)."""
+    lines: list[str] = []
+    skipping = False
+    for line in template.splitlines():
+        stripped = line.strip()
+        if skipping and (not stripped or stripped.startswith("listener ")):
+            skipping = False
+        if skipping:
+            continue
+        if stripped == "log_dest stdout":
+            line = f"log_dest file {log_file.resolve()}"
+        elif stripped == PLAIN_LISTENER:
+            line = f"listener {port} 127.0.0.1"
+        elif stripped == TLS_LISTENER:
+            if secure.tls_port is None:
+                skipping = True
+                continue
+            line = f"listener {secure.tls_port} 127.0.0.1"
+        line = line.replace(CONTAINER_SECRETS, f"{secure.secrets_dir.resolve()}/")
+        lines.append(line.replace(CONTAINER_DATA, f"{data_dir.resolve()}/"))
+    return "\n".join([*lines, f"user {user}"]) + "\n"
 
 
 class RunningBroker(Protocol):
@@ -78,7 +127,13 @@ class MosquittoBroker:
     protocol = MqttProtocol.AUTO
     shared_subscriptions = True
 
-    def __init__(self, workdir: Path, port: int | None = None, extra_config: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        extra_config: str = "",
+        secure: SecureConfig | None = None,
+    ) -> None:
         binary = find_mosquitto()
         if binary is None:
             raise BrokerError(
@@ -92,6 +147,7 @@ class MosquittoBroker:
         self.config_file = workdir / "mosquitto.conf"
         self.log_file = workdir / "mosquitto.log"
         self.extra_config = extra_config
+        self.secure = secure
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -100,7 +156,20 @@ class MosquittoBroker:
         return f"mqtt://{self.host}:{self.port}"
 
     def write_config(self) -> None:
-        """Loopback listener, persistence in the workdir, generous queues for the demo."""
+        """The deploy config (secure), or an anonymous loopback broker for protocol tests."""
+        if self.secure is not None:
+            if not DEPLOY_CONFIG.is_file():
+                raise BrokerError(f"{DEPLOY_CONFIG} is missing: run from a crowdfix checkout")
+            text = render_deploy_config(
+                DEPLOY_CONFIG.read_text(),
+                port=self.port,
+                data_dir=self.workdir,
+                secure=self.secure,
+                user=getpass.getuser(),
+                log_file=self.log_file,
+            )
+            self.config_file.write_text(text + self.extra_config + "\n")
+            return
         self.config_file.write_text(
             "\n".join(
                 [
@@ -116,6 +185,8 @@ class MosquittoBroker:
                     "log_type error",
                     "log_type warning",
                     "log_type notice",
+                    "log_type information",
+                    f"log_dest file {self.log_file.resolve()}",
                     self.extra_config,
                 ]
             )
@@ -124,7 +195,7 @@ class MosquittoBroker:
 
     def start(self) -> MosquittoBroker:
         """Start the process and wait until it accepts connections."""
-        if not self.config_file.exists() or self.extra_config:
+        if not self.config_file.exists() or self.extra_config or self.secure:
             self.write_config()
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(
@@ -145,10 +216,25 @@ class MosquittoBroker:
         _LOGGER.info("mosquitto listening on %s (pid %d)", self.url, self.process.pid)
         return self
 
-    def reload(self) -> None:
-        """SIGHUP: re-read password and ACL files."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGHUP)
+    def reload(self, timeout: float = START_TIMEOUT_S) -> None:
+        """SIGHUP: re-read password and ACL files; returns once the broker has done so."""
+        if self.process is None:
+            return
+        before = self._log_text().count(RELOAD_LOG_LINE)
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self._log_text().count(RELOAD_LOG_LINE) <= before:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"mosquitto did not log {RELOAD_LOG_LINE!r} after SIGHUP")
+            time.sleep(0.02)
+        # It logs before re-reading; a CONNECT answered afterwards was handled after the reload
+        # (one main loop), so the new accounts are in force when this returns.
+        with socket.create_connection((self.host, self.port), timeout=timeout) as probe:
+            probe.sendall(PROBE_CONNECT)
+            probe.recv(4)
+
+    def _log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
     def stop(self, *, kill: bool = False) -> None:
         """Terminate (or kill -9) the process and wait for it."""
@@ -240,8 +326,11 @@ class EmbeddedBroker:
         await broker.shutdown()
 
 
-def start_broker(choice: BrokerChoice, workdir: Path, port: int | None = None) -> RunningBroker:
-    """Mosquitto when asked or installed (auto), else the embedded broker."""
+def start_broker(
+    choice: BrokerChoice, workdir: Path, port: int | None = None, secure: SecureConfig | None = None
+) -> RunningBroker:
+    """Mosquitto when asked or installed (auto; with the deploy config when `secure` is
+    given), else the embedded broker (anonymous, loopback only)."""
     if choice == "mosquitto" or (choice == "auto" and find_mosquitto()):
-        return MosquittoBroker(workdir, port).start()
+        return MosquittoBroker(workdir, port, secure=secure).start()
     return EmbeddedBroker(port).start()

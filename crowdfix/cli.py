@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 
 from crowdfix import logs
+from crowdfix.clitools import LogLevel, cloud_settings, fail
+from crowdfix.provision_cli import provision_app
 
 app = typer.Typer(
     help="crowdfix: help buttons and device faults become dispatched service tickets.",
@@ -24,19 +26,7 @@ cloud_app = typer.Typer(
 )
 app.add_typer(agent_app, name="agent")
 app.add_typer(cloud_app, name="cloud")
-
-LogLevel = Annotated[
-    str | None,
-    typer.Option(
-        "--log-level", help="DEBUG, INFO, WARNING or ERROR [env CROWDFIX_LOG_LEVEL; default INFO]."
-    ),
-]
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a clear error and return the exit to raise."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
+app.add_typer(provision_app, name="provision")
 
 
 def stop_on_signals() -> threading.Event:
@@ -221,17 +211,6 @@ def agent_schema(
 # -- cloud --------------------------------------------------------------------------------
 
 
-def _cloud_settings() -> Any:
-    from pydantic import ValidationError
-
-    from cloud.config import CloudSettings
-
-    try:
-        return CloudSettings()
-    except ValidationError as exc:
-        raise fail(f"cloud settings (CROWDFIX_*): {exc}") from exc
-
-
 @cloud_app.command("serve")
 def cloud_serve(
     host: Annotated[str | None, typer.Option(help="Bind address [env CROWDFIX_API_HOST].")] = None,
@@ -244,7 +223,7 @@ def cloud_serve(
     from cloud.main import create_app
 
     logs.configure(log_level)
-    settings = _cloud_settings()
+    settings = cloud_settings()
     uvicorn.run(
         create_app(settings),
         host=host or settings.api_host,
@@ -262,7 +241,7 @@ def cloud_ingest(log_level: LogLevel = None) -> None:
     from cloud.worker import IngestWorker
 
     logs.configure(log_level)
-    settings = _cloud_settings()
+    settings = cloud_settings()
     engine = make_engine(settings.database_url)
     migrate(engine)
     worker = IngestWorker(settings, make_sessionmaker(engine))
@@ -284,7 +263,7 @@ def cloud_migrate(log_level: LogLevel = None) -> None:
     from cloud.db import make_engine, migrate
 
     logs.configure(log_level)
-    migrate(make_engine(_cloud_settings().database_url))
+    migrate(make_engine(cloud_settings().database_url))
 
 
 # -- by hand ------------------------------------------------------------------------------
@@ -298,6 +277,12 @@ def send_button(
     broker: Annotated[str, typer.Option(help="mqtt://host:port of the broker.")] = (
         "mqtt://127.0.0.1:11883"
     ),
+    username: Annotated[
+        str | None, typer.Option(help="MQTT username (a device's is its id; default: none).")
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="File holding the MQTT password (mqtt-password).")
+    ] = None,
     gesture: Annotated[str, typer.Option(help="single, double or long.")] = "single",
     action: Annotated[str, typer.Option(help="request, cancel or urgent.")] = "request",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.")] = 10.0,
@@ -322,8 +307,9 @@ def send_button(
             gesture=gesture,
             action=action,
         )
-        settings = BrokerSettings.from_url(broker)
-    except (ValidationError, ValueError) as exc:
+        password = password_file.read_text().strip() if password_file else None
+        settings = BrokerSettings.from_url(broker, username=username, password=password)
+    except (ValidationError, ValueError, OSError) as exc:
         raise fail(str(exc)) from exc
     if not publish_once(settings, event, timeout):
         raise fail(f"could not deliver to {settings.describe()} within {timeout:g}s", code=1)

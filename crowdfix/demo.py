@@ -21,12 +21,21 @@ from cloud.db import make_engine, make_sessionmaker, migrate, transaction
 from cloud.devices import service as devices
 from cloud.devices.schemas import DeviceIn
 from cloud.main import create_app
+from cloud.provisioning.mosquitto import AccountKind
+from cloud.provisioning.store import CredentialStore, write_agent_credentials
 from cloud.server import ApiServer
 from cloud.sites import service as sites
 from cloud.sites.schemas import SiteIn
 from cloud.worker import IngestWorker
 from contracts import Channel, uplink_topic
-from crowdfix.brokers import BrokerChoice, RunningBroker, free_port, port_open, start_broker
+from crowdfix.brokers import (
+    BrokerChoice,
+    RunningBroker,
+    SecureConfig,
+    free_port,
+    port_open,
+    start_broker,
+)
 from crowdfix.simulation import simulated_collectors, start_incident
 from edge_agent.app import EdgeAgent
 from edge_agent.collectors import Collector
@@ -38,6 +47,7 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_MQTT_PORT = 11883
 PRESS_HOLD_S = 0.1
 INCIDENT_SHARE = 0.15  # of the demo's events, the rest are button presses
+CLOUD_ACCOUNT = "crowdfix-cloud"
 
 
 class DemoError(RuntimeError):
@@ -188,6 +198,8 @@ class Demo:
         self.api: ApiServer | None = None
         self.devices: list[SimulatedDevice] = []
         self.logins: list[DemoLogin] = []
+        self.store = CredentialStore(config.state_dir / "broker-secrets")
+        self.passwords: dict[str, str] = {}
         self._stop = threading.Event()
         self._presser = threading.Thread(target=self._press_now_and_then, name="presser")
 
@@ -204,10 +216,18 @@ class Demo:
             if cfg.mqtt_port:
                 raise DemoError(f"port {mqtt_port} is already in use: pass --mqtt-port")
             mqtt_port = free_port()
-        self.broker = start_broker(cfg.broker, cfg.state_dir / "broker", mqtt_port)
+        plan = self._plan(profiles)
+        self.passwords = self._credentials(plan, mqtt_port)
+        self.broker = start_broker(
+            cfg.broker, cfg.state_dir / "broker", mqtt_port, SecureConfig(self.store.directory)
+        )
+        if self.broker.kind != "mosquitto":
+            self.passwords = {}  # the embedded broker is anonymous (loopback only)
         settings = CloudSettings(
             database_url=f"sqlite:///{cfg.state_dir / 'crowdfix.sqlite3'}",
             mqtt_url=self.broker.url,
+            mqtt_username=CLOUD_ACCOUNT if self.passwords else None,
+            mqtt_password=self.passwords.get(CLOUD_ACCOUNT),
             mqtt_protocol=self.broker.protocol,
             ingest_group="crowdfix-ingest" if self.broker.shared_subscriptions else "",
             api_host=cfg.api_host,
@@ -216,7 +236,6 @@ class Demo:
         engine = make_engine(settings.database_url)
         migrate(engine)
         sessions = make_sessionmaker(engine)
-        plan = self._plan(profiles)
         register_fleet(sessions, plan)
         self.logins = demo_accounts(sessions, cfg.state_dir)
         self.worker = IngestWorker(settings, sessions)
@@ -224,6 +243,22 @@ class Demo:
         self.api = ApiServer(create_app(settings, sessions), cfg.api_host, cfg.api_port).start()
         self._start_devices(plan)
         self._presser.start()
+
+    def _credentials(self, plan: list[PlannedDevice], mqtt_port: int) -> dict[str, str]:
+        """Broker accounts for the cloud and every device, new passwords each run, written
+        the way `crowdfix provision` writes them (agent files under state_dir/devices)."""
+        passwords = {CLOUD_ACCOUNT: self.store.issue(CLOUD_ACCOUNT, AccountKind.CLOUD)}
+        for device in plan:
+            password = self.store.issue(device.device_id, AccountKind.DEVICE)
+            passwords[device.device_id] = password
+            write_agent_credentials(
+                self.config.state_dir / "devices",
+                device_id=device.device_id,
+                password=password,
+                broker_url=f"mqtt://127.0.0.1:{mqtt_port}",
+                ca_file=None,
+            )
+        return passwords
 
     def _plan(self, profiles: list[tuple[Path, Profile]]) -> list[PlannedDevice]:
         usable = [(path, prof) for path, prof in profiles if prof.buttons]
@@ -241,6 +276,8 @@ class Demo:
                 device_id=device_id,
                 profile=path,
                 broker_url=self.broker.url,
+                mqtt_username=device_id if self.passwords else None,
+                mqtt_password=self.passwords.get(device_id),
                 mqtt_protocol=self.broker.protocol,
                 state_dir=self.config.state_dir / "agents",
                 pins="mock",
@@ -296,8 +333,15 @@ class Demo:
         devices = ", ".join(
             f"{d.agent.device_id} ({d.agent.profile.profile})" for d in self.devices
         )
+        login = pub_login = ""
+        if self.passwords:
+            secret = self.config.state_dir / "devices" / device.device_id / "mqtt-password"
+            login = f" --username {device.device_id} --password-file {secret}"
+            pub_login = f' -u {device.device_id} -P "$(cat {secret})"'
         broker_kind = (
-            "Mosquitto" if self.broker.kind == "mosquitto" else "embedded amqtt, MQTT 3.1.1"
+            "Mosquitto, deploy/mosquitto/mosquitto.conf: per-device logins and ACL"
+            if self.broker.kind == "mosquitto"
+            else "embedded amqtt, MQTT 3.1.1, anonymous"
         )
         return "\n".join(
             [
@@ -320,8 +364,8 @@ class Demo:
                 "",
                 "Press a button by hand:",
                 f"  crowdfix send-button --broker {self.broker.url} --device {device.device_id} "
-                f"--button {button.name} --category {button.category}",
-                f"  mosquitto_pub -h {host} -p {port} -q 1 -t {topic} -m '{payload}'",
+                f"--button {button.name} --category {button.category}{login}",
+                f"  mosquitto_pub -h {host} -p {port}{pub_login} -q 1 -t {topic} -m '{payload}'",
                 "",
                 "Ctrl-C stops everything.",
                 "",

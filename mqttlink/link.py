@@ -361,7 +361,15 @@ class MqttLink:
         )
 
     def _handle_publish(
-        self, _c: paho.Client, _u: Any, mid: int, _reason: ReasonCode, _p: Any
+        self, _c: paho.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any
     ) -> None:
+        if reason.is_failure:
+            # MQTT 5 says why (3.1.1 brokers drop a refused message without a word).
+            _LOGGER.warning(
+                "mqtt %s: the broker refused message %d: %s (is the topic in this account's ACL?)",
+                self._client_id,
+                mid,
+                reason.getName(),
+            )
         if self._on_published is not None:
             self._on_published(mid, self._generation)

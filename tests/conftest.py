@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,9 +19,12 @@ from cloud.db import make_engine, make_sessionmaker, migrate
 from cloud.devices.models import Device
 from cloud.ingest.models import IngestedMessage
 from cloud.main import create_app
+from cloud.provisioning.mosquitto import AccountKind
+from cloud.provisioning.store import CredentialStore
 from cloud.server import ApiServer
 from cloud.worker import IngestWorker
-from crowdfix.brokers import MosquittoBroker, find_mosquitto, free_port
+from crowdfix.brokers import MosquittoBroker, SecureConfig, find_mosquitto, free_port
+from mqttlink import BrokerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get(
@@ -44,6 +48,65 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
     broker = MosquittoBroker(tmp_path / "mosquitto").start()
     yield broker
     broker.stop()
+
+
+@dataclass
+class SecureBroker:
+    """Mosquitto running deploy/mosquitto/mosquitto.conf, with accounts the test provisions."""
+
+    broker: MosquittoBroker
+    store: CredentialStore
+    passwords: dict[str, str]
+
+    def add(self, username: str, kind: AccountKind = AccountKind.DEVICE) -> str:
+        """Provision an account (the broker sees it after reload())."""
+        self.passwords[username] = self.store.add(username, kind)
+        return self.passwords[username]
+
+    def settings(self, username: str, password: str | None = None) -> BrokerSettings:
+        """Broker settings that log in as username (with its password unless one is given)."""
+        return BrokerSettings.from_url(
+            self.broker.url,
+            username=username,
+            password=SecretStr(password or self.passwords[username]),
+            reconnect_max_s=0.5,
+        )
+
+
+CLOUD_ACCOUNT = "crowdfix-cloud"
+
+
+@pytest.fixture
+def secure_devices() -> list[str]:
+    """Devices the secure broker knows from the start (override in a module)."""
+    return []
+
+
+@pytest.fixture
+def secure_mosquitto(tmp_path: Path, secure_devices: list[str]) -> Iterator[SecureBroker]:
+    """Mosquitto with the production config (no anonymous access, per-device ACL), a cloud
+    account and `secure_devices`; tests add more with .add() and then broker.reload()."""
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it: apt-get install mosquitto)")
+    store = CredentialStore(tmp_path / "secrets" / "mosquitto")
+    secure = SecureBroker(
+        MosquittoBroker(tmp_path / "mosquitto", secure=SecureConfig(store.directory)), store, {}
+    )
+    secure.add(CLOUD_ACCOUNT, AccountKind.CLOUD)
+    for device_id in secure_devices:
+        secure.add(device_id)
+    secure.broker.start()
+    yield secure
+    secure.broker.stop()
+
+
+@pytest.fixture
+def secure_cloud_overrides(secure_mosquitto: SecureBroker) -> dict[str, object]:
+    """CloudSettings that log the cloud in with its service account."""
+    return {
+        "mqtt_username": CLOUD_ACCOUNT,
+        "mqtt_password": secure_mosquitto.passwords[CLOUD_ACCOUNT],
+    }
 
 
 @pytest.fixture

@@ -68,28 +68,19 @@ def test_demo_turns_presses_into_tickets_and_stops_cleanly(broker: str, tmp_path
             30,
             "a simulated press's ticket",
         )
-        # By hand, as the README shows.
-        sent = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "crowdfix.cli",
-                "send-button",
-                "--broker",
-                f"mqtt://127.0.0.1:{mqtt_port}",
-                "--device",
-                "kiosk-printer-01",
-                "--button",
-                "help",
-                "--category",
-                "kiosk-printer",
-                "--action",
-                "urgent",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        # By hand, as the banner shows; on Mosquitto only with the device's own login.
+        command = [
+            sys.executable, "-m", "crowdfix.cli", "send-button",
+            "--broker", f"mqtt://127.0.0.1:{mqtt_port}", "--device", "kiosk-printer-01",
+            "--button", "help", "--category", "kiosk-printer", "--action", "urgent",
+            "--timeout", "3",
+        ]  # fmt: skip
+        if broker == "mosquitto":
+            anonymous = subprocess.run(command, capture_output=True, text=True, timeout=60)
+            assert anonymous.returncode == 1 and "Not authorized" in anonymous.stderr
+            secret = state / "devices" / "kiosk-printer-01" / "mqtt-password"
+            command += ["--username", "kiosk-printer-01", "--password-file", str(secret)]
+        sent = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert sent.returncode == 0, sent.stderr
         wait_for(
             lambda: any(
@@ -105,5 +96,7 @@ def test_demo_turns_presses_into_tickets_and_stops_cleanly(broker: str, tmp_path
     assert demo.returncode == 0, err
     assert "crowdfix demo is running" in out and f"{api}/docs" in out
     assert "operator  operator / " in out
+    if broker == "mosquitto":
+        assert "--password-file" in out and '-P "$(cat ' in out
     assert not port_open("127.0.0.1", api_port) and not port_open("127.0.0.1", mqtt_port)
     assert _processes_mentioning(str(state)) == [], "the demo left a process behind"

@@ -1,0 +1,1 @@
+"""Broker credentials: Mosquitto password-file entries, the per-device ACL, agent credentials."""
