@@ -8,6 +8,7 @@ import sys
 BENCHMARKS = {
     "footprint": "bench.footprint",
     "ingest": "bench.ingest",
+    "faults": "bench.faults",
 }
 
 
