@@ -9,6 +9,7 @@ BENCHMARKS = {
     "footprint": "bench.footprint",
     "ingest": "bench.ingest",
     "faults": "bench.faults",
+    "scale": "bench.scale",
 }
 
 

@@ -266,6 +266,51 @@ def cloud_migrate(log_level: LogLevel = None) -> None:
     migrate(make_engine(cloud_settings().database_url))
 
 
+@cloud_app.command("create-user")
+def cloud_create_user(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="admin, operator or technician.")] = "operator",
+    technician_id: Annotated[
+        str | None, typer.Option(help="The technician a technician account acts for.")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Also issue an API token with this name (printed once).")
+    ] = None,
+) -> None:
+    """Create an account (the first admin, say) with a random password, printed once."""
+    from cloud.auth import service as auth
+    from cloud.auth.passwords import new_password
+    from cloud.auth.roles import Role
+    from cloud.clock import utc_now
+    from cloud.db import make_engine, make_sessionmaker, migrate, transaction
+    from cloud.errors import CloudError
+
+    if role not in {r.value for r in Role}:
+        raise fail(f"--role {role!r}: choose admin, operator or technician")
+    engine = make_engine(cloud_settings().database_url)
+    migrate(engine)
+    password = new_password(20)
+    try:
+        with transaction(make_sessionmaker(engine)) as db:
+            now = utc_now()
+            user = auth.create_user(
+                db_session=db,
+                username=username,
+                role=Role(role),
+                password=password,
+                now=now,
+                technician_id=technician_id,
+            )
+            issued = (
+                auth.issue_token(db_session=db, user=user, name=token, now=now) if token else None
+            )
+    except CloudError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"created {role} {username} with password: {password}")
+    if issued:
+        typer.echo(f"API token {token!r} (shown once): {issued[0]}")
+
+
 # -- by hand ------------------------------------------------------------------------------
 
 

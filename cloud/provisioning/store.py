@@ -65,20 +65,27 @@ class CredentialStore:
 
     def add(self, username: str, kind: AccountKind) -> str:
         """Create an account and return its new password (shown once, stored only hashed)."""
-        if not is_device_id(username):
-            raise ValueError(
-                f"{username!r} cannot be an MQTT username: use 1-64 lowercase letters, digits "
-                "and dashes (a device's username is its device id)"
-            )
-        with self._locked() as accounts:
-            if username in accounts:
-                raise Conflict(
-                    f"{username} already has broker credentials: use `crowdfix provision rotate "
-                    f"{username}` for a new password"
+        return self.add_many([username], kind)[username]
+
+    def add_many(self, usernames: list[str], kind: AccountKind) -> dict[str, str]:
+        """Create several accounts in one write (a fleet roll-out); their new passwords."""
+        for username in usernames:
+            if not is_device_id(username):
+                raise ValueError(
+                    f"{username!r} cannot be an MQTT username: use 1-64 lowercase letters, "
+                    "digits and dashes (a device's username is its device id)"
                 )
-            password = new_mqtt_password()
-            accounts[username] = Account(username, kind, hash_password(password))
-            return password
+        with self._locked() as accounts:
+            taken = [u for u in usernames if u in accounts]
+            if taken:
+                raise Conflict(
+                    f"{taken[0]} already has broker credentials: use `crowdfix provision rotate "
+                    f"{taken[0]}` for a new password"
+                )
+            passwords = {u: new_mqtt_password() for u in usernames}
+            for username, password in passwords.items():
+                accounts[username] = Account(username, kind, hash_password(password))
+            return passwords
 
     def issue(self, username: str, kind: AccountKind) -> str:
         """A fresh password for the account, creating it if needed (the demo, each run)."""
