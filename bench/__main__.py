@@ -10,6 +10,7 @@ BENCHMARKS = {
     "ingest": "bench.ingest",
     "faults": "bench.faults",
     "scale": "bench.scale",
+    "dispatch": "bench.dispatch",
 }
 
 

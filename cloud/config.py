@@ -51,6 +51,8 @@ class CloudSettings(BaseSettings):
     # Worker housekeeping: presence sweep interval, recent telemetry window kept in SQL.
     sweep_interval_s: float = Field(default=5, gt=0)
     recent_window_h: float = Field(default=6, gt=0)
+    # Workers run the dispatcher (offers, deadlines, cascade) once technicians exist.
+    dispatch: bool = True
     # Prometheus endpoint of an ingest worker (the API serves /metrics itself); 0: none.
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     # InfluxDB for telemetry history; off when no URL is set.

@@ -14,6 +14,7 @@ from cloud.auth.api import router as auth_router
 from cloud.config import CloudSettings
 from cloud.db import make_engine, make_sessionmaker, migrate, writer_sessions
 from cloud.devices.api import router as devices_router
+from cloud.dispatch.api import router as dispatch_router
 from cloud.errors import CloudError, Conflict, Forbidden, NotFound, TooManyAttempts, Unauthorized
 from cloud.metrics import metrics
 from cloud.quarantine.api import router as quarantine_router
@@ -37,7 +38,8 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
     app.state.sessions = sessions
     app.state.writer_sessions = writer_sessions(sessions)
     app.state.settings = settings
-    for router in (auth_router, tickets_router, devices_router, sites_router, quarantine_router):
+    routers = (auth_router, tickets_router, dispatch_router, devices_router, sites_router)
+    for router in (*routers, quarantine_router):
         app.include_router(router)
     metrics()  # registered, so /metrics lists every series from the start
 

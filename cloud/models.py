@@ -2,6 +2,7 @@
 
 from cloud.auth.models import ApiToken, FailedLogin, User
 from cloud.devices.models import Device, DeviceFault, FaultTransition
+from cloud.dispatch.models import Offer, Technician
 from cloud.ingest.models import IngestedMessage
 from cloud.outbound.models import OutboundMessage
 from cloud.quarantine.models import QuarantinedMessage
@@ -17,10 +18,12 @@ __all__ = [
     "FaultTransition",
     "IngestedMessage",
     "LatestReading",
+    "Offer",
     "OutboundMessage",
     "QuarantinedMessage",
     "RecentReading",
     "Site",
+    "Technician",
     "Ticket",
     "TicketEvent",
     "User",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +33,9 @@ from cloud.clock import utc_now
 from cloud.config import CloudSettings
 from cloud.db import transaction
 from cloud.devices import service as devices
+from cloud.dispatch import service as dispatcher
+from cloud.dispatch.models import Technician
+from cloud.dispatch.policy import DispatchPolicy
 from cloud.ingest.service import (
     BulkMessage,
     EventMessage,
@@ -57,6 +61,9 @@ BULK_MAX = 500  # messages per bulk transaction (short transactions: events wait
 BULK_WAIT_S = 0.05  # how long a bulk batch may gather
 RELAY_EVERY_S = 0.2
 PRUNE_EVERY_S = 600.0
+DISPATCH_EVERY_S = 1.0
+WEBHOOK_TIMEOUT_S = 2.0
+WEBHOOK_REST_S = 30.0  # after a failed POST, that URL waits this long before the next try
 BULK_CHANNELS = ("telemetry", "heartbeat")
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 DRAIN_SETTLE_S = 0.3
@@ -94,6 +101,7 @@ class IngestWorker:
         self._events: queue.Queue[Inbound] = queue.Queue()
         self._bulk: queue.Queue[Inbound] = queue.Queue()
         self._stopping = threading.Event()
+        self._webhook_rest: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
         self.stats = IngestStats()
         self._written = telemetry.WrittenBuckets()
@@ -276,10 +284,13 @@ class IngestWorker:
     # -- housekeeping -----------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
-        next_sweep = next_prune = time.monotonic()
+        next_sweep = next_prune = next_dispatch = time.monotonic()
         while not self._stopping.wait(RELAY_EVERY_S):
             now = time.monotonic()
             self._guard(self.relay)
+            if now >= next_dispatch and self._settings.dispatch:
+                self._guard(self.dispatch)
+                next_dispatch = now + DISPATCH_EVERY_S
             if now >= next_sweep:
                 self._guard(self.sweep)
                 next_sweep = now + self._settings.sweep_interval_s
@@ -293,11 +304,21 @@ class IngestWorker:
             return 0
         with self._writing(), transaction(self._sessions) as db:
             rows = outbound.claim(db_session=db)
-            sent = [
-                r.id for r in rows if self.mqtt.link.publish(r.topic, r.payload, 1, r.retain).sent
-            ]
+            sent = [r.id for r in rows if self._deliver(r.topic, r.payload, r.retain)]
             outbound.mark_sent(db_session=db, ids=sent, now=utc_now())
         return len(sent)
+
+    def _deliver(self, topic: str, payload: bytes, retain: bool) -> bool:
+        """Publish on MQTT, or POST to a technician's webhook (a failing URL rests a while)."""
+        if not topic.startswith(outbound.WEBHOOK_PREFIX):
+            return self.mqtt.link.publish(topic, payload, 1, retain).sent
+        url = topic.removeprefix(outbound.WEBHOOK_PREFIX)
+        if self._webhook_rest.get(url, 0.0) > time.monotonic():
+            return False
+        if post_webhook(url, payload):
+            return True
+        self._webhook_rest[url] = time.monotonic() + WEBHOOK_REST_S
+        return False
 
     def sweep(self) -> None:
         """Presence of every device; offline tickets opened and cleared."""
@@ -308,6 +329,29 @@ class IngestWorker:
                 device = devices.get(db_session=db, device_id=device_id, lock=True)
                 if device is not None:
                     sweep_device(db_session=db, device=device, ctx=self.ctx, now=utc_now())
+
+    def dispatch(self, now_fn: Callable[[], Any] = utc_now) -> int:
+        """Expire offers past their deadline (cascading to the next technician) and make
+        offers for waiting tickets; each in its own transaction, safe with several workers.
+        Off while no technician is registered. Returns how many offers moved."""
+        rules = DispatchPolicy()
+        with self._sessions() as db:
+            if not db.scalar(select(func.count()).select_from(Technician)):
+                return 0
+            due = dispatcher.due_offers(db_session=db, now=now_fn())
+            waiting = dispatcher.waiting_tickets(db_session=db)
+        moved = 0
+        for offer_id in due:
+            with self._writing(), transaction(self._sessions) as db:
+                moved += dispatcher.expire(
+                    db_session=db, offer_id=offer_id, now=now_fn(), rules=rules
+                )
+        for ticket_id in waiting:
+            with self._writing(), transaction(self._sessions) as db:
+                moved += dispatcher.start(
+                    db_session=db, ticket_id=ticket_id, now=now_fn(), rules=rules
+                )
+        return moved
 
     def prune(self) -> None:
         """Forget old telemetry buckets, fault history and sent commands."""
@@ -409,3 +453,19 @@ def _influx(settings: CloudSettings) -> InfluxSink | None:
         return None
     token = settings.influx_token.get_secret_value() if settings.influx_token else ""
     return InfluxSink(settings.influx_url, token, settings.influx_org, settings.influx_bucket)
+
+
+def post_webhook(url: str, payload: bytes) -> bool:
+    """POST a JSON payload; True on a 2xx answer."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, data=payload, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        _LOGGER.warning("webhook %s failed: %s", url, exc)
+        return False

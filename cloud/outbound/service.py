@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 from cloud.outbound.models import OutboundMessage
 from contracts import encode
 
+# Outbound rows whose "topic" starts with this are POSTed to the URL after it, not published.
+WEBHOOK_PREFIX = "webhook:"
+
 
 def enqueue(
     *, db_session: Session, topic: str, message: BaseModel, now: datetime, retain: bool = False

@@ -72,6 +72,12 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     source_message_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Dispatch: who has it, when dispatch began, when they arrived, how it was rated.
+    technician_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    dispatch_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    on_site_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rated_by: Mapped[str | None] = mapped_column(String(80))
 
 
 class TicketEvent(Base):

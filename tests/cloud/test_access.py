@@ -16,6 +16,7 @@ PUBLIC = "public"
 ADMIN, OPERATOR, TECHNICIAN = "admin", "operator", "technician"
 STAFF = {ADMIN, OPERATOR}
 ANY = {ADMIN, OPERATOR, TECHNICIAN}
+SELF = "self"  # staff, and a technician for their own technician id only
 
 # The access matrix, written down independently of the code: a new route without an entry
 # here fails the test, so nobody adds one without deciding who may call it.
@@ -38,6 +39,23 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("PUT", "/api/sites/{site_id}"): {ADMIN},
     ("GET", "/api/quarantine"): STAFF,
     ("GET", "/api/quarantine/counts"): STAFF,
+    ("GET", "/api/technicians"): STAFF,
+    ("GET", "/api/technicians/{technician_id}"): SELF,
+    ("PUT", "/api/technicians/{technician_id}"): {ADMIN},
+    ("POST", "/api/technicians/import"): {ADMIN},
+    ("PUT", "/api/technicians/{technician_id}/availability"): SELF,
+    ("POST", "/api/technicians/{technician_id}/review"): STAFF,
+    ("GET", "/api/offers"): ANY,
+    ("POST", "/api/offers/{offer_id}/accept"): {TECHNICIAN},
+    ("POST", "/api/offers/{offer_id}/decline"): {TECHNICIAN},
+    ("GET", "/api/jobs"): {TECHNICIAN},
+    ("POST", "/api/jobs/{ticket_id}/progress"): {TECHNICIAN},
+    ("POST", "/api/jobs/{ticket_id}/give-back"): {TECHNICIAN},
+    ("POST", "/api/tickets/{ticket_id}/assign"): STAFF,
+    ("GET", "/api/tickets/{ticket_id}/offers"): STAFF,
+    ("GET", "/api/tickets/{ticket_id}/sla"): STAFF,
+    ("POST", "/api/tickets/{ticket_id}/rating"): STAFF,
+    ("GET", "/api/sla/compliance"): STAFF,
     ("GET", "/api/health"): PUBLIC,
     ("GET", "/api/ready"): PUBLIC,
 }
@@ -71,6 +89,19 @@ def test_each_role_gets_exactly_its_routes(api, role: str | None) -> None:
         allowed = MATRIX[(method, path)]
         url = re.sub(r"\{[^}]+\}", "999", path)  # nothing to find: the guard answers first
         response = client.request(method, url, headers=headers, json=_body(method, path))
+        if allowed == SELF and role == TECHNICIAN:
+            # Someone else's id is refused; their own gets past the guard.
+            assert response.status_code == 403, (role, method, path, response.status_code)
+            own = client.request(
+                method,
+                path.replace("{technician_id}", "tech-1"),
+                headers=headers,
+                json=_body(method, path),
+            )
+            assert own.status_code not in (401, 403), (role, method, path, own.text)
+            continue
+        if allowed == SELF:
+            allowed = STAFF
         if allowed == PUBLIC:
             assert response.status_code != 403, (role, method, path)
             assert "log in first" not in response.text, (role, method, path)

@@ -1,0 +1,539 @@
+"""City simulation: the real dispatcher (cloud/dispatch on SQLite) against simulated time,
+beside a naive baseline (nearest available technician with the skill, fixed 5 minute
+timeout, no escalation), in the same city, with the same arrivals and the same people.
+
+The city (seeded, deterministic): shops with POS terminals, printers, network cabinets and
+cold rooms spread over ~12 x 10 km; crowd technicians with one to three skills, a home, a
+service radius and shifts; staff technicians on day shifts. Tickets arrive by category with
+morning, lunch and evening peaks. A technician's answer to an offer depends on who they are
+(some are reliable, some let offers lapse) and how far the job is; the same offer gets the
+same answer under both dispatchers (its randomness is seeded by ticket and technician).
+Travel takes the estimated time with noise; work takes 20-60 minutes.
+
+`python -m bench dispatch` first finds the crowd density at which the naive baseline puts
+~80% of technicians on site within 60 minutes, then runs crowdfix at that density and prints
+both side by side: accepted within 5 min, on site within 60 min, median and p90 time to
+site, utilisation, offers per ticket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import heapq
+import itertools
+import math
+import random
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.common import Progress, median, percentile, table
+from cloud.auth.roles import Principal, Role
+from cloud.db import make_engine, make_sessionmaker, migrate, transaction
+from cloud.devices import service as devices
+from cloud.devices.schemas import DeviceIn
+from cloud.dispatch import csvimport, matching
+from cloud.dispatch import service as dispatcher
+from cloud.dispatch.models import Offer
+from cloud.dispatch.policy import DispatchPolicy
+from cloud.dispatch.schemas import TechnicianIn
+from cloud.ingest.service import IngestContext, ingest_event
+from cloud.sites import service as sites
+from cloud.sites.schemas import SiteIn
+from cloud.tickets.lifecycle import TicketState
+from cloud.tickets.models import Ticket
+from cloud.tickets.taxonomy import load_taxonomy
+from contracts import ButtonEvent
+
+START = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # a Monday morning
+CENTRE = (47.3769, 8.5417)
+# button category → skill (as the built-in taxonomy maps them), and how common each is
+CATEGORIES = {
+    "till": ("pos", 0.3),
+    "receipt-printer": ("printers", 0.25),
+    "network": ("network", 0.2),
+    "refrigeration": ("refrigeration", 0.15),
+    "kiosk-printer": ("printers", 0.1),
+}
+SKILLS = sorted({skill for skill, _ in CATEGORIES.values()} | {"electrical"})
+TICK = timedelta(seconds=15)
+NAIVE_TIMEOUT = timedelta(minutes=5)
+
+
+# -- the world ----------------------------------------------------------------------------
+
+
+@dataclass
+class Person:
+    """A simulated technician: who they are and how they behave."""
+
+    id: str
+    kind: str
+    skills: list[str]
+    home: tuple[float, float]
+    radius_km: float
+    reliability: float  # how likely they answer at all
+    keenness: float  # how likely they say yes to a near job
+    quality: float  # the stars their work tends to earn
+    shift: tuple[int, int]  # hours of the day on duty
+
+
+@dataclass
+class City:
+    """Sites, people and the tickets that will arrive."""
+
+    sites: list[tuple[str, tuple[float, float]]]
+    people: list[Person]
+    arrivals: list[tuple[datetime, str, str]]  # when, site, category
+
+
+def _near(rng: random.Random, spread_km: float) -> tuple[float, float]:
+    dlat = rng.gauss(0, spread_km) / 111.0
+    dlon = rng.gauss(0, spread_km) / (111.0 * math.cos(math.radians(CENTRE[0])))
+    return (CENTRE[0] + dlat, CENTRE[1] + dlon)
+
+
+def _rate_per_hour(hour: float, daily: float) -> float:
+    """Arrivals per hour: a base with morning, lunch and evening peaks (sums to ~daily)."""
+    shape = 0.3 + sum(
+        height * math.exp(-((hour - peak) ** 2) / (2 * width**2))
+        for peak, height, width in ((9, 1.0, 1.2), (12.5, 0.7, 1.0), (17.5, 0.9, 1.3))
+    )
+    return daily * shape / 24 / 0.62
+
+
+def build_city(seed: int, crowd: int, staff: int, sites: int, daily: float, hours: float) -> City:
+    """A deterministic city for this seed and size."""
+    rng = random.Random(seed)
+    site_list = [(f"site-{i:03d}", _near(rng, 3.0)) for i in range(sites)]
+    people = []
+    for i in range(crowd + staff):
+        is_staff = i >= crowd
+        skills = rng.sample(SKILLS, 3 if is_staff else rng.choice((1, 2, 2, 3)))
+        people.append(
+            Person(
+                id=f"{'s' if is_staff else 'c'}-{i:03d}",
+                kind="staff" if is_staff else "crowd",
+                skills=skills,
+                home=_near(rng, 4.0),
+                radius_km=25.0 if is_staff else rng.uniform(6, 14),
+                reliability=0.99 if is_staff else rng.betavariate(6, 1.6),
+                keenness=0.97 if is_staff else rng.uniform(0.55, 0.95),
+                quality=rng.uniform(4.5, 5.0) if is_staff else rng.uniform(4.2, 5.0),
+                shift=(7, 19) if is_staff else rng.choice(((6, 14), (10, 20), (14, 23), (7, 22))),
+            )
+        )
+    arrivals = []
+    clock = 0.0
+    cats, weights = zip(*((c, w) for c, (_s, w) in CATEGORIES.items()), strict=True)
+    peak = _rate_per_hour(9, daily)
+    while clock < hours:  # thinning: a Poisson process with a time-of-day rate
+        clock += rng.expovariate(peak)
+        if clock < hours and rng.random() < _rate_per_hour(clock % 24 + START.hour, daily) / peak:
+            site = rng.choice(site_list)[0]
+            arrivals.append((START + timedelta(hours=clock), site, rng.choices(cats, weights)[0]))
+    return City(site_list, people, arrivals)
+
+
+def answer(seed: int, ticket_no: int, person: Person, km: float) -> tuple[bool | None, float]:
+    """A person answers the same job the same way under either dispatcher: (accept?, or
+    None for no answer at all; minutes until they answer)."""
+    digest = hashlib.sha256(f"{seed}/{ticket_no}/{person.id}".encode()).digest()
+    rng = random.Random(int.from_bytes(digest[:8], "big"))
+    if rng.random() > person.reliability:
+        return None, 0.0
+    delay = min(9.0, rng.lognormvariate(math.log(1.2), 0.6))
+    yes = rng.random() < person.keenness * math.exp(-km / 25)
+    return yes, delay
+
+
+def on_duty(person: Person, at: datetime) -> bool:
+    """Within their shift."""
+    return person.shift[0] <= at.hour < person.shift[1]
+
+
+def travel_minutes(seed: int, ticket_no: int, person: Person, km: float) -> float:
+    """Actual travel: the estimate with noise."""
+    digest = hashlib.sha256(f"travel/{seed}/{ticket_no}/{person.id}".encode()).digest()
+    rng = random.Random(int.from_bytes(digest[:8], "big"))
+    return matching.eta_min(km) * rng.lognormvariate(0, 0.25)
+
+
+def work_minutes(seed: int, ticket_no: int) -> float:
+    """Time on site."""
+    return 20 + 40 * random.Random(f"work/{seed}/{ticket_no}").random()
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """Per-ticket figures of one run."""
+
+    name: str
+    to_accept: list[float] = field(default_factory=list)  # minutes, inf when never
+    to_site: list[float] = field(default_factory=list)
+    offers: list[int] = field(default_factory=list)
+    busy_minutes: float = 0.0
+    staffed_minutes: float = 0.0
+
+    def row(self) -> list[object]:
+        """A table row."""
+        n = len(self.to_site) or 1
+        done = [m for m in self.to_site if m < math.inf]
+        return [
+            self.name,
+            len(self.to_site),
+            f"{100 * sum(m <= 5 for m in self.to_accept) / n:.1f}%",
+            f"{100 * sum(m <= 60 for m in self.to_site) / n:.1f}%",
+            median(done),
+            percentile(done, 90),
+            f"{100 * self.busy_minutes / max(1.0, self.staffed_minutes):.1f}%",
+            sum(self.offers) / n,
+        ]
+
+    def on_site_share(self) -> float:
+        """Share of tickets with someone on site within 60 minutes."""
+        return sum(m <= 60 for m in self.to_site) / max(1, len(self.to_site))
+
+
+# -- the naive baseline -------------------------------------------------------------------
+
+
+def run_naive(city: City, seed: int, hours: float) -> Outcome:
+    """Nearest available technician with the skill, 5 minutes each, until someone accepts."""
+    out = Outcome("naive: nearest, fixed 5 min")
+    free_at = {p.id: START for p in city.people}
+    site_at = dict(city.sites)
+    for ticket_no, (opened, site, category) in enumerate(city.arrivals):
+        skill = CATEGORIES[category][0]
+        where = site_at[site]
+        now, tried, offers = opened, set(), 0
+        accepted = arrived = math.inf
+        while now < opened + timedelta(hours=4):
+            able = [
+                p for p in city.people
+                if skill in p.skills and matching.distance_km(p.home, where) <= p.radius_km
+            ]  # fmt: skip
+            pool = [
+                p for p in able if p.id not in tried and on_duty(p, now) and free_at[p.id] <= now
+            ]
+            if not pool:
+                if able and all(p.id in tried for p in able):
+                    tried.clear()  # everyone was asked: start again from the nearest
+                now += timedelta(minutes=1)
+                continue
+            person = min(pool, key=lambda p: (matching.distance_km(p.home, where), p.id))
+            tried.add(person.id)
+            offers += 1
+            km = matching.distance_km(person.home, where)
+            yes, delay = answer(seed, ticket_no, person, km)
+            if yes:
+                now += timedelta(minutes=delay)
+                accepted = (now - opened).total_seconds() / 60
+                trip = travel_minutes(seed, ticket_no, person, km)
+                work = work_minutes(seed, ticket_no)
+                arrived = accepted + trip
+                free_at[person.id] = now + timedelta(minutes=trip + work)
+                out.busy_minutes += trip + work
+                break
+            now += timedelta(minutes=delay) if yes is False else NAIVE_TIMEOUT
+        out.to_accept.append(accepted)
+        out.to_site.append(arrived)
+        out.offers.append(offers)
+    out.staffed_minutes = _staffed(city, hours)
+    return out
+
+
+def _staffed(city: City, hours: float) -> float:
+    total = 0.0
+    for minute in range(0, int(hours * 60), 15):
+        at = START + timedelta(minutes=minute)
+        total += 15 * sum(on_duty(p, at) for p in city.people)
+    return total
+
+
+# -- crowdfix: the real dispatcher on simulated time ----------------------------------------
+
+
+class CrowdfixRun:
+    """The city's tickets through cloud/dispatch, with simulated people answering offers."""
+
+    def __init__(self, city: City, seed: int, workdir: Path) -> None:
+        self.city, self.seed = city, seed
+        engine = make_engine(f"sqlite:///{workdir / 'sim.sqlite3'}")
+        migrate(engine)
+        self.sessions = make_sessionmaker(engine)
+        self.people = {p.id: p for p in city.people}
+        self.rules = DispatchPolicy()
+        self.ctx = IngestContext(load_taxonomy())
+        self.events: list[tuple[datetime, int, Callable[[datetime], None]]] = []
+        self._order = itertools.count()
+        self.ticket_no: dict[int, int] = {}
+        self.seen_offers: set[int] = set()
+        self.out = Outcome("crowdfix")
+        self.accepted_at: dict[int, datetime] = {}
+        self.arrived_at: dict[int, datetime] = {}
+        self.opened_at: dict[int, datetime] = {}
+
+    def at(self, when: datetime, action: Callable[[datetime], None]) -> None:
+        """Schedule an action in simulated time."""
+        heapq.heappush(self.events, (when, next(self._order), action))
+
+    def setup(self) -> None:
+        """Sites, a device per arrival, and the technicians."""
+        with transaction(self.sessions) as db:
+            for site_id, (lat, lon) in self.city.sites:
+                sites.upsert(
+                    db_session=db,
+                    site_in=SiteIn(id=site_id, name=site_id, latitude=lat, longitude=lon),
+                    now=START,
+                )
+            # One device per arrival, so no two arrivals merge into one ticket (the naive
+            # baseline treats each arrival as its own job too).
+            for ticket_no, (_when, site_id, _category) in enumerate(self.city.arrivals):
+                device = DeviceIn(id=f"dev-{ticket_no:05d}", site_id=site_id)
+                devices.register(db_session=db, device_in=device, now=START)
+            for p in self.city.people:
+                body = TechnicianIn(
+                    name=p.id,
+                    kind=p.kind,
+                    skills=p.skills,
+                    home_lat=p.home[0],  # type: ignore[arg-type]
+                    home_lon=p.home[1],
+                    radius_km=p.radius_km,
+                    available=False,
+                )
+                csvimport.upsert(db_session=db, technician_id=p.id, body=body, now=START)
+
+    def run(self, hours: float) -> Outcome:
+        """Play the day."""
+        self.setup()
+        for ticket_no, (opened, site, category) in enumerate(self.city.arrivals):
+            self.at(opened, lambda now, n=ticket_no, s=site, c=category: self._arrive(now, n, s, c))
+        end = START + timedelta(hours=hours + 4)
+        now = START
+        progress = Progress("crowdfix on simulated time", (end - START).total_seconds())
+        while now < end:
+            self._shifts(now)
+            while self.events and self.events[0][0] <= now:
+                when, _, action = heapq.heappop(self.events)
+                action(when)
+            self._dispatch(now)
+            self._answer_new_offers(now)
+            now += TICK
+            if now.minute == 0 and now.second == 0:
+                progress.update((now - START).total_seconds())
+        progress.update((end - START).total_seconds())
+        return self._collect(hours)
+
+    def _shifts(self, now: datetime) -> None:
+        if now.minute or now.second:
+            return
+        with transaction(self.sessions) as db:
+            for p in self.city.people:
+                tech = dispatcher.get_technician(db_session=db, technician_id=p.id)
+                tech.available = on_duty(p, now)
+
+    def _arrive(self, now: datetime, ticket_no: int, _site: str, category: str) -> None:
+        press = ButtonEvent(
+            device_id=f"dev-{ticket_no:05d}",
+            timestamp=now,
+            seq=1,
+            button="help",
+            category=category,
+        )
+        with transaction(self.sessions) as db:
+            result = ingest_event(db_session=db, message=press, ctx=self.ctx, now=now)
+        if result.ticket_id is not None and result.ticket_id not in self.ticket_no:
+            self.ticket_no[result.ticket_id] = ticket_no
+            self.opened_at[result.ticket_id] = now
+
+    def _dispatch(self, now: datetime) -> None:
+        with self.sessions() as db:
+            due = dispatcher.due_offers(db_session=db, now=now)
+            waiting = dispatcher.waiting_tickets(db_session=db)
+        for offer_id in due:
+            with transaction(self.sessions) as db:
+                dispatcher.expire(db_session=db, offer_id=offer_id, now=now, rules=self.rules)
+        for ticket_id in waiting:
+            with transaction(self.sessions) as db:
+                dispatcher.start(db_session=db, ticket_id=ticket_id, now=now, rules=self.rules)
+
+    def _answer_new_offers(self, now: datetime) -> None:
+        from sqlalchemy import select
+
+        with self.sessions() as db:
+            fresh = db.scalars(
+                select(Offer).where(Offer.state == "pending", Offer.id.not_in(self.seen_offers))
+            ).all()
+        for offer in fresh:
+            self.seen_offers.add(offer.id)
+            person = self.people[offer.technician_id]
+            ticket_no = self.ticket_no.get(offer.ticket_id, offer.ticket_id)
+            km = self._km(offer)
+            yes, delay = answer(self.seed, ticket_no, person, km)
+            if yes is None:
+                continue  # the deadline will pass
+            when = now + timedelta(minutes=delay)
+            self.at(when, lambda t, o=offer.id, p=person, y=yes, k=km: self._respond(t, o, p, y, k))
+
+    def _offers_of(self, ticket_id: int) -> list[Offer]:
+        with self.sessions() as db:
+            return list(dispatcher.offers_of(db_session=db, ticket_id=ticket_id))
+
+    def _km(self, offer: Offer) -> float:
+        for candidate in offer.candidates:
+            if candidate["technician_id"] == offer.technician_id:
+                return float(candidate["distance_km"])
+        return 10.0
+
+    def _respond(self, now: datetime, offer_id: int, person: Person, yes: bool, km: float) -> None:
+        caller = Principal(0, person.id, Role.TECHNICIAN, person.id)
+        with transaction(self.sessions) as db:
+            offer = db.get(Offer, offer_id)
+            if offer is None or offer.state != "pending" or offer.deadline < now:
+                return  # too late: it expired (or was withdrawn) meanwhile
+            if not yes:
+                dispatcher.decline(
+                    db_session=db,
+                    offer_id=offer_id,
+                    caller=caller,
+                    reason="busy",
+                    now=now,
+                    rules=self.rules,
+                )
+                return
+            ticket = dispatcher.accept(
+                db_session=db, offer_id=offer_id, caller=caller, now=now, eta_min=None
+            )
+            ticket_id = ticket.id
+        self.accepted_at[ticket_id] = now
+        ticket_no = self.ticket_no.get(ticket_id, ticket_id)
+        trip = travel_minutes(self.seed, ticket_no, person, km)
+        work = work_minutes(self.seed, ticket_no)
+        self.out.busy_minutes += trip + work
+        self.at(
+            now + timedelta(minutes=trip),
+            lambda t, i=ticket_id, p=person: self._step(t, i, p, TicketState.ON_SITE),
+        )
+        self.at(
+            now + timedelta(minutes=trip + work),
+            lambda t, i=ticket_id, p=person: self._step(t, i, p, TicketState.RESOLVED),
+        )
+
+    def _step(self, now: datetime, ticket_id: int, person: Person, to: TicketState) -> None:
+        with transaction(self.sessions) as db:
+            ticket = db.get(Ticket, ticket_id)
+            if ticket is None or ticket.technician_id != person.id:
+                return
+            if to is TicketState.ON_SITE:
+                self.arrived_at[ticket_id] = now
+            dispatcher.progress(db_session=db, ticket=ticket, to=to, actor=person.id, now=now)
+            if to is TicketState.RESOLVED:
+                stars = max(
+                    1,
+                    min(
+                        5,
+                        round(
+                            random.Random(f"stars/{self.seed}/{ticket_id}").gauss(
+                                person.quality, 0.4
+                            )
+                        ),
+                    ),
+                )
+                operator = Principal(0, "sim-operator", Role.OPERATOR)
+                dispatcher.rate(
+                    db_session=db,
+                    ticket_id=ticket_id,
+                    stars=stars,
+                    caller=operator,
+                    now=now,
+                    rules=self.rules,
+                )
+
+    def _collect(self, hours: float) -> Outcome:
+        out = self.out
+        for ticket_id, opened in sorted(self.opened_at.items()):
+            accepted = self.accepted_at.get(ticket_id)
+            arrived = self.arrived_at.get(ticket_id)
+            out.to_accept.append((accepted - opened).total_seconds() / 60 if accepted else math.inf)
+            out.to_site.append((arrived - opened).total_seconds() / 60 if arrived else math.inf)
+            out.offers.append(len(self._offers_of(ticket_id)))
+        out.staffed_minutes = _staffed(self.city, hours)
+        return out
+
+
+# -- the command --------------------------------------------------------------------------
+
+
+def find_density(args: argparse.Namespace) -> tuple[int, Outcome]:
+    """The smallest crowd at which the naive baseline gets ~80% on site within 60 minutes."""
+    best: tuple[int, Outcome] | None = None
+    for crowd in range(args.min_crowd, args.max_crowd + 1, args.step):
+        city = build_city(args.seed, crowd, args.staff, args.sites, args.daily, args.hours)
+        naive = run_naive(city, args.seed, args.hours)
+        print(
+            f"  crowd {crowd:3d}: naive on site within 60 min {naive.on_site_share():.1%}",
+            file=sys.stderr,
+        )
+        if best is None or abs(naive.on_site_share() - 0.8) < abs(best[1].on_site_share() - 0.8):
+            best = (crowd, naive)
+        if naive.on_site_share() >= 0.8:
+            break
+    assert best is not None
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line of this benchmark."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench dispatch", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sites", type=int, default=80)
+    parser.add_argument("--daily", type=float, default=160, help="tickets per day")
+    parser.add_argument("--hours", type=float, default=16, help="simulated hours from 06:00")
+    parser.add_argument("--staff", type=int, default=4)
+    parser.add_argument("--crowd", type=int, help="crowd size (default: searched, see above)")
+    parser.add_argument("--min-crowd", type=int, default=10)
+    parser.add_argument("--max-crowd", type=int, default=120)
+    parser.add_argument("--step", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.crowd:
+        crowd = args.crowd
+        naive = run_naive(
+            build_city(args.seed, crowd, args.staff, args.sites, args.daily, args.hours),
+            args.seed,
+            args.hours,
+        )
+    else:
+        print(
+            "finding the density where the naive baseline reaches 80% on site in 60 min…",
+            file=sys.stderr,
+        )
+        crowd, naive = find_density(args)
+    city = build_city(args.seed, crowd, args.staff, args.sites, args.daily, args.hours)
+    with tempfile.TemporaryDirectory(prefix="crowdfix-city-") as tmp:
+        ours = CrowdfixRun(city, args.seed, Path(tmp)).run(args.hours)
+    header = ["dispatcher", "tickets", "accepted <= 5 min", "on site <= 60 min",
+              "median to site", "p90 to site", "utilisation", "offers/ticket"]  # fmt: skip
+    title = (
+        f"City simulation (seed {args.seed}): {len(city.sites)} sites, {crowd} crowd + "
+        f"{args.staff} staff technicians, {len(city.arrivals)} tickets over {args.hours:g} h"
+    )
+    print(table(title, header, [naive.row(), ours.row()]))
+    goal = ours.on_site_share() >= 0.95
+    verdict = "met" if goal else "missed"
+    print(f"goal (crowdfix >= 95% on site within 60 min where naive is ~80%): {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Crowd dispatch: technicians, explainable matching, offers with deadlines, SLA, ratings."""

@@ -1,0 +1,297 @@
+"""Dispatch routes: technicians (admin), offers and jobs (the technician's own), and the
+operator's assignment, explanation, SLA and rating routes on tickets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.auth.roles import Principal, Role
+from cloud.clock import utc_now
+from cloud.deps import AdminDep, CallerDep, IdPath, SessionDep, StaffDep, WriterSessionDep, require
+from cloud.dispatch import csvimport, service
+from cloud.dispatch.models import Offer, Technician
+from cloud.dispatch.policy import DispatchPolicy
+from cloud.dispatch.schemas import (
+    AcceptIn,
+    AssignIn,
+    AvailabilityIn,
+    ComplianceOut,
+    DeclineIn,
+    GiveBackIn,
+    ImportResult,
+    OfferOut,
+    ProgressIn,
+    RatingIn,
+    ReviewIn,
+    SlaOut,
+    TechnicianId,
+    TechnicianIn,
+    TechnicianOut,
+)
+from cloud.dispatch.sla import compliance
+from cloud.tickets.api import detail
+from cloud.tickets.lifecycle import TicketState
+from cloud.tickets.models import Ticket
+from cloud.tickets.schemas import TicketDetail, TicketOut
+
+RULES = DispatchPolicy()
+TechnicianDep = Annotated[Principal, Depends(require(Role.TECHNICIAN))]
+router = APIRouter(tags=["dispatch"])
+
+
+def technician_out(db_session: Session, tech: Technician, jobs: dict[str, int]) -> TechnicianOut:
+    """A technician with their KPIs."""
+    outcomes = service.recent_outcomes(
+        db_session=db_session, technician_id=tech.id, window=RULES.acceptance_window
+    )
+    out = TechnicianOut.model_validate(tech)
+    out.rating = round(tech.rating_sum / tech.rating_count, 2) if tech.rating_count else None
+    out.acceptance_rate = round(sum(outcomes) / len(outcomes), 3) if outcomes else None
+    out.active_jobs = jobs.get(tech.id, 0)
+    return out
+
+
+@router.get("/api/technicians", response_model=list[TechnicianOut])
+def list_technicians(_staff: StaffDep, db_session: SessionDep) -> list[TechnicianOut]:
+    """Every technician with availability, skills and KPIs."""
+    jobs = service.active_jobs(db_session=db_session)
+    techs = db_session.scalars(select(Technician).order_by(Technician.id))
+    return [technician_out(db_session, t, jobs) for t in techs]
+
+
+@router.get("/api/technicians/{technician_id}", response_model=TechnicianOut)
+def get_technician(
+    technician_id: TechnicianId, caller: CallerDep, db_session: SessionDep
+) -> TechnicianOut:
+    """One technician (a technician may read only themselves)."""
+    service.forbid_foreign_technician(caller, technician_id)
+    tech = service.get_technician(db_session=db_session, technician_id=technician_id)
+    return technician_out(db_session, tech, service.active_jobs(db_session=db_session))
+
+
+@router.put("/api/technicians/{technician_id}", response_model=TechnicianOut)
+def put_technician(
+    technician_id: TechnicianId, body: TechnicianIn, _admin: AdminDep, db_session: WriterSessionDep
+) -> TechnicianOut:
+    """Create a technician or replace their details (KPIs are kept)."""
+    tech = csvimport.upsert(
+        db_session=db_session, technician_id=technician_id, body=body, now=utc_now()
+    )
+    db_session.commit()
+    return technician_out(db_session, tech, service.active_jobs(db_session=db_session))
+
+
+@router.post("/api/technicians/import", response_model=ImportResult)
+def import_technicians(
+    _admin: AdminDep,
+    db_session: WriterSessionDep,
+    csv_text: Annotated[str, Body(media_type="text/csv", max_length=2_000_000)],
+) -> ImportResult:
+    """Bulk import from CSV (header: id,name,kind,skills,home_lat,home_lon,radius_km,capacity,
+    certifications); good rows are imported, each bad row is reported with its error."""
+    result = csvimport.import_csv(db_session=db_session, text=csv_text, now=utc_now())
+    db_session.commit()
+    return result
+
+
+@router.put("/api/technicians/{technician_id}/availability", response_model=TechnicianOut)
+def set_availability(
+    technician_id: TechnicianId,
+    body: AvailabilityIn,
+    caller: CallerDep,
+    db_session: WriterSessionDep,
+) -> TechnicianOut:
+    """On or off shift, and the current position when shared (the technician, or staff)."""
+    service.forbid_foreign_technician(caller, technician_id)
+    tech = service.get_technician(db_session=db_session, technician_id=technician_id)
+    if body.available is not None:
+        tech.available = body.available
+    if body.lat is not None and body.lon is not None:
+        tech.lat, tech.lon, tech.position_at = body.lat, body.lon, utc_now()
+    db_session.commit()
+    return technician_out(db_session, tech, service.active_jobs(db_session=db_session))
+
+
+@router.post("/api/technicians/{technician_id}/review", response_model=TechnicianOut)
+def review_technician(
+    technician_id: TechnicianId, body: ReviewIn, caller: StaffDep, db_session: WriterSessionDep
+) -> TechnicianOut:
+    """Lift a policy pause after reviewing the technician."""
+    tech = service.review(
+        db_session=db_session, technician_id=technician_id, caller=caller, note=body.note
+    )
+    db_session.commit()
+    return technician_out(db_session, tech, service.active_jobs(db_session=db_session))
+
+
+# -- offers and jobs ----------------------------------------------------------------------
+
+
+@router.get("/api/offers", response_model=list[OfferOut])
+def list_offers(
+    caller: CallerDep, db_session: SessionDep, state: str | None = None
+) -> list[OfferOut]:
+    """A technician's own offers (staff: everyone's), newest first."""
+    query = select(Offer).order_by(Offer.offered_at.desc(), Offer.id.desc()).limit(200)
+    if not caller.is_staff():
+        query = query.where(Offer.technician_id == (caller.technician_id or ""))
+    if state:
+        query = query.where(Offer.state == state)
+    offers = db_session.scalars(query).all()
+    return [_offer_out(o, caller) for o in offers]
+
+
+def _offer_out(offer: Offer, caller: Principal) -> OfferOut:
+    out = OfferOut.model_validate(offer)
+    if not caller.is_staff():
+        out.candidates = []  # other technicians' scores are not a technician's business
+    return out
+
+
+@router.post("/api/offers/{offer_id}/accept", response_model=TicketOut)
+def accept_offer(
+    offer_id: IdPath, body: AcceptIn, caller: TechnicianDep, db_session: WriterSessionDep
+) -> TicketOut:
+    """Take the job (before the deadline); the device shows that help is on its way."""
+    ticket = service.accept(
+        db_session=db_session, offer_id=offer_id, caller=caller, now=utc_now(), eta_min=body.eta_min
+    )
+    db_session.commit()
+    return TicketOut.model_validate(ticket)
+
+
+@router.post("/api/offers/{offer_id}/decline", response_model=OfferOut)
+def decline_offer(
+    offer_id: IdPath, body: DeclineIn, caller: TechnicianDep, db_session: WriterSessionDep
+) -> OfferOut:
+    """Say no, with a reason; the next technician gets the offer at once."""
+    service.decline(
+        db_session=db_session,
+        offer_id=offer_id,
+        caller=caller,
+        reason=body.reason,
+        now=utc_now(),
+        rules=RULES,
+    )
+    db_session.commit()
+    return _offer_out(
+        service.own_offer(db_session=db_session, offer_id=offer_id, caller=caller), caller
+    )
+
+
+@router.get("/api/jobs", response_model=list[TicketOut])
+def list_jobs(
+    caller: TechnicianDep, db_session: SessionDep, status: str = "open"
+) -> list[TicketOut]:
+    """The calling technician's tickets (open by default; `all` for their history)."""
+    query = select(Ticket).where(Ticket.technician_id == caller.technician_id)
+    if status == "open":
+        query = query.where(Ticket.state.in_(["assigned", "en_route", "on_site"]))
+    rows = db_session.scalars(query.order_by(Ticket.opened_at.desc()).limit(200))
+    return [TicketOut.model_validate(t) for t in rows]
+
+
+@router.post("/api/jobs/{ticket_id}/progress", response_model=TicketOut)
+def job_progress(
+    ticket_id: IdPath, body: ProgressIn, caller: TechnicianDep, db_session: WriterSessionDep
+) -> TicketOut:
+    """En route (with ETA), on site, or resolved (with notes); the device is told each."""
+    ticket = service.own_ticket(db_session=db_session, ticket_id=ticket_id, caller=caller)
+    service.progress(
+        db_session=db_session,
+        ticket=ticket,
+        to=TicketState(body.state),
+        actor=caller.username,
+        now=utc_now(),
+        reason=body.notes,
+        eta_min=body.eta_min,
+    )
+    db_session.commit()
+    return TicketOut.model_validate(ticket)
+
+
+@router.post("/api/jobs/{ticket_id}/give-back", response_model=TicketOut)
+def job_give_back(
+    ticket_id: IdPath, body: GiveBackIn, caller: TechnicianDep, db_session: WriterSessionDep
+) -> TicketOut:
+    """Drop the job or report that it needs other skills: it is dispatched again."""
+    ticket = service.own_ticket(db_session=db_session, ticket_id=ticket_id, caller=caller)
+    service.give_back(
+        db_session=db_session,
+        ticket=ticket,
+        actor=caller.username,
+        now=utc_now(),
+        reason=body.reason,
+        extra_skills=body.needs_skills,
+        rules=RULES,
+    )
+    db_session.commit()
+    return TicketOut.model_validate(ticket)
+
+
+# -- the operator on tickets --------------------------------------------------------------
+
+
+@router.post("/api/tickets/{ticket_id}/assign", response_model=TicketDetail)
+def assign_ticket(
+    ticket_id: IdPath, body: AssignIn, caller: StaffDep, db_session: WriterSessionDep
+) -> TicketDetail:
+    """Assign or reassign by hand (a pending offer is withdrawn)."""
+    ticket = service.assign(
+        db_session=db_session,
+        ticket_id=ticket_id,
+        technician_id=body.technician_id,
+        caller=caller,
+        now=utc_now(),
+        reason=body.reason,
+    )
+    db_session.commit()
+    return detail(db_session, ticket)
+
+
+@router.get("/api/tickets/{ticket_id}/offers", response_model=list[OfferOut])
+def ticket_offers(ticket_id: IdPath, _staff: StaffDep, db_session: SessionDep) -> list[OfferOut]:
+    """Every offer made for the ticket, with the candidates and scores behind each choice."""
+    offers = service.offers_of(db_session=db_session, ticket_id=ticket_id)
+    return [OfferOut.model_validate(o) for o in offers]
+
+
+@router.get("/api/tickets/{ticket_id}/sla", response_model=list[SlaOut])
+def ticket_sla(ticket_id: IdPath, _staff: StaffDep, db_session: SessionDep) -> list[SlaOut]:
+    """The ticket's SLA clocks: accepted, on site, resolved; warned, breached or met."""
+    from cloud.tickets import service as tickets
+
+    ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id)
+    return [
+        SlaOut.model_validate(c, from_attributes=True)
+        for c in service.sla(ticket, utc_now(), RULES)
+    ]
+
+
+@router.post("/api/tickets/{ticket_id}/rating", response_model=TicketOut)
+def rate_ticket(
+    ticket_id: IdPath, body: RatingIn, caller: StaffDep, db_session: WriterSessionDep
+) -> TicketOut:
+    """Rate the technician's work on a resolved ticket (1-5, once)."""
+    ticket = service.rate(
+        db_session=db_session,
+        ticket_id=ticket_id,
+        stars=body.stars,
+        caller=caller,
+        now=utc_now(),
+        rules=RULES,
+    )
+    db_session.commit()
+    return TicketOut.model_validate(ticket)
+
+
+@router.get("/api/sla/compliance", response_model=ComplianceOut)
+def sla_compliance(
+    _staff: StaffDep, db_session: SessionDep, days: Annotated[float, Query(gt=0, le=366)] = 7.0
+) -> ComplianceOut:
+    """SLA compliance of the tickets opened in the last `days`."""
+    return compliance(db_session=db_session, now=utc_now(), days=days)

@@ -1,0 +1,103 @@
+"""Technicians in bulk: create or replace one, or import a CSV with a per-row error report."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from cloud.dispatch.models import Technician
+from cloud.dispatch.schemas import ImportResult, ImportRowError, TechnicianIdModel, TechnicianIn
+
+COLUMNS = ("id", "name", "kind", "skills", "home_lat", "home_lon", "radius_km", "capacity")
+MAX_ROWS = 10_000
+
+
+def upsert(
+    *, db_session: Session, technician_id: str, body: TechnicianIn, now: datetime
+) -> Technician:
+    """Create the technician or replace their details; ratings, offers and pauses are kept."""
+    tech = db_session.get(Technician, technician_id)
+    if tech is None:
+        tech = Technician(
+            id=technician_id,
+            created_at=now,
+            rating_sum=0.0,
+            rating_count=0,
+            paused=False,
+            paused_reason="",
+        )
+        db_session.add(tech)
+    values = body.model_dump(mode="json")
+    values["certifications"] = {k: str(v) for k, v in values["certifications"].items()}
+    values["webhook_url"] = str(body.webhook_url) if body.webhook_url else None
+    for field, value in values.items():
+        setattr(tech, field, value)
+    db_session.flush()
+    return tech
+
+
+def _row_to_body(row: dict[str, str]) -> TechnicianIn:
+    """A CSV row as a technician: skills `a;b`, certifications `skill=YYYY-MM-DD;…`."""
+    certs: dict[str, date] = {}
+    for part in filter(None, (row.get("certifications") or "").split(";")):
+        skill, _, expiry = part.partition("=")
+        certs[skill.strip()] = date.fromisoformat(expiry.strip())
+    values: dict[str, object] = {
+        "name": row.get("name", ""),
+        "kind": row.get("kind") or "crowd",
+        "skills": [s.strip() for s in (row.get("skills") or "").split(";") if s.strip()],
+        "certifications": certs,
+        "home_lat": row.get("home_lat"),
+        "home_lon": row.get("home_lon"),
+    }
+    for optional in ("radius_km", "capacity"):
+        if row.get(optional):
+            values[optional] = row[optional]
+    return TechnicianIn.model_validate(values)
+
+
+def import_csv(*, db_session: Session, text: str, now: datetime) -> ImportResult:
+    """Import every valid row; report each invalid one with its line and what is wrong."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        return ImportResult(
+            imported=0,
+            errors=[
+                ImportRowError(
+                    row=1, technician_id=None, error=f"header lacks columns: {', '.join(missing)}"
+                )
+            ],
+        )
+    imported, errors = 0, []
+    for line, row in enumerate(reader, start=2):
+        if line - 1 > MAX_ROWS:
+            errors.append(
+                ImportRowError(row=line, technician_id=None, error=f"more than {MAX_ROWS} rows")
+            )
+            break
+        tech_id = (row.get("id") or "").strip()
+        try:
+            TechnicianIdModel(id=tech_id)
+            body = _row_to_body(row)
+        except (ValidationError, ValueError) as exc:
+            errors.append(
+                ImportRowError(row=line, technician_id=tech_id or None, error=_brief(exc))
+            )
+            continue
+        upsert(db_session=db_session, technician_id=tech_id, body=body, now=now)
+        imported += 1
+    return ImportResult(imported=imported, errors=errors)
+
+
+def _brief(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+    return str(exc)

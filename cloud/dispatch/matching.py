@@ -1,0 +1,204 @@
+"""Matching, pure: who may take a job, who should get the offer first, and why.
+
+No database, no clock: technicians and the job come in as plain values with `now`, and the
+ranking comes out with every candidate's score broken down, so an operator can see why this
+technician and not another.
+
+Travel time: the great-circle distance times a detour factor for streets (1.35, typical for
+European cities), at an average urban speed (25 km/h door to door, parking included), plus a
+fixed set-off time (5 min). Crude, but honest about what it is, and monotonic in distance,
+which is all the ranking needs; a routing service can replace `eta_min` later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+EARTH_RADIUS_KM = 6371.0
+DETOUR_FACTOR = 1.35
+URBAN_SPEED_KMH = 25.0
+SET_OFF_MIN = 5.0
+# A technician's shared position is trusted for this long; then their home base is used.
+POSITION_FRESH = timedelta(minutes=15)
+
+# Rating smoothing: a Bayesian average that starts every technician at the prior with the
+# weight of this many reviews, so one 5-star (or 1-star) review does not decide the ranking.
+RATING_PRIOR = 4.5
+RATING_PRIOR_WEIGHT = 5
+ACCEPTANCE_PRIOR = 0.85
+ACCEPTANCE_PRIOR_WEIGHT = 5
+
+
+class Kind(StrEnum):
+    """Crowd technicians are freelancers who accept offers; staff are employees."""
+
+    CROWD = "crowd"
+    STAFF = "staff"
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How much each part of the score counts (each part is normalised to 0..1)."""
+
+    eta: float = 0.45
+    rating: float = 0.2
+    acceptance: float = 0.15
+    load: float = 0.1
+    fairness: float = 0.1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What matching needs to know about one technician."""
+
+    id: str
+    kind: Kind
+    skills: frozenset[str]
+    home: tuple[float, float]
+    radius_km: float
+    available: bool
+    capacity: int
+    active_jobs: int
+    rating_sum: float = 0.0
+    rating_count: int = 0
+    offers_recent: int = 0  # answered or expired offers in the acceptance window
+    accepted_recent: int = 0
+    paused: bool = False
+    position: tuple[float, float] | None = None
+    position_at: datetime | None = None
+    certifications: dict[str, datetime] = field(default_factory=dict)  # skill → expiry
+    last_job_at: datetime | None = None  # for fairness: who waited longest
+
+
+@dataclass(frozen=True)
+class Job:
+    """What matching needs to know about the ticket."""
+
+    ticket_id: int
+    skills: frozenset[str]
+    location: tuple[float, float]
+    excluded: frozenset[str] = frozenset()  # declined, expired or dropped this ticket before
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One candidate's verdict: eligible or why not, and the score's parts."""
+
+    technician_id: str
+    eligible: bool
+    reasons: tuple[str, ...]
+    distance_km: float
+    eta_min: float
+    score: float
+    parts: dict[str, float]
+
+    def as_dict(self) -> dict[str, object]:
+        """For the offer's stored explanation."""
+        return {
+            "technician_id": self.technician_id,
+            "eligible": self.eligible,
+            "reasons": list(self.reasons),
+            "distance_km": round(self.distance_km, 2),
+            "eta_min": round(self.eta_min, 1),
+            "score": round(self.score, 4),
+            "parts": {k: round(v, 4) for k, v in self.parts.items()},
+        }
+
+
+def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance between two (latitude, longitude) points."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def eta_min(km: float) -> float:
+    """Minutes to get there: street detour at urban speed, plus setting off."""
+    return SET_OFF_MIN + km * DETOUR_FACTOR / URBAN_SPEED_KMH * 60
+
+
+def where(tech: Candidate, now: datetime) -> tuple[float, float]:
+    """Where the technician is now: a fresh shared position, else home."""
+    if tech.position and tech.position_at and now - tech.position_at <= POSITION_FRESH:
+        return tech.position
+    return tech.home
+
+
+def smoothed_rating(tech: Candidate) -> float:
+    """Bayesian average of the ratings (1..5)."""
+    return (RATING_PRIOR * RATING_PRIOR_WEIGHT + tech.rating_sum) / (
+        RATING_PRIOR_WEIGHT + tech.rating_count
+    )
+
+
+def smoothed_acceptance(tech: Candidate) -> float:
+    """Bayesian acceptance rate over the recent window (0..1)."""
+    return (ACCEPTANCE_PRIOR * ACCEPTANCE_PRIOR_WEIGHT + tech.accepted_recent) / (
+        ACCEPTANCE_PRIOR_WEIGHT + tech.offers_recent
+    )
+
+
+def ineligible_because(tech: Candidate, job: Job, now: datetime, km: float) -> list[str]:
+    """Every reason this technician may not take this job (empty: eligible)."""
+    reasons = []
+    missing = sorted(job.skills - tech.skills)
+    if missing:
+        reasons.append(f"lacks skills: {', '.join(missing)}")
+    expired = sorted(
+        s for s in job.skills if s in tech.certifications and tech.certifications[s] < now
+    )
+    if expired:
+        reasons.append(f"certification expired: {', '.join(expired)}")
+    if km > tech.radius_km:
+        reasons.append(f"{km:.1f} km away, beyond the {tech.radius_km:g} km service radius")
+    if not tech.available:
+        reasons.append("not available")
+    if tech.active_jobs >= tech.capacity:
+        reasons.append(f"at capacity ({tech.active_jobs}/{tech.capacity} jobs)")
+    if tech.paused:
+        reasons.append("paused by policy until reviewed")
+    if tech.id in job.excluded:
+        reasons.append("already declined or missed this ticket")
+    return reasons
+
+
+def score(tech: Candidate, job: Job, now: datetime, weights: Weights = Weights()) -> Scored:
+    """The technician's verdict for this job, with the score's parts (higher is better)."""
+    km = distance_km(where(tech, now), job.location)
+    eta = eta_min(km)
+    reasons = ineligible_because(tech, job, now, km)
+    idle_h = (now - tech.last_job_at).total_seconds() / 3600 if tech.last_job_at else 24.0
+    parts = {
+        # 1 at the door, 0.5 at 30 min, towards 0 beyond.
+        "eta": weights.eta * (30.0 / (30.0 + max(0.0, eta - SET_OFF_MIN))),
+        "rating": weights.rating * (smoothed_rating(tech) - 1) / 4,
+        "acceptance": weights.acceptance * smoothed_acceptance(tech),
+        "load": weights.load * (1 - tech.active_jobs / max(1, tech.capacity)),
+        # Work spreads: who has waited longest since their last job gets a little more.
+        "fairness": weights.fairness * min(1.0, idle_h / 24.0),
+    }
+    return Scored(tech.id, not reasons, tuple(reasons), km, eta, sum(parts.values()), parts)
+
+
+def rank(
+    candidates: Sequence[Candidate], job: Job, now: datetime, weights: Weights = Weights()
+) -> list[Scored]:
+    """Every candidate scored; eligible ones first, best first; ties broken by id, so the
+    same input always gives the same order."""
+    scored = [score(t, job, now, weights) for t in candidates]
+    return sorted(scored, key=lambda s: (not s.eligible, -round(s.score, 9), s.technician_id))
+
+
+def best(ranked: Sequence[Scored], kind: Kind | None, kinds: dict[str, Kind]) -> Scored | None:
+    """The best eligible candidate (of a kind, when given)."""
+    for scored in ranked:
+        if scored.eligible and (kind is None or kinds[scored.technician_id] is kind):
+            return scored
+    return None

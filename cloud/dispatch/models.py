@@ -1,0 +1,71 @@
+"""Technicians and the offers made to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cloud.db import Base, UTCDateTime
+
+
+class Technician(Base):
+    """A person who fixes things: crowd (freelance, gets offers) or staff."""
+
+    __tablename__ = "technicians"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))  # crowd | staff
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # skill → ISO date the certification for it expires
+    certifications: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    home_lat: Mapped[float] = mapped_column(Float)
+    home_lon: Mapped[float] = mapped_column(Float)
+    radius_km: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    position_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    available: Mapped[bool] = mapped_column(Boolean, default=True)
+    capacity: Mapped[int] = mapped_column(Integer, default=1)
+    rating_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_reason: Mapped[str] = mapped_column(Text, default="")
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
+    last_job_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Offer(Base):
+    """One ticket offered to one technician, with a deadline; the candidates considered and
+    each one's score are kept with it, so the choice can be explained."""
+
+    __tablename__ = "offers"
+    __table_args__ = (
+        # At most one pending offer per ticket: two dispatchers cannot both offer it.
+        Index(
+            "uq_offers_pending_ticket",
+            "ticket_id",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index("ix_offers_pending_deadline", "state", "deadline"),
+        Index("ix_offers_technician", "technician_id", "offered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    technician_id: Mapped[str] = mapped_column(ForeignKey("technicians.id"))
+    stage: Mapped[str] = mapped_column(String(8))  # crowd | staff | manual
+    state: Mapped[str] = mapped_column(String(12))  # pending accepted declined expired withdrawn
+    offered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    eta_min: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

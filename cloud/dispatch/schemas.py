@@ -1,0 +1,202 @@
+"""What the dispatch API takes and returns, and the offer pushed to a technician."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints
+
+TechnicianId = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")]
+Skill = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+Reason = Annotated[str, Field(max_length=500)]
+WebhookUrl = Annotated[AnyUrl, UrlConstraints(max_length=280, allowed_schemes=["http", "https"])]
+
+
+class TechnicianIdModel(BaseModel):
+    """Validates a technician id on its own (CSV rows)."""
+
+    id: TechnicianId
+
+
+class TechnicianIn(BaseModel):
+    """A technician to create or replace."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    kind: Literal["crowd", "staff"] = "crowd"
+    skills: Annotated[list[Skill], Field(max_length=50)] = []
+    certifications: dict[Skill, date] = {}
+    home_lat: Annotated[float, Field(ge=-90, le=90)]
+    home_lon: Annotated[float, Field(ge=-180, le=180)]
+    radius_km: Annotated[float, Field(gt=0, le=500)] = 15.0
+    available: bool = True
+    capacity: Annotated[int, Field(ge=1, le=20)] = 1
+    webhook_url: WebhookUrl | None = None  # offers are POSTed here as JSON
+
+
+class TechnicianOut(BaseModel):
+    """A technician with their KPIs."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    kind: str
+    skills: list[str]
+    certifications: dict[str, str]
+    home_lat: float
+    home_lon: float
+    radius_km: float
+    lat: float | None
+    lon: float | None
+    position_at: datetime | None
+    available: bool
+    capacity: int
+    rating_count: int
+    rating: float | None = None
+    acceptance_rate: float | None = None
+    active_jobs: int = 0
+    paused: bool
+    paused_reason: str
+    last_job_at: datetime | None
+
+
+class AvailabilityIn(BaseModel):
+    """On or off shift, and optionally where the technician is now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    available: bool | None = None
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+
+class ImportRowError(BaseModel):
+    """A CSV row that was not imported, and why."""
+
+    row: int
+    technician_id: str | None
+    error: str
+
+
+class ImportResult(BaseModel):
+    """What a CSV import did."""
+
+    imported: int
+    errors: list[ImportRowError]
+
+
+class OfferOut(BaseModel):
+    """An offer with its explanation: every candidate considered, with the score's parts."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    ticket_id: int
+    technician_id: str
+    stage: str
+    state: str
+    offered_at: datetime
+    deadline: datetime
+    answered_at: datetime | None
+    reason: str
+    eta_min: float
+    score: float
+    candidates: list[dict[str, Any]] = []
+
+
+class AcceptIn(BaseModel):
+    """Accepting, optionally with the technician's own ETA."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    eta_min: Annotated[float, Field(gt=0, le=24 * 60)] | None = None
+
+
+class DeclineIn(BaseModel):
+    """Declining, with a reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason = ""
+
+
+class ProgressIn(BaseModel):
+    """A step on a job: en route (with ETA), on site, resolved (with notes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["en_route", "on_site", "resolved"]
+    eta_min: Annotated[int, Field(gt=0, le=24 * 60)] | None = None
+    notes: Reason = ""
+
+
+class GiveBackIn(BaseModel):
+    """Dropping a job, or cannot fix it (naming the skills it needs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    needs_skills: Annotated[list[Skill], Field(max_length=10)] = []
+
+
+class AssignIn(BaseModel):
+    """An operator's manual assignment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    technician_id: TechnicianId
+    reason: Reason = ""
+
+
+class RatingIn(BaseModel):
+    """A rating of the technician's work on a resolved ticket."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stars: Annotated[int, Field(ge=1, le=5)]
+
+
+class ReviewIn(BaseModel):
+    """An operator's review of a paused technician."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class SlaOut(BaseModel):
+    """Where a ticket stands against one SLA target."""
+
+    target: str
+    due: datetime
+    met_at: datetime | None
+    breached: bool
+    warning: bool
+    remaining_s: float
+
+
+class ComplianceOut(BaseModel):
+    """SLA compliance over the tickets in a period."""
+
+    tickets: int
+    accepted_in_time: float | None
+    on_site_in_time: float | None
+    resolved_in_time: float | None
+    breached_open: int
+
+
+class OfferNotice(BaseModel):
+    """Pushed to the technician's topic (and webhook) when they get an offer."""
+
+    schema_version: Literal[1] = 1
+    type: Literal["offer"] = "offer"
+    offer_id: int
+    ticket_id: int
+    title: str
+    category: str
+    priority: str
+    deadline: datetime
+    eta_min: float

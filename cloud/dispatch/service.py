@@ -1,0 +1,617 @@
+"""Dispatch use cases: load, decide (matching and policy, pure), persist, notify.
+
+Every function runs inside the caller's transaction; tickets are locked (`FOR UPDATE` on
+PostgreSQL, the writer lock on SQLite) and at most one offer per ticket can be pending (a
+unique partial index), so several cloud processes can run the dispatcher at once and each
+deadline fires once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cloud.auth.roles import Principal
+from cloud.devices.models import Device
+from cloud.dispatch import matching, policy
+from cloud.dispatch.models import Offer, Technician
+from cloud.dispatch.schemas import OfferNotice
+from cloud.errors import Conflict, Forbidden, NotFound
+from cloud.outbound import service as outbound
+from cloud.sites.models import Site
+from cloud.tickets import service as tickets
+from cloud.tickets.lifecycle import DISPATCHED, OPEN, TicketState
+from cloud.tickets.models import Ticket
+
+_LOGGER = logging.getLogger(__name__)
+PENDING, ACCEPTED, DECLINED, EXPIRED, WITHDRAWN = (
+    "pending",
+    "accepted",
+    "declined",
+    "expired",
+    "withdrawn",
+)
+DISPATCHER = "dispatcher"
+WAITING = (TicketState.NEW, TicketState.DISPATCHING, TicketState.ESCALATED)
+RETRY_AFTER = timedelta(minutes=10)
+
+
+def technician_topic(technician_id: str) -> str:
+    """`tech/crowdfix/v1/<technician>/offer`: offers pushed to one technician's app."""
+    return f"tech/crowdfix/v1/{technician_id}/offer"
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def get_technician(*, db_session: Session, technician_id: str) -> Technician:
+    """The technician; NotFound otherwise."""
+    tech = db_session.get(Technician, technician_id)
+    if tech is None:
+        raise NotFound(f"technician {technician_id!r} does not exist")
+    return tech
+
+
+def active_jobs(*, db_session: Session) -> dict[str, int]:
+    """Open dispatched tickets per technician."""
+    rows = db_session.execute(
+        select(Ticket.technician_id, func.count())
+        .where(Ticket.technician_id.is_not(None), Ticket.state.in_([s.value for s in DISPATCHED]))
+        .group_by(Ticket.technician_id)
+    )
+    return {tech: count for tech, count in rows if tech}
+
+
+def recent_outcomes(*, db_session: Session, technician_id: str, window: int) -> list[bool]:
+    """Accepted (True) or declined/missed (False) for the technician's last answered offers,
+    oldest first."""
+    rows = db_session.scalars(
+        select(Offer.state)
+        .where(Offer.technician_id == technician_id, Offer.state.in_([ACCEPTED, DECLINED, EXPIRED]))
+        .order_by(Offer.offered_at.desc(), Offer.id.desc())
+        .limit(window)
+    ).all()
+    return [state == ACCEPTED for state in reversed(rows)]
+
+
+def cert_expiry(value: str) -> datetime:
+    """A certification's expiry: valid through the whole day it names (UTC)."""
+    expiry = datetime.fromisoformat(value)
+    if expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=UTC) + timedelta(days=1)
+    return expiry
+
+
+def candidate(tech: Technician, jobs: int, outcomes: list[bool]) -> matching.Candidate:
+    """The matching view of a technician."""
+    position = (tech.lat, tech.lon) if tech.lat is not None and tech.lon is not None else None
+    return matching.Candidate(
+        id=tech.id,
+        kind=matching.Kind(tech.kind),
+        skills=frozenset(tech.skills),
+        home=(tech.home_lat, tech.home_lon),
+        radius_km=tech.radius_km,
+        available=tech.available,
+        capacity=tech.capacity,
+        active_jobs=jobs,
+        rating_sum=tech.rating_sum,
+        rating_count=tech.rating_count,
+        offers_recent=len(outcomes),
+        accepted_recent=sum(outcomes),
+        paused=tech.paused,
+        position=position,
+        position_at=tech.position_at,
+        certifications={k: cert_expiry(v) for k, v in tech.certifications.items()},
+        last_job_at=tech.last_job_at,
+    )
+
+
+def candidates(*, db_session: Session, window: int) -> list[matching.Candidate]:
+    """Every technician as matching sees them."""
+    jobs = active_jobs(db_session=db_session)
+    return [
+        candidate(
+            t,
+            jobs.get(t.id, 0),
+            recent_outcomes(db_session=db_session, technician_id=t.id, window=window),
+        )
+        for t in db_session.scalars(select(Technician).order_by(Technician.id))
+    ]
+
+
+def job_for(
+    *, db_session: Session, ticket: Ticket, since: datetime | None = None
+) -> matching.Job | None:
+    """The matching view of a ticket: its skills and where it is (None: no location)."""
+    location = None
+    device = db_session.get(Device, ticket.device_id) if ticket.device_id else None
+    if device is not None and device.latitude is not None and device.longitude is not None:
+        location = (device.latitude, device.longitude)
+    site_id = ticket.site_id or (device.site_id if device else None)
+    site = db_session.get(Site, site_id) if site_id else None
+    if (
+        location is None
+        and site is not None
+        and site.latitude is not None
+        and site.longitude is not None
+    ):
+        location = (site.latitude, site.longitude)
+    if location is None:
+        return None
+    query = select(Offer.technician_id).where(
+        Offer.ticket_id == ticket.id, Offer.state.in_([DECLINED, EXPIRED, WITHDRAWN])
+    )
+    if since is not None:  # an escalated ticket asks again those who said no long enough ago
+        query = query.where(Offer.offered_at >= since)
+    excluded = db_session.scalars(query).all()
+    return matching.Job(ticket.id, frozenset(ticket.skills), location, frozenset(excluded))
+
+
+def offers_of(*, db_session: Session, ticket_id: int) -> Sequence[Offer]:
+    """A ticket's offers, oldest first."""
+    return db_session.scalars(
+        select(Offer).where(Offer.ticket_id == ticket_id).order_by(Offer.offered_at, Offer.id)
+    ).all()
+
+
+def pending_offer(*, db_session: Session, ticket_id: int) -> Offer | None:
+    """The ticket's pending offer, if any."""
+    return db_session.scalars(
+        select(Offer).where(Offer.ticket_id == ticket_id, Offer.state == PENDING)
+    ).first()
+
+
+# -- the dispatcher -----------------------------------------------------------------------
+
+
+def next_stage(
+    *, db_session: Session, ticket: Ticket, now: datetime, rules: policy.DispatchPolicy
+) -> policy.Stage:
+    """Crowd, staff or operator, from the offers made so far."""
+    started = ticket.dispatch_started_at or now
+    # This round only: a job given back starts the cascade afresh.
+    offers = [
+        o for o in offers_of(db_session=db_session, ticket_id=ticket.id) if o.offered_at >= started
+    ]
+    crowd = sum(1 for o in offers if o.stage == policy.Stage.CROWD)
+    staff = sum(1 for o in offers if o.stage == policy.Stage.STAFF)
+    return policy.stage(crowd, staff, started, now, rules)
+
+
+def offer_next(
+    *, db_session: Session, ticket: Ticket, now: datetime, rules: policy.DispatchPolicy
+) -> Offer | None:
+    """Offer the ticket to the best eligible technician of the current stage (moving on to
+    staff, then to an operator, when nobody of a stage can take it). An escalated ticket waits
+    for an operator, and meanwhile goes to whoever becomes eligible first (someone who said
+    no is asked again after RETRY_AFTER)."""
+    if TicketState(ticket.state) not in WAITING:
+        return None
+    escalated = ticket.state == TicketState.ESCALATED
+    job = job_for(
+        db_session=db_session, ticket=ticket, since=now - RETRY_AFTER if escalated else None
+    )
+    if job is None:
+        _escalate(db_session, ticket, now, "the ticket has no location to dispatch to")
+        return None
+    if ticket.dispatch_started_at is None:
+        ticket.dispatch_started_at = now
+    ranked_all = candidates(db_session=db_session, window=rules.acceptance_window)
+    kinds = {c.id: c.kind for c in ranked_all}
+    ranked = matching.rank(ranked_all, job, now)
+    stage = next_stage(db_session=db_session, ticket=ticket, now=now, rules=rules)
+    while stage is not policy.Stage.OPERATOR:
+        choice = matching.best(ranked, matching.Kind(stage.value), kinds)
+        if choice is not None:
+            return _make_offer(db_session, ticket, choice, stage, ranked, now, rules)
+        stage = policy.Stage.STAFF if stage is policy.Stage.CROWD else policy.Stage.OPERATOR
+    _escalate(db_session, ticket, now, "no eligible technician accepted or is left")
+    choice = matching.best(ranked, None, kinds)
+    if choice is not None:
+        return _make_offer(db_session, ticket, choice, stage, ranked, now, rules)
+    return None
+
+
+def _make_offer(
+    db_session: Session,
+    ticket: Ticket,
+    choice: matching.Scored,
+    stage: policy.Stage,
+    ranked: list[matching.Scored],
+    now: datetime,
+    rules: policy.DispatchPolicy,
+) -> Offer:
+    deadline = policy.offer_deadline(now, ticket.sla_arrive_by, choice.eta_min, rules)
+    offer = Offer(
+        ticket_id=ticket.id,
+        technician_id=choice.technician_id,
+        stage=stage.value,
+        state=PENDING,
+        offered_at=now,
+        deadline=deadline,
+        reason="",
+        eta_min=choice.eta_min,
+        score=choice.score,
+        candidates=[s.as_dict() for s in ranked],
+    )
+    db_session.add(offer)
+    db_session.flush()
+    if ticket.state == TicketState.NEW:
+        tickets.transition(
+            db_session=db_session,
+            ticket=ticket,
+            to=TicketState.DISPATCHING,
+            actor=DISPATCHER,
+            reason="dispatch started",
+            now=now,
+        )
+    tickets.record(
+        db_session=db_session,
+        ticket=ticket,
+        actor=DISPATCHER,
+        kind="offer",
+        now=now,
+        reason=f"offered to {choice.technician_id} ({stage.value}) until {deadline:%H:%M:%S}",
+        data={"offer_id": offer.id, "score": round(choice.score, 4)},
+    )
+    notice = OfferNotice(
+        offer_id=offer.id,
+        ticket_id=ticket.id,
+        title=ticket.title,
+        category=ticket.category,
+        priority=ticket.priority,
+        deadline=deadline,
+        eta_min=round(choice.eta_min, 1),
+    )
+    outbound.enqueue(
+        db_session=db_session, topic=technician_topic(choice.technician_id), message=notice, now=now
+    )
+    tech = get_technician(db_session=db_session, technician_id=choice.technician_id)
+    if tech.webhook_url:
+        topic = outbound.WEBHOOK_PREFIX + tech.webhook_url
+        outbound.enqueue(db_session=db_session, topic=topic, message=notice, now=now)
+    return offer
+
+
+def _escalate(db_session: Session, ticket: Ticket, now: datetime, reason: str) -> None:
+    if ticket.state != TicketState.ESCALATED:
+        tickets.transition(
+            db_session=db_session,
+            ticket=ticket,
+            to=TicketState.ESCALATED,
+            actor=DISPATCHER,
+            reason=reason,
+            now=now,
+        )
+    return None
+
+
+def due_offers(*, db_session: Session, now: datetime, limit: int = 100) -> Sequence[int]:
+    """Pending offers whose deadline has passed."""
+    return db_session.scalars(
+        select(Offer.id)
+        .where(Offer.state == PENDING, Offer.deadline <= now)
+        .order_by(Offer.deadline)
+        .limit(limit)
+    ).all()
+
+
+def waiting_tickets(*, db_session: Session, limit: int = 100) -> Sequence[int]:
+    """Open top-level tickets that need an offer: new, dispatching or escalated, without a
+    pending one."""
+    pending = select(Offer.ticket_id).where(Offer.state == PENDING)
+    return db_session.scalars(
+        select(Ticket.id)
+        .where(
+            Ticket.state.in_([s.value for s in WAITING]),
+            Ticket.parent_id.is_(None),
+            Ticket.id.not_in(pending),
+        )
+        .order_by(Ticket.opened_at)
+        .limit(limit)
+    ).all()
+
+
+def expire(
+    *, db_session: Session, offer_id: int, now: datetime, rules: policy.DispatchPolicy
+) -> bool:
+    """Expire one due offer (once: the row is re-read under the ticket's lock) and cascade."""
+    offer = db_session.get(Offer, offer_id)
+    if offer is None:
+        return False
+    ticket = tickets.get_or_raise(db_session=db_session, ticket_id=offer.ticket_id, lock=True)
+    db_session.refresh(offer)
+    if offer.state != PENDING or offer.deadline > now:
+        return False
+    _close_offer(db_session, offer, EXPIRED, now, "no answer before the deadline")
+    _check_policy(db_session, offer.technician_id, now, rules)
+    offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules)
+    return True
+
+
+def start(
+    *, db_session: Session, ticket_id: int, now: datetime, rules: policy.DispatchPolicy
+) -> bool:
+    """Make the next offer for a waiting ticket (no-op when someone else just did)."""
+    ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
+    if pending_offer(db_session=db_session, ticket_id=ticket_id) is not None:
+        return False
+    return offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules) is not None
+
+
+def _close_offer(db_session: Session, offer: Offer, state: str, now: datetime, reason: str) -> None:
+    offer.state, offer.answered_at, offer.reason = state, now, reason
+    ticket = db_session.get(Ticket, offer.ticket_id)
+    assert ticket is not None
+    tickets.record(
+        db_session=db_session,
+        ticket=ticket,
+        actor=offer.technician_id if state != EXPIRED else DISPATCHER,
+        kind=f"offer_{state}",
+        now=now,
+        reason=reason,
+        data={"offer_id": offer.id},
+    )
+
+
+def _check_policy(
+    db_session: Session, technician_id: str, now: datetime, rules: policy.DispatchPolicy
+) -> None:
+    """Pause a crowd technician who falls below policy."""
+    tech = get_technician(db_session=db_session, technician_id=technician_id)
+    if tech.kind != matching.Kind.CROWD or tech.paused:
+        return
+    outcomes = recent_outcomes(
+        db_session=db_session, technician_id=tech.id, window=rules.acceptance_window
+    )
+    why = policy.below_policy(tech.rating_sum, tech.rating_count, outcomes, rules)
+    if why:
+        tech.paused, tech.paused_reason = True, why
+        _LOGGER.info("technician %s paused: %s", tech.id, why)
+
+
+# -- the technician's side ----------------------------------------------------------------
+
+
+def own_offer(*, db_session: Session, offer_id: int, caller: Principal) -> Offer:
+    """An offer the caller may act on: their own (staff may see any)."""
+    offer = db_session.get(Offer, offer_id)
+    if offer is None or (not caller.is_staff() and offer.technician_id != caller.technician_id):
+        raise NotFound(f"offer {offer_id} does not exist")  # never confirm another's offer
+    return offer
+
+
+def accept(
+    *, db_session: Session, offer_id: int, caller: Principal, now: datetime, eta_min: float | None
+) -> Ticket:
+    """The technician takes the job: the ticket is assigned to them, the device is told."""
+    offer = own_offer(db_session=db_session, offer_id=offer_id, caller=caller)
+    ticket = tickets.get_or_raise(db_session=db_session, ticket_id=offer.ticket_id, lock=True)
+    db_session.refresh(offer)
+    if offer.state != PENDING or offer.deadline < now:
+        status = offer.state if offer.state != PENDING else "past its deadline"
+        raise Conflict(f"offer {offer_id} is {status}: it can no longer be accepted")
+    offer.state, offer.answered_at = ACCEPTED, now
+    eta = round(eta_min if eta_min is not None else offer.eta_min)
+    _assign(db_session, ticket, offer.technician_id, now, f"accepted offer {offer.id}", eta)
+    return ticket
+
+
+def _assign(
+    db_session: Session, ticket: Ticket, technician_id: str, now: datetime, reason: str, eta: int
+) -> None:
+    ticket.technician_id = technician_id
+    tech = get_technician(db_session=db_session, technician_id=technician_id)
+    tech.last_job_at = now
+    tickets.transition(
+        db_session=db_session,
+        ticket=ticket,
+        to=TicketState.ASSIGNED,
+        actor=technician_id,
+        reason=reason,
+        now=now,
+        eta_minutes=eta,
+        data={"technician_id": technician_id},
+    )
+
+
+def decline(
+    *,
+    db_session: Session,
+    offer_id: int,
+    caller: Principal,
+    reason: str,
+    now: datetime,
+    rules: policy.DispatchPolicy,
+) -> None:
+    """The technician says no (with a reason); the next candidate gets the offer at once."""
+    offer = own_offer(db_session=db_session, offer_id=offer_id, caller=caller)
+    ticket = tickets.get_or_raise(db_session=db_session, ticket_id=offer.ticket_id, lock=True)
+    db_session.refresh(offer)
+    if offer.state != PENDING:
+        raise Conflict(f"offer {offer_id} is {offer.state}: only a pending offer can be declined")
+    _close_offer(db_session, offer, DECLINED, now, reason or "declined")
+    _check_policy(db_session, offer.technician_id, now, rules)
+    offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules)
+
+
+def own_ticket(*, db_session: Session, ticket_id: int, caller: Principal) -> Ticket:
+    """A ticket assigned to the calling technician (staff: any ticket)."""
+    ticket = tickets.get(db_session=db_session, ticket_id=ticket_id, lock=True)
+    if ticket is None or (not caller.is_staff() and ticket.technician_id != caller.technician_id):
+        raise NotFound(f"ticket {ticket_id} does not exist")
+    return ticket
+
+
+def progress(
+    *,
+    db_session: Session,
+    ticket: Ticket,
+    to: TicketState,
+    actor: str,
+    now: datetime,
+    reason: str = "",
+    eta_min: int | None = None,
+) -> None:
+    """En route, on site or resolved, by the technician who has the job."""
+    if to is TicketState.ON_SITE:
+        ticket.on_site_at = ticket.on_site_at or now
+    if to is TicketState.RESOLVED:
+        ticket.resolution = "fixed"
+    tickets.transition(
+        db_session=db_session,
+        ticket=ticket,
+        to=to,
+        actor=actor,
+        reason=reason,
+        now=now,
+        eta_minutes=eta_min,
+    )
+
+
+def give_back(
+    *,
+    db_session: Session,
+    ticket: Ticket,
+    actor: str,
+    now: datetime,
+    reason: str,
+    extra_skills: Sequence[str],
+    rules: policy.DispatchPolicy,
+) -> None:
+    """The technician drops the job or cannot fix it: re-dispatched to someone else (with the
+    extra skills it turned out to need)."""
+    if TicketState(ticket.state) not in DISPATCHED:
+        raise Conflict(
+            f"ticket {ticket.id} is {ticket.state}: only a dispatched job can be given back"
+        )
+    previous = ticket.technician_id
+    accepted = db_session.scalars(
+        select(Offer).where(
+            Offer.ticket_id == ticket.id, Offer.technician_id == previous, Offer.state == ACCEPTED
+        )
+    ).all()
+    for offer in accepted:
+        offer.state, offer.reason = WITHDRAWN, reason  # excluded from the next round
+    if extra_skills:
+        ticket.skills = sorted(set(ticket.skills) | set(extra_skills))
+    ticket.technician_id, ticket.dispatch_started_at = None, now
+    tickets.transition(
+        db_session=db_session,
+        ticket=ticket,
+        to=TicketState.DISPATCHING,
+        actor=actor,
+        reason=f"given back: {reason}",
+        now=now,
+        data={"extra_skills": list(extra_skills)},
+    )
+    offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules)
+
+
+# -- the operator's side ------------------------------------------------------------------
+
+
+def assign(
+    *,
+    db_session: Session,
+    ticket_id: int,
+    technician_id: str,
+    caller: Principal,
+    now: datetime,
+    reason: str,
+) -> Ticket:
+    """An operator assigns (or reassigns) a ticket by hand, overriding the dispatcher."""
+    ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
+    tech = get_technician(db_session=db_session, technician_id=technician_id)
+    if TicketState(ticket.state) not in OPEN:
+        raise Conflict(f"ticket {ticket_id} is {ticket.state}: it cannot be assigned")
+    pending = pending_offer(db_session=db_session, ticket_id=ticket_id)
+    if pending is not None:
+        _close_offer(db_session, pending, WITHDRAWN, now, f"assigned by {caller.username}")
+    if TicketState(ticket.state) in DISPATCHED:
+        tickets.transition(
+            db_session=db_session,
+            ticket=ticket,
+            to=TicketState.DISPATCHING,
+            actor=caller.username,
+            reason=f"reassigned: {reason}",
+            now=now,
+        )
+    job = job_for(db_session=db_session, ticket=ticket)
+    eta = (
+        matching.eta_min(matching.distance_km((tech.home_lat, tech.home_lon), job.location))
+        if job
+        else 30.0
+    )
+    _assign(
+        db_session, ticket, tech.id, now, f"assigned by {caller.username}: {reason}", round(eta)
+    )
+    return ticket
+
+
+def rate(
+    *,
+    db_session: Session,
+    ticket_id: int,
+    stars: int,
+    caller: Principal,
+    now: datetime,
+    rules: policy.DispatchPolicy,
+) -> Ticket:
+    """Rate a resolved ticket's technician (once); the technician's average and the policy
+    follow."""
+    ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
+    if (
+        ticket.state not in (TicketState.RESOLVED, TicketState.CLOSED)
+        or ticket.technician_id is None
+    ):
+        raise Conflict(
+            f"ticket {ticket_id} is {ticket.state}: only a resolved, dispatched ticket can be rated"
+        )
+    if ticket.rating is not None:
+        raise Conflict(
+            f"ticket {ticket_id} was rated already ({ticket.rating} by {ticket.rated_by})"
+        )
+    tech = get_technician(db_session=db_session, technician_id=ticket.technician_id)
+    ticket.rating, ticket.rated_by = stars, caller.username
+    tech.rating_sum += stars
+    tech.rating_count += 1
+    tickets.record(
+        db_session=db_session,
+        ticket=ticket,
+        actor=caller.username,
+        kind="rating",
+        now=now,
+        reason=f"{stars}/5 for {tech.id}",
+    )
+    _check_policy(db_session, tech.id, now, rules)
+    return ticket
+
+
+def review(*, db_session: Session, technician_id: str, caller: Principal, note: str) -> Technician:
+    """An operator reviewed a paused technician: offers resume."""
+    tech = get_technician(db_session=db_session, technician_id=technician_id)
+    if not tech.paused:
+        raise Conflict(f"technician {technician_id} is not paused")
+    tech.paused, tech.paused_reason = False, f"reviewed by {caller.username}: {note}"
+    return tech
+
+
+def forbid_foreign_technician(caller: Principal, technician_id: str) -> None:
+    """A technician acts only for themselves."""
+    if not caller.is_staff() and caller.technician_id != technician_id:
+        raise Forbidden("a technician may only act for themselves")
+
+
+def sla(ticket: Ticket, now: datetime, rules: policy.DispatchPolicy) -> list[policy.SlaClock]:
+    """The ticket's clocks: accepted, on site, resolved."""
+    start = ticket.opened_at
+    return [
+        policy.sla_clock("accept", start, ticket.sla_accept_by, ticket.dispatched_at, now, rules),
+        policy.sla_clock("arrive", start, ticket.sla_arrive_by, ticket.on_site_at, now, rules),
+        policy.sla_clock("resolve", start, ticket.sla_resolve_by, ticket.resolved_at, now, rules),
+    ]

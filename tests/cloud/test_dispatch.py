@@ -1,0 +1,291 @@
+"""Dispatch on a real database: offers, the cascade, acceptance, jobs, ratings, and each
+deadline firing once with two dispatchers at work."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.auth.roles import Principal, Role
+from cloud.db import transaction
+from cloud.dispatch import csvimport
+from cloud.dispatch import service as dispatcher
+from cloud.dispatch.models import Offer, Technician
+from cloud.dispatch.policy import DispatchPolicy
+from cloud.dispatch.schemas import TechnicianIn
+from cloud.errors import Conflict, NotFound
+from cloud.outbound.models import OutboundMessage
+from cloud.sites import service as sites
+from cloud.sites.schemas import SiteIn
+from cloud.tickets.models import Ticket
+from tests.cloud.factories import T0, at, ingest, press, register
+
+RULES = DispatchPolicy()
+OPERATOR = Principal(user_id=1, username="olga", role=Role.OPERATOR)
+
+
+def techie(technician_id: str) -> Principal:
+    return Principal(2, technician_id, Role.TECHNICIAN, technician_id)
+
+
+def add_tech(sessions, tech_id: str, lat: float, lon: float, **values: object) -> None:
+    body = TechnicianIn.model_validate(
+        {"name": tech_id, "skills": ["printers"], "home_lat": lat, "home_lon": lon} | values
+    )
+    with transaction(sessions) as db:
+        csvimport.upsert(db_session=db, technician_id=tech_id, body=body, now=T0)
+
+
+@pytest.fixture
+def desk(sessions: sessionmaker[Session]) -> tuple[sessionmaker[Session], int]:
+    """A shop at Zurich HB with a POS terminal that asked for printer help, and a crowd."""
+    register(sessions, "pos-1", site="hb")
+    with transaction(sessions) as db:  # the shop's location, which dispatch goes by
+        sites.upsert(
+            db_session=db,
+            site_in=SiteIn(id="hb", name="HB", latitude=47.3779, longitude=8.5403),
+            now=T0,
+        )
+    add_tech(sessions, "c-near", 47.3800, 8.5400)
+    add_tech(sessions, "c-far", 47.4111, 8.5446)
+    add_tech(sessions, "c-nope", 47.3780, 8.5400, skills=["pos"])
+    add_tech(sessions, "s-1", 47.3700, 8.5300, kind="staff")
+    result = ingest(sessions, press("pos-1", "receipt-printer"))
+    assert result.ticket_id is not None
+    return sessions, result.ticket_id
+
+
+def offers(sessions, ticket_id: int) -> list[Offer]:
+    with sessions() as db:
+        return list(dispatcher.offers_of(db_session=db, ticket_id=ticket_id))
+
+
+def ticket_of(sessions, ticket_id: int) -> Ticket:
+    with sessions() as db:
+        ticket = db.get(Ticket, ticket_id)
+        assert ticket is not None
+        return ticket
+
+
+def start(sessions, ticket_id: int, minutes: float) -> None:
+    with transaction(sessions) as db:
+        dispatcher.start(db_session=db, ticket_id=ticket_id, now=at(minutes), rules=RULES)
+
+
+def test_the_cascade_from_crowd_to_staff_with_its_explanation(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    [first] = offers(sessions, ticket_id)
+    assert (first.technician_id, first.stage, first.state) == ("c-near", "crowd", "pending")
+    assert first.deadline == at(6)  # five minutes to answer: the SLA has slack
+    verdicts = {c["technician_id"]: c for c in first.candidates}
+    assert verdicts["c-nope"]["eligible"] is False
+    assert verdicts["c-nope"]["reasons"] == ["lacks skills: printers"]
+    assert set(verdicts["c-near"]["parts"]) == {"eta", "rating", "acceptance", "load", "fairness"}
+    assert ticket_of(sessions, ticket_id).state == "dispatching"
+    with sessions() as db:
+        pushed = db.scalars(select(OutboundMessage.topic)).all()
+    assert "tech/crowdfix/v1/c-near/offer" in pushed
+
+    with transaction(sessions) as db:  # c-near says no: c-far gets it at once
+        dispatcher.decline(
+            db_session=db,
+            offer_id=first.id,
+            caller=techie("c-near"),
+            reason="stuck in traffic",
+            now=at(2),
+            rules=RULES,
+        )
+    second = offers(sessions, ticket_id)[-1]
+    assert second.technician_id == "c-far" and second.deadline == at(7)
+
+    with transaction(sessions) as db:  # nobody answers: the deadline passes, staff is next
+        assert dispatcher.due_offers(db_session=db, now=at(6.9)) == []
+        assert dispatcher.due_offers(db_session=db, now=at(7)) == [second.id]
+        assert dispatcher.expire(db_session=db, offer_id=second.id, now=at(7), rules=RULES)
+    third = offers(sessions, ticket_id)[-1]
+    assert (third.technician_id, third.stage) == ("s-1", "staff")
+    assert third.deadline == at(12)
+    assert [o.state for o in offers(sessions, ticket_id)] == ["declined", "expired", "pending"]
+
+
+def test_accept_progress_and_rate(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    offer = offers(sessions, ticket_id)[0]
+    with transaction(sessions) as db, pytest.raises(NotFound):  # not theirs to take
+        dispatcher.accept(
+            db_session=db, offer_id=offer.id, caller=techie("c-far"), now=at(2), eta_min=None
+        )
+    with transaction(sessions) as db:
+        dispatcher.accept(
+            db_session=db, offer_id=offer.id, caller=techie("c-near"), now=at(2), eta_min=12
+        )
+    ticket = ticket_of(sessions, ticket_id)
+    assert (ticket.state, ticket.technician_id, ticket.dispatched_at) == (
+        "assigned",
+        "c-near",
+        at(2),
+    )
+    with sessions() as db:
+        feedback = db.scalars(
+            select(OutboundMessage.payload).where(
+                OutboundMessage.topic == "cmd/crowdfix/v1/pos-1/feedback"
+            )
+        ).all()
+    assert json.loads(feedback[-1])["eta_minutes"] == 12  # the device shows help is coming
+
+    for minutes, state in ((3, "en_route"), (14, "on_site"), (40, "resolved")):
+        with transaction(sessions) as db:
+            job = dispatcher.own_ticket(db_session=db, ticket_id=ticket_id, caller=techie("c-near"))
+            dispatcher.progress(
+                db_session=db,
+                ticket=job,
+                to=dispatcher.TicketState(state),
+                actor="c-near",
+                now=at(minutes),
+            )
+    ticket = ticket_of(sessions, ticket_id)
+    assert (ticket.state, ticket.on_site_at) == ("resolved", at(14))
+    with transaction(sessions) as db:
+        clocks = {c.target: c for c in dispatcher.sla(ticket, at(50), RULES)}
+    assert not clocks["accept"].breached and not clocks["arrive"].breached
+
+    with transaction(sessions) as db:
+        dispatcher.rate(
+            db_session=db, ticket_id=ticket_id, stars=5, caller=OPERATOR, now=at(60), rules=RULES
+        )
+    with transaction(sessions) as db, pytest.raises(Conflict, match="rated already"):
+        dispatcher.rate(
+            db_session=db, ticket_id=ticket_id, stars=1, caller=OPERATOR, now=at(61), rules=RULES
+        )
+    with sessions() as db:
+        tech = db.get(Technician, "c-near")
+        assert tech is not None and (tech.rating_sum, tech.rating_count) == (5.0, 1)
+
+
+def test_a_job_given_back_goes_to_someone_else_with_the_skills_it_needs(desk) -> None:
+    sessions, ticket_id = desk
+    add_tech(sessions, "c-pro", 47.4000, 8.5450, skills=["printers", "electrical"])
+    start(sessions, ticket_id, 1)
+    first = offers(sessions, ticket_id)[0]
+    with transaction(sessions) as db:
+        dispatcher.accept(
+            db_session=db,
+            offer_id=first.id,
+            caller=techie(first.technician_id),
+            now=at(2),
+            eta_min=None,
+        )
+    with transaction(sessions) as db:
+        job = dispatcher.own_ticket(
+            db_session=db, ticket_id=ticket_id, caller=techie(first.technician_id)
+        )
+        dispatcher.give_back(
+            db_session=db,
+            ticket=job,
+            actor=first.technician_id,
+            now=at(20),
+            reason="the power supply is dead",
+            extra_skills=["electrical"],
+            rules=RULES,
+        )
+    latest = offers(sessions, ticket_id)[-1]
+    assert latest.technician_id == "c-pro" and latest.state == "pending"
+    ticket = ticket_of(sessions, ticket_id)
+    assert ticket.state == "dispatching" and "electrical" in ticket.skills
+
+
+def test_nobody_eligible_escalates_to_an_operator_who_assigns_by_hand(sessions) -> None:
+    register(sessions, "pos-9", site="far")
+    with transaction(sessions) as db:
+        sites.upsert(
+            db_session=db,
+            site_in=SiteIn(id="far", name="Far", latitude=46.0, longitude=7.0),
+            now=T0,
+        )
+    add_tech(sessions, "c-near", 47.38, 8.54)
+    ticket_id = ingest(sessions, press("pos-9", "receipt-printer")).ticket_id
+    start(sessions, ticket_id, 1)
+    assert offers(sessions, ticket_id) == []
+    assert ticket_of(sessions, ticket_id).state == "escalated"
+    with transaction(sessions) as db:
+        dispatcher.assign(
+            db_session=db,
+            ticket_id=ticket_id,
+            technician_id="c-near",
+            caller=OPERATOR,
+            now=at(5),
+            reason="drives there anyway",
+        )
+    ticket = ticket_of(sessions, ticket_id)
+    assert (ticket.state, ticket.technician_id) == ("assigned", "c-near")
+
+
+def test_missed_offers_pause_a_crowd_technician_until_reviewed(desk) -> None:
+    sessions, _ticket_id = desk
+    with transaction(sessions) as db:  # 20 offers, 6 missed: acceptance 70%
+        for i in range(20):
+            db.add(
+                Offer(
+                    ticket_id=_ticket_id,
+                    technician_id="c-near",
+                    stage="crowd",
+                    state="expired" if i < 6 else "accepted",
+                    offered_at=at(-100 + i),
+                    deadline=at(-95 + i),
+                    reason="",
+                    eta_min=5,
+                    score=1,
+                    candidates=[],
+                )
+            )
+    with transaction(sessions) as db:
+        dispatcher._check_policy(db, "c-near", at(0), RULES)
+    with sessions() as db:
+        tech = db.get(Technician, "c-near")
+        assert tech is not None and tech.paused and "acceptance 70%" in tech.paused_reason
+    start(sessions, _ticket_id, 1)
+    assert offers(sessions, _ticket_id)[-1].technician_id == "c-far"  # c-near is paused
+    with transaction(sessions) as db:
+        dispatcher.review(
+            db_session=db, technician_id="c-near", caller=OPERATOR, note="talked it over"
+        )
+    with sessions() as db:
+        tech = db.get(Technician, "c-near")
+        assert tech is not None and not tech.paused
+
+
+def test_each_deadline_fires_once_with_two_dispatchers(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    offer = offers(sessions, ticket_id)[0]
+
+    def fire(_: int) -> bool:
+        with transaction(sessions) as db:
+            return dispatcher.expire(db_session=db, offer_id=offer.id, now=at(10), rules=RULES)
+
+    with ThreadPoolExecutor(4) as pool:
+        fired = list(pool.map(fire, range(8)))
+    assert fired.count(True) == 1
+    states = [o.state for o in offers(sessions, ticket_id)]
+    assert states == ["expired", "pending"]
+
+
+def test_a_technician_cannot_accept_after_the_deadline(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    offer = offers(sessions, ticket_id)[0]
+    with transaction(sessions) as db, pytest.raises(Conflict, match="past its deadline"):
+        dispatcher.accept(
+            db_session=db,
+            offer_id=offer.id,
+            caller=techie("c-near"),
+            now=offer.deadline + timedelta(seconds=1),
+            eta_min=None,
+        )

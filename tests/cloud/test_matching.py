@@ -1,0 +1,184 @@
+"""Matching and dispatch policy, pure: eligibility, ranking, explanations, deadlines, pauses."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloud.dispatch import matching, policy
+from cloud.dispatch.matching import Candidate, Job, Kind
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+ZURICH = (47.3779, 8.5403)
+SKILLS = ["pos", "printers", "network", "refrigeration", "electrical"]
+
+
+def tech(tech_id: str, **values: object) -> Candidate:
+    base: dict[str, object] = {
+        "id": tech_id,
+        "kind": Kind.CROWD,
+        "skills": frozenset({"printers"}),
+        "home": ZURICH,
+        "radius_km": 20.0,
+        "available": True,
+        "capacity": 1,
+        "active_jobs": 0,
+    }
+    return Candidate(**(base | values))  # type: ignore[arg-type]
+
+
+JOB = Job(ticket_id=1, skills=frozenset({"printers"}), location=ZURICH)
+
+
+def test_distance_and_eta_are_plausible() -> None:
+    oerlikon = (47.4111, 8.5446)
+    km = matching.distance_km(ZURICH, oerlikon)
+    assert 3.5 < km < 4.0
+    assert matching.eta_min(0) == matching.SET_OFF_MIN
+    assert 15 < matching.eta_min(km) < 20  # 4 km across town: a quarter of an hour or so
+
+
+def test_each_reason_for_ineligibility_is_named() -> None:
+    far = (47.0502, 8.3093)  # Lucerne, ~45 km
+    cases = {
+        "lacks skills: printers": tech("a", skills=frozenset({"pos"})),
+        "beyond the 20 km service radius": tech("b", home=far),
+        "not available": tech("c", available=False),
+        "at capacity (1/1 jobs)": tech("d", active_jobs=1),
+        "paused by policy": tech("e", paused=True),
+        "certification expired: printers": tech(
+            "f", certifications={"printers": NOW - timedelta(days=1)}
+        ),
+        "already declined": tech("g"),
+    }
+    job = Job(1, frozenset({"printers"}), ZURICH, excluded=frozenset({"g"}))
+    for words, candidate in cases.items():
+        scored = matching.score(candidate, job, NOW)
+        assert not scored.eligible and any(words in r for r in scored.reasons), (words, scored)
+
+
+def test_a_fresh_position_counts_and_a_stale_one_does_not() -> None:
+    away = (47.0502, 8.3093)
+    fresh = tech("a", home=away, position=ZURICH, position_at=NOW - timedelta(minutes=5))
+    stale = tech("b", home=away, position=ZURICH, position_at=NOW - timedelta(hours=2))
+    assert matching.score(fresh, JOB, NOW).eligible
+    assert not matching.score(stale, JOB, NOW).eligible
+
+
+def test_one_glowing_review_does_not_beat_a_long_good_record() -> None:
+    newcomer = tech("newcomer", rating_sum=5.0, rating_count=1)
+    veteran = tech("veteran", rating_sum=4.9 * 200, rating_count=200)
+    assert matching.smoothed_rating(veteran) > matching.smoothed_rating(newcomer)
+
+
+def test_nearer_is_better_all_else_equal() -> None:
+    near = tech("near", home=(47.38, 8.54))
+    far = tech("far", home=(47.45, 8.60))
+    ranked = matching.rank([far, near], JOB, NOW)
+    assert [s.technician_id for s in ranked] == ["near", "far"]
+    assert ranked[0].parts["eta"] > ranked[1].parts["eta"]
+
+
+candidates = st.builds(
+    Candidate,
+    id=st.text("abcdefgh", min_size=1, max_size=4),
+    kind=st.sampled_from(list(Kind)),
+    skills=st.frozensets(st.sampled_from(SKILLS), max_size=4),
+    home=st.tuples(st.floats(47.2, 47.6), st.floats(8.3, 8.8)),
+    radius_km=st.floats(1, 50),
+    available=st.booleans(),
+    capacity=st.integers(1, 3),
+    active_jobs=st.integers(0, 3),
+    rating_sum=st.floats(0, 500),
+    rating_count=st.integers(0, 100),
+    offers_recent=st.integers(0, 20),
+    accepted_recent=st.integers(0, 20),
+    paused=st.booleans(),
+)
+jobs = st.builds(
+    Job,
+    ticket_id=st.just(1),
+    skills=st.frozensets(st.sampled_from(SKILLS), min_size=1, max_size=2),
+    location=st.tuples(st.floats(47.2, 47.6), st.floats(8.3, 8.8)),
+    excluded=st.frozensets(st.text("abcdefgh", min_size=1, max_size=4), max_size=3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(candidates, max_size=12, unique_by=lambda c: c.id), jobs)
+def test_the_chosen_one_is_always_eligible(techs: list[Candidate], job: Job) -> None:
+    ranked = matching.rank(techs, job, NOW)
+    kinds = {t.id: t.kind for t in techs}
+    for kind in (None, Kind.CROWD, Kind.STAFF):
+        choice = matching.best(ranked, kind, kinds)
+        if choice is None:
+            continue
+        chosen = next(t for t in techs if t.id == choice.technician_id)
+        assert job.skills <= chosen.skills
+        assert chosen.available and not chosen.paused
+        assert chosen.active_jobs < chosen.capacity
+        assert chosen.id not in job.excluded
+        assert matching.distance_km(chosen.home, job.location) <= chosen.radius_km
+        assert kind is None or chosen.kind is kind
+    # Eligible ones come first, and each verdict explains itself.
+    flags = [s.eligible for s in ranked]
+    assert flags == sorted(flags, reverse=True)
+    assert all(s.eligible == (not s.reasons) for s in ranked)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(candidates, max_size=12, unique_by=lambda c: c.id), jobs, st.randoms())
+def test_the_ranking_does_not_depend_on_input_order(techs, job, rnd: random.Random) -> None:
+    shuffled = list(techs)
+    rnd.shuffle(shuffled)
+    first = [s.technician_id for s in matching.rank(techs, job, NOW)]
+    assert first == [s.technician_id for s in matching.rank(shuffled, job, NOW)]
+
+
+def test_identical_technicians_are_ranked_by_id() -> None:
+    ranked = matching.rank([tech("b"), tech("c"), tech("a")], JOB, NOW)
+    assert [s.technician_id for s in ranked] == ["a", "b", "c"]
+
+
+# -- policy -------------------------------------------------------------------------------
+
+RULES = policy.DispatchPolicy()
+
+
+def test_the_offer_deadline_is_five_minutes_unless_the_sla_is_nearer() -> None:
+    def deadline(arrive_in_min: float, eta: float) -> timedelta:
+        return policy.offer_deadline(NOW, NOW + timedelta(minutes=arrive_in_min), eta, RULES) - NOW
+
+    assert deadline(60, 15) == timedelta(minutes=5)  # plenty of slack
+    assert deadline(20, 17) == timedelta(minutes=3)  # 3 minutes of slack left
+    assert deadline(20, 25) == timedelta(minutes=1)  # late already: still a minute to answer
+
+
+def test_the_cascade_goes_crowd_then_staff_then_an_operator() -> None:
+    assert policy.stage(0, 0, NOW, NOW, RULES) is policy.Stage.CROWD
+    assert policy.stage(3, 0, NOW, NOW, RULES) is policy.Stage.STAFF
+    assert policy.stage(1, 0, NOW, NOW + timedelta(minutes=16), RULES) is policy.Stage.STAFF
+    assert policy.stage(3, 2, NOW, NOW, RULES) is policy.Stage.OPERATOR
+
+
+def test_technicians_below_policy_are_paused_with_the_reason() -> None:
+    assert policy.below_policy(4.7 * 10, 10, [], RULES) is not None
+    assert policy.below_policy(4.7 * 9, 9, [], RULES) is None  # too few ratings to judge
+    assert policy.below_policy(4.9 * 10, 10, [True] * 20, RULES) is None
+    assert policy.below_policy(0, 0, [True] * 16 + [False] * 4, RULES) is None  # 80%: fine
+    why = policy.below_policy(0, 0, [True] * 15 + [False] * 5, RULES)
+    assert why is not None and "acceptance 75%" in why
+    assert policy.below_policy(0, 0, [False] * 19, RULES) is None  # fewer than 20 offers
+
+
+def test_sla_clocks_warn_then_breach() -> None:
+    due = NOW + timedelta(minutes=60)
+    running = policy.sla_clock("arrive", NOW, due, None, NOW + timedelta(minutes=30), RULES)
+    warned = policy.sla_clock("arrive", NOW, due, None, NOW + timedelta(minutes=50), RULES)
+    breached = policy.sla_clock("arrive", NOW, due, None, NOW + timedelta(minutes=61), RULES)
+    met = policy.sla_clock("arrive", NOW, due, NOW + timedelta(minutes=40), NOW, RULES)
+    assert not running.warning and warned.warning and breached.breached
+    assert not met.breached and not met.warning and met.remaining_s == 20 * 60
