@@ -339,7 +339,7 @@ class IngestWorker:
             if not db.scalar(select(func.count()).select_from(Technician)):
                 return 0
             due = dispatcher.due_offers(db_session=db, now=now_fn())
-            waiting = dispatcher.waiting_tickets(db_session=db)
+            waiting = dispatcher.waiting_tickets(db_session=db, now=now_fn())
         moved = 0
         for offer_id in due:
             with self._writing(), transaction(self._sessions) as db:

@@ -129,8 +129,12 @@ def test_anonymous_and_wrong_passwords_are_refused(fleet, username, password) ->
 
 def test_a_revoked_device_is_refused_after_reload_and_others_carry_on(fleet) -> None:
     secure, clients = fleet
+    online = connect(secure, clients, B)
     secure.store.revoke(B)
     secure.broker.reload()
+    # Its open connection is cut, and it cannot come back.
+    wait_for(lambda: not online.link.connected, 10, "the revoked device's connection cut")
+    wait_for(lambda: "refused" in online.link.last_error, 10, "its reconnects refused")
     assert_refused(secure.settings(B))
     connect(secure, clients, A)
 

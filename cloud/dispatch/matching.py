@@ -31,6 +31,8 @@ RATING_PRIOR = 4.5
 RATING_PRIOR_WEIGHT = 5
 ACCEPTANCE_PRIOR = 0.85
 ACCEPTANCE_PRIOR_WEIGHT = 5
+# What an offer that is declined or lapses costs the ticket, in minutes (the default timeout).
+MISS_PENALTY_MIN = 5.0
 
 
 class Kind(StrEnum):
@@ -145,6 +147,12 @@ def smoothed_acceptance(tech: Candidate) -> float:
     )
 
 
+def expected_min(tech: Candidate, eta: float) -> float:
+    """The ETA plus what asking this technician is likely to cost if they do not take it
+    (their smoothed acceptance rate times the time an unanswered offer wastes)."""
+    return eta + (1 - smoothed_acceptance(tech)) * MISS_PENALTY_MIN
+
+
 def ineligible_because(tech: Candidate, job: Job, now: datetime, km: float) -> list[str]:
     """Every reason this technician may not take this job (empty: eligible)."""
     reasons = []
@@ -176,8 +184,8 @@ def score(tech: Candidate, job: Job, now: datetime, weights: Weights = Weights()
     reasons = ineligible_because(tech, job, now, km)
     idle_h = (now - tech.last_job_at).total_seconds() / 3600 if tech.last_job_at else 24.0
     parts = {
-        # 1 at the door, 0.5 at 30 min, towards 0 beyond.
-        "eta": weights.eta * (30.0 / (30.0 + max(0.0, eta - SET_OFF_MIN))),
+        # Expected minutes until someone is on the way: 1 at the door, 0.5 at 30 min.
+        "eta": weights.eta * (30.0 / (30.0 + max(0.0, expected_min(tech, eta) - SET_OFF_MIN))),
         "rating": weights.rating * (smoothed_rating(tech) - 1) / 4,
         "acceptance": weights.acceptance * smoothed_acceptance(tech),
         "load": weights.load * (1 - tech.active_jobs / max(1, tech.capacity)),

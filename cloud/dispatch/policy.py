@@ -13,7 +13,7 @@ class DispatchPolicy:
     """Tunables, with the defaults from the product brief."""
 
     offer_timeout: timedelta = timedelta(minutes=5)
-    min_offer_timeout: timedelta = timedelta(minutes=1)
+    min_offer_timeout: timedelta = timedelta(minutes=2)  # what a person needs to answer
     crowd_attempts: int = 3  # crowd offers before staff get it
     crowd_minutes: float = 15.0  # or this long since dispatch began
     staff_attempts: int = 2  # staff offers before an operator must act

@@ -12,10 +12,11 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from cloud.auth.roles import Principal
+from cloud.clock import utc_now
 from cloud.devices.models import Device
 from cloud.dispatch import matching, policy
 from cloud.dispatch.models import Offer, Technician
@@ -38,6 +39,7 @@ PENDING, ACCEPTED, DECLINED, EXPIRED, WITHDRAWN = (
 DISPATCHER = "dispatcher"
 WAITING = (TicketState.NEW, TicketState.DISPATCHING, TicketState.ESCALATED)
 RETRY_AFTER = timedelta(minutes=10)
+RECHECK_AFTER = timedelta(minutes=1)  # an escalated ticket nobody can take: look again then
 
 
 def technician_topic(technician_id: str) -> str:
@@ -110,15 +112,32 @@ def candidate(tech: Technician, jobs: int, outcomes: list[bool]) -> matching.Can
     )
 
 
+def pending_per_technician(*, db_session: Session) -> dict[str, int]:
+    """Offers each technician is considering right now."""
+    rows = db_session.execute(
+        select(Offer.technician_id, func.count())
+        .where(Offer.state == PENDING)
+        .group_by(Offer.technician_id)
+    )
+    return {tech_id: count for tech_id, count in rows}
+
+
 def candidates(*, db_session: Session, window: int) -> list[matching.Candidate]:
-    """Every technician as matching sees them."""
+    """Every technician as matching sees them (four queries, however many there are). An
+    offer they are considering counts as load: one decision at a time per free slot."""
     jobs = active_jobs(db_session=db_session)
+    for tech_id, count in pending_per_technician(db_session=db_session).items():
+        jobs[tech_id] = jobs.get(tech_id, 0) + count
+    outcomes: dict[str, list[bool]] = {}
+    answered = db_session.execute(
+        select(Offer.technician_id, Offer.state)
+        .where(Offer.state.in_([ACCEPTED, DECLINED, EXPIRED]))
+        .order_by(Offer.technician_id, Offer.offered_at, Offer.id)
+    )
+    for technician_id, state in answered:
+        outcomes.setdefault(technician_id, []).append(state == ACCEPTED)
     return [
-        candidate(
-            t,
-            jobs.get(t.id, 0),
-            recent_outcomes(db_session=db_session, technician_id=t.id, window=window),
-        )
+        candidate(t, jobs.get(t.id, 0), outcomes.get(t.id, [])[-window:])
         for t in db_session.scalars(select(Technician).order_by(Technician.id))
     ]
 
@@ -197,6 +216,7 @@ def offer_next(
     )
     if job is None:
         _escalate(db_session, ticket, now, "the ticket has no location to dispatch to")
+        ticket.next_dispatch_at = now + RECHECK_AFTER
         return None
     if ticket.dispatch_started_at is None:
         ticket.dispatch_started_at = now
@@ -213,6 +233,7 @@ def offer_next(
     choice = matching.best(ranked, None, kinds)
     if choice is not None:
         return _make_offer(db_session, ticket, choice, stage, ranked, now, rules)
+    ticket.next_dispatch_at = now + RECHECK_AFTER
     return None
 
 
@@ -240,6 +261,7 @@ def _make_offer(
     )
     db_session.add(offer)
     db_session.flush()
+    ticket.next_dispatch_at = None
     if ticket.state == TicketState.NEW:
         tickets.transition(
             db_session=db_session,
@@ -300,7 +322,9 @@ def due_offers(*, db_session: Session, now: datetime, limit: int = 100) -> Seque
     ).all()
 
 
-def waiting_tickets(*, db_session: Session, limit: int = 100) -> Sequence[int]:
+def waiting_tickets(
+    *, db_session: Session, now: datetime | None = None, limit: int = 100
+) -> Sequence[int]:
     """Open top-level tickets that need an offer: new, dispatching or escalated, without a
     pending one."""
     pending = select(Offer.ticket_id).where(Offer.state == PENDING)
@@ -310,6 +334,7 @@ def waiting_tickets(*, db_session: Session, limit: int = 100) -> Sequence[int]:
             Ticket.state.in_([s.value for s in WAITING]),
             Ticket.parent_id.is_(None),
             Ticket.id.not_in(pending),
+            or_(Ticket.next_dispatch_at.is_(None), Ticket.next_dispatch_at <= (now or utc_now())),
         )
         .order_by(Ticket.opened_at)
         .limit(limit)
@@ -395,6 +420,9 @@ def accept(
     if offer.state != PENDING or offer.deadline < now:
         status = offer.state if offer.state != PENDING else "past its deadline"
         raise Conflict(f"offer {offer_id} is {status}: it can no longer be accepted")
+    tech = get_technician(db_session=db_session, technician_id=offer.technician_id)
+    if active_jobs(db_session=db_session).get(tech.id, 0) >= tech.capacity:
+        raise Conflict(f"{tech.id} is at capacity ({tech.capacity} jobs): finish one first")
     offer.state, offer.answered_at = ACCEPTED, now
     eta = round(eta_min if eta_min is not None else offer.eta_min)
     _assign(db_session, ticket, offer.technician_id, now, f"accepted offer {offer.id}", eta)

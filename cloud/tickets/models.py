@@ -75,6 +75,8 @@ class Ticket(Base):
     # Dispatch: who has it, when dispatch began, when they arrived, how it was rated.
     technician_id: Mapped[str | None] = mapped_column(String(64), index=True)
     dispatch_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When nobody could take it: the dispatcher looks again at this time, not every second.
+    next_dispatch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     on_site_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rating: Mapped[int | None] = mapped_column(Integer)
     rated_by: Mapped[str | None] = mapped_column(String(80))

@@ -154,7 +154,7 @@ def test_the_offer_deadline_is_five_minutes_unless_the_sla_is_nearer() -> None:
 
     assert deadline(60, 15) == timedelta(minutes=5)  # plenty of slack
     assert deadline(20, 17) == timedelta(minutes=3)  # 3 minutes of slack left
-    assert deadline(20, 25) == timedelta(minutes=1)  # late already: still a minute to answer
+    assert deadline(20, 25) == timedelta(minutes=2)  # late already: still time to answer
 
 
 def test_the_cascade_goes_crowd_then_staff_then_an_operator() -> None:

@@ -69,6 +69,7 @@ def upgrade() -> None:
     with op.batch_alter_table("tickets") as batch:
         batch.add_column(sa.Column("technician_id", sa.String(64)))
         batch.add_column(sa.Column("dispatch_started_at", UTCDateTime()))
+        batch.add_column(sa.Column("next_dispatch_at", UTCDateTime()))
         batch.add_column(sa.Column("on_site_at", UTCDateTime()))
         batch.add_column(sa.Column("rating", sa.Integer))
         batch.add_column(sa.Column("rated_by", sa.String(80)))
@@ -78,7 +79,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_tickets_technician_id", "tickets")
     with op.batch_alter_table("tickets") as batch:
-        for column in ("rated_by", "rating", "on_site_at", "dispatch_started_at", "technician_id"):
+        for column in ("rated_by", "rating", "on_site_at", "next_dispatch_at"):
+            batch.drop_column(column)
+        for column in ("dispatch_started_at", "technician_id"):
             batch.drop_column(column)
     op.drop_table("offers")
     op.drop_table("technicians")
