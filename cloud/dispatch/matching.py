@@ -31,8 +31,6 @@ RATING_PRIOR = 4.5
 RATING_PRIOR_WEIGHT = 5
 ACCEPTANCE_PRIOR = 0.85
 ACCEPTANCE_PRIOR_WEIGHT = 5
-# What an offer that is declined or lapses costs the ticket, in minutes (the default timeout).
-MISS_PENALTY_MIN = 5.0
 
 
 class Kind(StrEnum):
@@ -51,6 +49,8 @@ class Weights:
     acceptance: float = 0.15
     load: float = 0.1
     fairness: float = 0.1
+    # Minutes an offer that is declined or lapses costs the ticket (0: rank by ETA alone).
+    miss_penalty_min: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -147,10 +147,10 @@ def smoothed_acceptance(tech: Candidate) -> float:
     )
 
 
-def expected_min(tech: Candidate, eta: float) -> float:
+def expected_min(tech: Candidate, eta: float, weights: Weights) -> float:
     """The ETA plus what asking this technician is likely to cost if they do not take it
-    (their smoothed acceptance rate times the time an unanswered offer wastes)."""
-    return eta + (1 - smoothed_acceptance(tech)) * MISS_PENALTY_MIN
+    (the chance they say no, from their smoothed acceptance rate, times what a no costs)."""
+    return eta + (1 - smoothed_acceptance(tech)) * weights.miss_penalty_min
 
 
 def ineligible_because(tech: Candidate, job: Job, now: datetime, km: float) -> list[str]:
@@ -185,7 +185,8 @@ def score(tech: Candidate, job: Job, now: datetime, weights: Weights = Weights()
     idle_h = (now - tech.last_job_at).total_seconds() / 3600 if tech.last_job_at else 24.0
     parts = {
         # Expected minutes until someone is on the way: 1 at the door, 0.5 at 30 min.
-        "eta": weights.eta * (30.0 / (30.0 + max(0.0, expected_min(tech, eta) - SET_OFF_MIN))),
+        "eta": weights.eta
+        * (30.0 / (30.0 + max(0.0, expected_min(tech, eta, weights) - SET_OFF_MIN))),
         "rating": weights.rating * (smoothed_rating(tech) - 1) / 4,
         "acceptance": weights.acceptance * smoothed_acceptance(tech),
         "load": weights.load * (1 - tech.active_jobs / max(1, tech.capacity)),

@@ -3,9 +3,11 @@ and when a technician stops getting crowd offers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from cloud.dispatch.matching import Weights
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,11 @@ class DispatchPolicy:
     min_ratings: int = 10
     min_acceptance: float = 0.8
     acceptance_window: int = 20
+    weights: Weights = field(default_factory=Weights)
+    # Switches, so the simulation can run a naive dispatcher on the same machinery.
+    shorten_deadlines: bool = True  # cut the timeout when the SLA has less slack
+    cascade: bool = True  # crowd first, then staff, then an operator; off: anyone, nearest
+    pause: bool = True  # pause crowd technicians below the rating/acceptance policy
 
 
 class Stage(StrEnum):
@@ -30,6 +37,7 @@ class Stage(StrEnum):
     CROWD = "crowd"
     STAFF = "staff"
     OPERATOR = "operator"  # escalated: a person must assign
+    ANY = "any"  # no cascade: whoever is best
 
 
 def offer_deadline(
@@ -37,6 +45,8 @@ def offer_deadline(
 ) -> datetime:
     """The default timeout, shorter when the SLA cannot wait that long: the slack (time left
     to be on site minus the travel time), but never less than a person needs to answer."""
+    if not policy.shorten_deadlines:
+        return now + policy.offer_timeout
     slack = arrive_by - now - timedelta(minutes=eta_min)
     timeout = min(policy.offer_timeout, max(policy.min_offer_timeout, slack))
     return now + timeout

@@ -210,10 +210,8 @@ def offer_next(
     no is asked again after RETRY_AFTER)."""
     if TicketState(ticket.state) not in WAITING:
         return None
-    escalated = ticket.state == TicketState.ESCALATED
-    job = job_for(
-        db_session=db_session, ticket=ticket, since=now - RETRY_AFTER if escalated else None
-    )
+    again = ticket.state == TicketState.ESCALATED or not rules.cascade
+    job = job_for(db_session=db_session, ticket=ticket, since=now - RETRY_AFTER if again else None)
     if job is None:
         _escalate(db_session, ticket, now, "the ticket has no location to dispatch to")
         ticket.next_dispatch_at = now + RECHECK_AFTER
@@ -222,7 +220,13 @@ def offer_next(
         ticket.dispatch_started_at = now
     ranked_all = candidates(db_session=db_session, window=rules.acceptance_window)
     kinds = {c.id: c.kind for c in ranked_all}
-    ranked = matching.rank(ranked_all, job, now)
+    ranked = matching.rank(ranked_all, job, now, rules.weights)
+    if not rules.cascade:
+        choice = matching.best(ranked, None, kinds)
+        if choice is not None:
+            return _make_offer(db_session, ticket, choice, policy.Stage.ANY, ranked, now, rules)
+        ticket.next_dispatch_at = now + RECHECK_AFTER
+        return None
     stage = next_stage(db_session=db_session, ticket=ticket, now=now, rules=rules)
     while stage is not policy.Stage.OPERATOR:
         choice = matching.best(ranked, matching.Kind(stage.value), kinds)
@@ -388,7 +392,7 @@ def _check_policy(
 ) -> None:
     """Pause a crowd technician who falls below policy."""
     tech = get_technician(db_session=db_session, technician_id=technician_id)
-    if tech.kind != matching.Kind.CROWD or tech.paused:
+    if tech.kind != matching.Kind.CROWD or tech.paused or not rules.pause:
         return
     outcomes = recent_outcomes(
         db_session=db_session, technician_id=tech.id, window=rules.acceptance_window
