@@ -36,6 +36,7 @@ from crowdfix.brokers import (
     port_open,
     start_broker,
 )
+from crowdfix.crew import CREW, CrewApp, register_crew
 from crowdfix.simulation import simulated_collectors, start_incident
 from edge_agent.app import EdgeAgent
 from edge_agent.collectors import Collector
@@ -143,6 +144,30 @@ def demo_accounts(sessions: sessionmaker[Session], state_dir: Path) -> list[Demo
     return logins
 
 
+def technician_login(
+    sessions: sessionmaker[Session], state_dir: Path, technician_id: str
+) -> DemoLogin:
+    """A login for one demo technician (their token in state_dir/<id>.token)."""
+    now = utc_now()
+    password = new_password(16)
+    with transaction(sessions) as db:
+        user = auth.get_by_name(db_session=db, username=technician_id)
+        if user is None:
+            user = auth.create_user(
+                db_session=db,
+                username=technician_id,
+                role=Role.TECHNICIAN,
+                password=password,
+                now=now,
+                technician_id=technician_id,
+            )
+        else:
+            auth.set_password(db_session=db, user=user, password=password)
+        token, _ = auth.issue_token(db_session=db, user=user, name="demo", now=now)
+    (state_dir / f"{technician_id}.token").write_text(token + "\n")
+    return DemoLogin(technician_id, Role.TECHNICIAN.value, password, token)
+
+
 def register_fleet(sessions: sessionmaker[Session], plan: list[PlannedDevice]) -> None:
     """Register the demo's sites and devices (a real fleet is provisioned the same way)."""
     now = utc_now()
@@ -199,6 +224,7 @@ class Demo:
         self.devices: list[SimulatedDevice] = []
         self.logins: list[DemoLogin] = []
         self.store = CredentialStore(config.state_dir / "broker-secrets")
+        self.crew: CrewApp | None = None
         self.passwords: dict[str, str] = {}
         self._stop = threading.Event()
         self._presser = threading.Thread(target=self._press_now_and_then, name="presser")
@@ -238,6 +264,10 @@ class Demo:
         sessions = make_sessionmaker(engine)
         register_fleet(sessions, plan)
         self.logins = demo_accounts(sessions, cfg.state_dir)
+        register_crew(sessions, utc_now())
+        self.logins.append(technician_login(sessions, cfg.state_dir, CREW[0][0]))
+        self.crew = CrewApp(sessions)
+        self.crew.start()
         self.worker = IngestWorker(settings, sessions)
         self.worker.start()
         self.api = ApiServer(create_app(settings, sessions), cfg.api_host, cfg.api_port).start()
@@ -311,6 +341,8 @@ class Demo:
             self._presser.join(5)
         for device in self.devices:
             device.stop()
+        if self.crew is not None:
+            self.crew.stop()
         if self.api is not None:
             self.api.stop()
         if self.worker is not None:
@@ -350,6 +382,8 @@ class Demo:
                 f"  tickets:   {self.api.url}/api/tickets",
                 f"  devices:   {self.api.url}/api/devices",
                 f"  API docs:  {self.api.url}/docs",
+                f"  crew:      {', '.join(c[0] for c in CREW)} (simulated technicians: they "
+                "get offers, accept most, and work the job through)",
                 f"  broker:    {self.broker.url} ({broker_kind})",
                 f"  devices:   {devices} (simulated agents on mock pins, pressed now and then)",
                 "",
@@ -361,6 +395,7 @@ class Demo:
                 ],
                 '  curl -H "Authorization: Bearer $(cat '
                 f'{self.config.state_dir}/operator.token)" {self.api.url}/api/tickets',
+                f"  ({CREW[0][0]}'s own offers: the same with {CREW[0][0]}.token and /api/offers)",
                 "",
                 "Press a button by hand:",
                 f"  crowdfix send-button --broker {self.broker.url} --device {device.device_id} "

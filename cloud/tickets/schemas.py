@@ -40,6 +40,9 @@ class TicketOut(BaseModel):
     sla_resolve_by: datetime
     dispatched_at: datetime | None
     resolved_at: datetime | None
+    technician_id: str | None = None
+    on_site_at: datetime | None = None
+    rating: int | None = None
     closed_at: datetime | None
     created_at: datetime
     updated_at: datetime

@@ -90,6 +90,16 @@ def test_demo_turns_presses_into_tickets_and_stops_cleanly(broker: str, tmp_path
             "the urgent press by hand",
         )
         assert httpx.get(f"{api}/docs").status_code == 200
+        # The demo crew takes tickets: offered, accepted, and the device is told.
+        wait_for(
+            lambda: any(t["technician_id"] for t in get("/api/tickets?limit=500")["items"]),
+            45,
+            "a ticket taken by the demo crew",
+        )
+        mia = (state / "mia.token").read_text().strip()
+        own = httpx.get(f"{api}/api/offers", headers={"Authorization": f"Bearer {mia}"})
+        assert own.status_code == 200
+        assert all(o["technician_id"] == "mia" for o in own.json())
     finally:
         demo.send_signal(signal.SIGINT)
         out, err = demo.communicate(timeout=60)
