@@ -39,6 +39,7 @@ PENDING, ACCEPTED, DECLINED, EXPIRED, WITHDRAWN = (
 DISPATCHER = "dispatcher"
 WAITING = (TicketState.NEW, TicketState.DISPATCHING, TicketState.ESCALATED)
 RETRY_AFTER = timedelta(minutes=10)
+FULL_TIMEOUT = policy.DispatchPolicy().offer_timeout
 RECHECK_AFTER = timedelta(minutes=1)  # an escalated ticket nobody can take: look again then
 
 
@@ -68,16 +69,31 @@ def active_jobs(*, db_session: Session) -> dict[str, int]:
     return {tech: count for tech, count in rows if tech}
 
 
+def outcomes(
+    *, db_session: Session, technician_id: str | None = None, full_timeout: timedelta = FULL_TIMEOUT
+) -> dict[str, list[bool]]:
+    """Per technician, oldest first: True for an accepted offer, False for a declined one or
+    one left to lapse. A lapse counts only when they had the full time to answer: a deadline
+    cut short for the SLA is not held against anyone."""
+    query = select(Offer.technician_id, Offer.state, Offer.offered_at, Offer.deadline).where(
+        Offer.state.in_([ACCEPTED, DECLINED, EXPIRED])
+    )
+    if technician_id is not None:
+        query = query.where(Offer.technician_id == technician_id)
+    result: dict[str, list[bool]] = {}
+    for tech_id, state, offered_at, deadline in db_session.execute(
+        query.order_by(Offer.technician_id, Offer.offered_at, Offer.id)
+    ):
+        if state != EXPIRED or deadline - offered_at >= full_timeout:
+            result.setdefault(tech_id, []).append(state == ACCEPTED)
+    return result
+
+
 def recent_outcomes(*, db_session: Session, technician_id: str, window: int) -> list[bool]:
-    """Accepted (True) or declined/missed (False) for the technician's last answered offers,
-    oldest first."""
-    rows = db_session.scalars(
-        select(Offer.state)
-        .where(Offer.technician_id == technician_id, Offer.state.in_([ACCEPTED, DECLINED, EXPIRED]))
-        .order_by(Offer.offered_at.desc(), Offer.id.desc())
-        .limit(window)
-    ).all()
-    return [state == ACCEPTED for state in reversed(rows)]
+    """The technician's last `window` outcomes, oldest first."""
+    return outcomes(db_session=db_session, technician_id=technician_id).get(technician_id, [])[
+        -window:
+    ]
 
 
 def cert_expiry(value: str) -> datetime:
@@ -128,16 +144,9 @@ def candidates(*, db_session: Session, window: int) -> list[matching.Candidate]:
     jobs = active_jobs(db_session=db_session)
     for tech_id, count in pending_per_technician(db_session=db_session).items():
         jobs[tech_id] = jobs.get(tech_id, 0) + count
-    outcomes: dict[str, list[bool]] = {}
-    answered = db_session.execute(
-        select(Offer.technician_id, Offer.state)
-        .where(Offer.state.in_([ACCEPTED, DECLINED, EXPIRED]))
-        .order_by(Offer.technician_id, Offer.offered_at, Offer.id)
-    )
-    for technician_id, state in answered:
-        outcomes.setdefault(technician_id, []).append(state == ACCEPTED)
+    history = outcomes(db_session=db_session)
     return [
-        candidate(t, jobs.get(t.id, 0), outcomes.get(t.id, [])[-window:])
+        candidate(t, jobs.get(t.id, 0), history.get(t.id, [])[-window:])
         for t in db_session.scalars(select(Technician).order_by(Technician.id))
     ]
 

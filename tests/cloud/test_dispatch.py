@@ -289,3 +289,32 @@ def test_a_technician_cannot_accept_after_the_deadline(desk) -> None:
             now=offer.deadline + timedelta(seconds=1),
             eta_min=None,
         )
+
+
+def test_a_lapse_under_a_deadline_cut_short_is_not_held_against_anyone(desk) -> None:
+    sessions, ticket_id = desk
+    with transaction(sessions) as db:  # 6 lapses, but each had only 2 minutes (SLA haste)
+        for i in range(20):
+            db.add(
+                Offer(
+                    ticket_id=ticket_id,
+                    technician_id="c-near",
+                    stage="crowd",
+                    state="expired" if i < 6 else "accepted",
+                    offered_at=at(-100 + i),
+                    deadline=at(-98 + i),
+                    reason="",
+                    eta_min=5,
+                    score=1,
+                    candidates=[],
+                )
+            )
+    with transaction(sessions) as db:
+        assert (
+            dispatcher.recent_outcomes(db_session=db, technician_id="c-near", window=20)
+            == [True] * 14
+        )
+        dispatcher._check_policy(db, "c-near", at(0), RULES)
+    with sessions() as db:
+        tech = db.get(Technician, "c-near")
+        assert tech is not None and not tech.paused
