@@ -293,23 +293,28 @@ def _make_offer(
         reason=f"offered to {choice.technician_id} ({stage.value}) until {deadline:%H:%M:%S}",
         data={"offer_id": offer.id, "score": round(choice.score, 4)},
     )
+    _push(db_session, ticket, offer, now)
+    return offer
+
+
+def _push(db_session: Session, ticket: Ticket, offer: Offer, now: datetime) -> None:
+    """Tell the technician at once: their MQTT topic, and their webhook if they have one
+    (both sent by the worker's relay after this transaction commits)."""
     notice = OfferNotice(
         offer_id=offer.id,
         ticket_id=ticket.id,
         title=ticket.title,
         category=ticket.category,
         priority=ticket.priority,
-        deadline=deadline,
-        eta_min=round(choice.eta_min, 1),
+        deadline=offer.deadline,
+        eta_min=round(offer.eta_min, 1),
     )
-    outbound.enqueue(
-        db_session=db_session, topic=technician_topic(choice.technician_id), message=notice, now=now
-    )
-    tech = get_technician(db_session=db_session, technician_id=choice.technician_id)
+    topic = technician_topic(offer.technician_id)
+    outbound.enqueue(db_session=db_session, topic=topic, message=notice, now=now)
+    tech = get_technician(db_session=db_session, technician_id=offer.technician_id)
     if tech.webhook_url:
-        topic = outbound.WEBHOOK_PREFIX + tech.webhook_url
-        outbound.enqueue(db_session=db_session, topic=topic, message=notice, now=now)
-    return offer
+        webhook = outbound.WEBHOOK_PREFIX + tech.webhook_url
+        outbound.enqueue(db_session=db_session, topic=webhook, message=notice, now=now)
 
 
 def _escalate(db_session: Session, ticket: Ticket, now: datetime, reason: str) -> None:
