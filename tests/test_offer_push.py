@@ -13,10 +13,8 @@ import pytest
 from cloud.db import transaction
 from cloud.dispatch import csvimport
 from cloud.dispatch.schemas import TechnicianIn
-from cloud.sites import service as sites
-from cloud.sites.schemas import SiteIn
 from mqttlink import BrokerSettings, Inbound, MqttLink
-from tests.cloud.factories import T0, ingest, press, register
+from tests.cloud.factories import T0, ingest, located_shop, press
 from tests.conftest import CloudStack
 from tests.helpers import wait_for
 
@@ -48,13 +46,8 @@ def test_an_offer_is_pushed_on_mqtt_and_to_the_webhook(
 ) -> None:
     url, posted = webhook
     sessions = cloud.sessions
-    register(sessions, "pos-1", site="hb")
+    located_shop(sessions, "pos-1")
     with transaction(sessions) as db:
-        sites.upsert(
-            db_session=db,
-            site_in=SiteIn(id="hb", name="HB", latitude=47.3779, longitude=8.5403),
-            now=T0,
-        )
         body = TechnicianIn(
             name="Ana", skills=["printers"], home_lat=47.38, home_lon=8.54, webhook_url=url
         )  # type: ignore[arg-type]

@@ -49,6 +49,19 @@ def register(
             )
 
 
+ZURICH_HB = (47.3779, 8.5403)
+
+
+def located_shop(sessions: sessionmaker[Session], *device_ids: str, site: str = "hb") -> None:
+    """Devices at a shop with a location (what dispatch goes by): Zurich main station."""
+    register(sessions, *device_ids, site=site)
+    with transaction(sessions) as db:
+        located = SiteIn(
+            id=site, name=f"Site {site}", latitude=ZURICH_HB[0], longitude=ZURICH_HB[1]
+        )
+        sites.upsert(db_session=db, site_in=located, now=T0)
+
+
 def press(
     device: str,
     category: str = "receipt-printer",

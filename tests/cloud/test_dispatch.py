@@ -23,7 +23,7 @@ from cloud.outbound.models import OutboundMessage
 from cloud.sites import service as sites
 from cloud.sites.schemas import SiteIn
 from cloud.tickets.models import Ticket
-from tests.cloud.factories import T0, at, ingest, press, register
+from tests.cloud.factories import T0, at, ingest, located_shop, press, register
 
 RULES = DispatchPolicy()
 OPERATOR = Principal(user_id=1, username="olga", role=Role.OPERATOR)
@@ -44,13 +44,7 @@ def add_tech(sessions, tech_id: str, lat: float, lon: float, **values: object) -
 @pytest.fixture
 def desk(sessions: sessionmaker[Session]) -> tuple[sessionmaker[Session], int]:
     """A shop at Zurich HB with a POS terminal that asked for printer help, and a crowd."""
-    register(sessions, "pos-1", site="hb")
-    with transaction(sessions) as db:  # the shop's location, which dispatch goes by
-        sites.upsert(
-            db_session=db,
-            site_in=SiteIn(id="hb", name="HB", latitude=47.3779, longitude=8.5403),
-            now=T0,
-        )
+    located_shop(sessions, "pos-1")
     add_tech(sessions, "c-near", 47.3800, 8.5400)
     add_tech(sessions, "c-far", 47.4111, 8.5446)
     add_tech(sessions, "c-nope", 47.3780, 8.5400, skills=["pos"])

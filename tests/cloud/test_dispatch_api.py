@@ -6,11 +6,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from cloud.config import CloudSettings
-from cloud.db import transaction
 from cloud.main import create_app
-from cloud.sites import service as sites
-from cloud.sites.schemas import SiteIn
-from tests.cloud.factories import T0, ingest, press, register, token_for
+from tests.cloud.factories import ingest, located_shop, press, token_for
 
 CSV = """id,name,kind,skills,home_lat,home_lon,radius_km,capacity,certifications
 ana,Ana,crowd,printers;pos,47.3800,8.5400,10,1,printers=2030-01-01
@@ -27,13 +24,7 @@ def headers(token: str) -> dict[str, str]:
 
 
 def test_import_dispatch_and_a_technicians_own_view(sessions, worker_for) -> None:
-    register(sessions, "pos-1", site="hb")
-    with transaction(sessions) as db:
-        sites.upsert(
-            db_session=db,
-            site_in=SiteIn(id="hb", name="HB", latitude=47.3779, longitude=8.5403),
-            now=T0,
-        )
+    located_shop(sessions, "pos-1")
     client = TestClient(create_app(CloudSettings(), sessions))
     admin = headers(token_for(sessions, "admin"))
     operator = headers(token_for(sessions, "operator"))
