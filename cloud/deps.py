@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
@@ -44,6 +45,8 @@ def current_principal(
 ) -> Principal:
     """The caller, from a bearer token (API) or the session cookie (pages)."""
     token = credentials.credentials if credentials else request.cookies.get(SESSION_COOKIE)
+    if token and credentials is None and request.method not in SAFE_METHODS:
+        _check_csrf(request)
     if not token:
         raise Unauthorized(
             "log in first: send `Authorization: Bearer <token>` (POST /api/auth/login gives one)"
@@ -52,6 +55,20 @@ def current_principal(
     if principal is None:
         raise Unauthorized("the token is unknown, expired or revoked: log in again")
     return principal
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_COOKIE = "crowdfix_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def _check_csrf(request: Request) -> None:
+    """A cookie-authenticated change must echo the CSRF cookie in a header (double submit):
+    another site can make the browser send the cookie, but cannot read it."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    header = request.headers.get(CSRF_HEADER, "")
+    if not cookie or not hmac.compare_digest(cookie, header):
+        raise Forbidden(f"missing or wrong {CSRF_HEADER} header: reload the page and try again")
 
 
 def require(*roles: Role) -> Callable[[Principal], Principal]:

@@ -379,6 +379,7 @@ class Demo:
             [
                 "",
                 "crowdfix demo is running",
+                f"  dashboard: {self.api.url}/ui/ (log in as operator, password below)",
                 f"  tickets:   {self.api.url}/api/tickets",
                 f"  devices:   {self.api.url}/api/devices",
                 f"  API docs:  {self.api.url}/docs",

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import APIRouter, Request, Response
 
 from cloud.auth import service
 from cloud.auth.roles import Role
 from cloud.auth.schemas import LoginIn, MeOut, TokenOut, UserIn, UserOut
 from cloud.clock import utc_now
-from cloud.deps import SESSION_COOKIE, AdminDep, CallerDep, IdPath, SessionDep, WriterSessionDep
+from cloud.deps import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    AdminDep,
+    CallerDep,
+    IdPath,
+    SessionDep,
+    WriterSessionDep,
+)
 from cloud.errors import Unauthorized
 
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -41,6 +51,14 @@ def login(
         SESSION_COOKIE,
         token,
         httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        max_age=int(service.LOGIN_TOKEN_TTL.total_seconds()),
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        secrets.token_urlsafe(24),
+        httponly=False,  # the page reads it and echoes it in a header
         samesite="strict",
         secure=request.url.scheme == "https",
         max_age=int(service.LOGIN_TOKEN_TTL.total_seconds()),
