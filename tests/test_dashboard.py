@@ -46,6 +46,16 @@ def browser():
         chromium.close()
 
 
+PASSWORD = "a long demo password"
+
+
+def add_operator(sessions) -> None:
+    with transaction(sessions) as db:
+        auth.create_user(
+            db_session=db, username="olga", role=Role.OPERATOR, password=PASSWORD, now=T0
+        )
+
+
 def publish(link: MqttLink, message: ButtonEvent | Status, channel: Channel) -> None:
     topic = uplink_topic(message.device_id, channel)
     retain = channel is Channel.STATUS
@@ -55,14 +65,8 @@ def publish(link: MqttLink, message: ButtonEvent | Status, channel: Channel) -> 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_an_operator_watches_and_assigns_live(cloud: CloudStack, mosquitto, browser) -> None:
     located_shop(cloud.sessions, "pos-1")
+    add_operator(cloud.sessions)
     with transaction(cloud.sessions) as db:
-        auth.create_user(
-            db_session=db,
-            username="olga",
-            role=Role.OPERATOR,
-            password="a long demo password",
-            now=T0,
-        )
         body = TechnicianIn(
             name="Sam Keller",
             kind="staff",
@@ -87,7 +91,7 @@ def test_an_operator_watches_and_assigns_live(cloud: CloudStack, mosquitto, brow
         page.goto(f"{cloud.api_url}/ui/")
         page.wait_for_url("**/ui/login")
         page.fill("input[name=username]", "olga")
-        page.fill("input[name=password]", "a long demo password")
+        page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_selector("tr[data-device='pos-1'] td.presence.online")
         page.wait_for_selector(".live.on")
@@ -134,18 +138,9 @@ def test_a_cookie_session_needs_the_csrf_header_to_change_anything(sessions) -> 
     from cloud.config import CloudSettings
     from cloud.main import create_app
 
-    with transaction(sessions) as db:
-        auth.create_user(
-            db_session=db,
-            username="olga",
-            role=Role.OPERATOR,
-            password="a long demo password",
-            now=T0,
-        )
+    add_operator(sessions)
     client = TestClient(create_app(CloudSettings(), sessions))
-    login = client.post(
-        "/api/auth/login", json={"username": "olga", "password": "a long demo password"}
-    )
+    login = client.post("/api/auth/login", json={"username": "olga", "password": PASSWORD})
     assert login.status_code == 200 and client.cookies.get("crowdfix_csrf")
     assert client.get("/api/tickets").status_code == 200  # reading needs no header
     forged = client.post("/api/tickets/1/assign", json={"technician_id": "sam"})
