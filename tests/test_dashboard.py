@@ -148,3 +148,17 @@ def test_a_cookie_session_needs_the_csrf_header_to_change_anything(sessions) -> 
     headers = {"X-CSRF-Token": client.cookies["crowdfix_csrf"]}
     allowed = client.post("/api/tickets/1/assign", json={"technician_id": "sam"}, headers=headers)
     assert allowed.status_code == 404  # past the guard: there is no ticket 1
+
+
+def test_the_live_stream_is_for_staff_only(sessions) -> None:
+    from fastapi.testclient import TestClient
+
+    from cloud.config import CloudSettings
+    from cloud.main import create_app
+    from tests.cloud.factories import token_for
+
+    client = TestClient(create_app(CloudSettings(), sessions))
+    assert client.get("/api/stream").status_code == 401
+    technician = token_for(sessions, "technician", technician_id="ana")
+    denied = client.get("/api/stream", headers={"Authorization": f"Bearer {technician}"})
+    assert denied.status_code == 403
