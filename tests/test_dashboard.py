@@ -162,3 +162,57 @@ def test_the_live_stream_is_for_staff_only(sessions) -> None:
     technician = token_for(sessions, "technician", technician_id="ana")
     denied = client.get("/api/stream", headers={"Authorization": f"Bearer {technician}"})
     assert denied.status_code == 403
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_technician_accepts_on_their_page_and_the_board_follows(
+    cloud: CloudStack, mosquitto, browser
+) -> None:
+    located_shop(cloud.sessions, "pos-1")
+    add_operator(cloud.sessions)
+    with transaction(cloud.sessions) as db:
+        body = TechnicianIn(name="Ana Meier", skills=["printers"], home_lat=47.38, home_lon=8.54)
+        csvimport.upsert(db_session=db, technician_id="ana", body=body, now=T0)
+        auth.create_user(
+            db_session=db,
+            username="ana",
+            role=Role.TECHNICIAN,
+            password=PASSWORD,
+            now=T0,
+            technician_id="ana",
+        )
+    desk = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    device = MqttLink(BrokerSettings.from_url(mosquitto.url), "pos-1")
+    device.start()
+    try:
+        for page, user, landing in ((desk, "olga", "**/ui/"), (phone, "ana", "**/ui/tech")):
+            page.goto(f"{cloud.api_url}/ui/login")
+            page.fill("input[name=username]", user)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(landing)
+        desk.wait_for_selector(".live.on")
+        assert device.wait_connected(10)
+        press = ButtonEvent(
+            device_id="pos-1",
+            timestamp=datetime.now(UTC),
+            seq=1,
+            button="printer",
+            category="receipt-printer",
+        )
+        publish(device, press, Channel.BUTTON)
+        desk.wait_for_selector("[data-state=dispatching] [data-ticket]", timeout=15000)
+        offer = phone.wait_for_selector("[data-offer]", timeout=15000)
+        assert "answer within" in offer.inner_text() and "Receipt printer" in offer.inner_text()
+        phone.screenshot(path=str(SHOTS / "4-technician-offer.png"), full_page=True)
+        phone.click("[data-offer] button:has-text('Accept')")
+        phone.wait_for_selector("[data-job]", timeout=15000)
+        card = desk.wait_for_selector("[data-state=assigned] [data-ticket]", timeout=15000)
+        assert "technician: ana" in card.inner_text()  # the board followed, no reload
+        desk.screenshot(path=str(SHOTS / "5-board-after-accept.png"), full_page=True)
+        phone.click("[data-job] button:has-text('On my way')")
+        desk.wait_for_selector("[data-state=en_route] [data-ticket]", timeout=15000)
+        phone.screenshot(path=str(SHOTS / "6-technician-en-route.png"), full_page=True)
+    finally:
+        device.stop()

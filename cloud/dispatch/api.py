@@ -142,11 +142,14 @@ def list_offers(
     if state:
         query = query.where(Offer.state == state)
     offers = db_session.scalars(query).all()
-    return [_offer_out(o, caller) for o in offers]
+    return [_offer_out(o, caller, db_session) for o in offers]
 
 
-def _offer_out(offer: Offer, caller: Principal) -> OfferOut:
+def _offer_out(offer: Offer, caller: Principal, db_session: Session) -> OfferOut:
     out = OfferOut.model_validate(offer)
+    ticket = db_session.get(Ticket, offer.ticket_id)
+    if ticket is not None:
+        out.title, out.category = ticket.title, ticket.category
     if not caller.is_staff():
         out.candidates = []  # other technicians' scores are not a technician's business
     return out
@@ -178,9 +181,8 @@ def decline_offer(
         rules=RULES,
     )
     db_session.commit()
-    return _offer_out(
-        service.own_offer(db_session=db_session, offer_id=offer_id, caller=caller), caller
-    )
+    offer = service.own_offer(db_session=db_session, offer_id=offer_id, caller=caller)
+    return _offer_out(offer, caller, db_session)
 
 
 @router.get("/api/jobs", response_model=list[TicketOut])

@@ -105,6 +105,8 @@ class OfferOut(BaseModel):
     eta_min: float
     score: float
     candidates: list[dict[str, Any]] = []
+    title: str = ""  # the ticket's, so the technician knows what the job is
+    category: str = ""
 
 
 class AcceptIn(BaseModel):

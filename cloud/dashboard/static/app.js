@@ -102,6 +102,7 @@ async function refresh() {
 
 async function start() {
   const me = await api("/api/auth/me");
+  if (me.role === "technician") { location.href = "/ui/tech"; return; }
   document.getElementById("me").textContent = `${me.username} (${me.role})`;
   await refresh();
   const stream = new EventSource("/api/stream");

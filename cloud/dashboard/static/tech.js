@@ -1,0 +1,80 @@
+// The technician's page: their own offers (with the time left to answer) and jobs, and the
+// buttons to act on them. Polls every few seconds; the API only ever shows them their own.
+"use strict";
+
+const NEXT = {assigned: ["en_route", "On my way"], en_route: ["on_site", "I'm on site"],
+              on_site: ["resolved", "Fixed"]};
+
+function csrf() {
+  const match = document.cookie.match(/(?:^|; )crowdfix_csrf=([^;]*)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+async function api(path, options = {}) {
+  const answer = await fetch(path, {credentials: "same-origin", ...options});
+  if (answer.status === 401) { location.href = "/ui/login"; throw new Error("log in"); }
+  if (!answer.ok) throw new Error((await answer.json().catch(() => ({}))).detail || answer.statusText);
+  return answer.json();
+}
+
+function post(path, body) {
+  return api(path, {method: "POST", body: JSON.stringify(body),
+                    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()}});
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value; else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function button(label, action) {
+  const node = el("button", {type: "button"}, label);
+  node.addEventListener("click", async () => {
+    node.disabled = true;
+    try { await action(); document.getElementById("error").textContent = ""; }
+    catch (error) { document.getElementById("error").textContent = error.message; }
+    refresh();
+  });
+  return node;
+}
+
+function offerCard(offer) {
+  const left = Math.max(0, Math.round((Date.parse(offer.deadline) - Date.now()) / 1000));
+  return el("div", {class: "card", "data-offer": offer.id},
+    el("div", {class: "title"}, `#${offer.ticket_id} ${offer.title}`),
+    el("div", {class: "meta"}, `about ${Math.round(offer.eta_min)} min away · answer within ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`),
+    el("div", {class: "actions"},
+      button("Accept", () => post(`/api/offers/${offer.id}/accept`, {})),
+      button("Decline", () => post(`/api/offers/${offer.id}/decline`, {reason: "declined on the app"}))));
+}
+
+function jobCard(job) {
+  const card = el("div", {class: "card", "data-job": job.id},
+    el("div", {class: "title"}, `#${job.id} ${job.title}`),
+    el("div", {class: "meta"}, `${job.state.replace("_", " ")} · ${job.category}`));
+  const next = NEXT[job.state];
+  if (next) card.append(el("div", {class: "actions"},
+    button(next[1], () => post(`/api/jobs/${job.id}/progress`, {state: next[0]}))));
+  return card;
+}
+
+async function refresh() {
+  const [offers, jobs] = await Promise.all([api("/api/offers?state=pending"), api("/api/jobs")]);
+  const offerList = document.getElementById("offers");
+  offerList.replaceChildren(...(offers.length ? offers.map(offerCard) : [el("p", {class: "muted"}, "No offers right now.")]));
+  const jobList = document.getElementById("jobs");
+  jobList.replaceChildren(...(jobs.length ? jobs.map(jobCard) : [el("p", {class: "muted"}, "No open jobs.")]));
+}
+
+async function start() {
+  const me = await api("/api/auth/me");
+  document.getElementById("me").textContent = me.username;
+  await refresh();
+  setInterval(refresh, 3000);
+}
+
+start();
