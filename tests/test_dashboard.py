@@ -56,6 +56,18 @@ def add_operator(sessions) -> None:
         )
 
 
+def press_printer(device: MqttLink) -> None:
+    """Someone at pos-1 presses the printer button."""
+    press = ButtonEvent(
+        device_id="pos-1",
+        timestamp=datetime.now(UTC),
+        seq=1,
+        button="printer",
+        category="receipt-printer",
+    )
+    publish(device, press, Channel.BUTTON)
+
+
 def publish(link: MqttLink, message: ButtonEvent | Status, channel: Channel) -> None:
     topic = uplink_topic(message.device_id, channel)
     retain = channel is Channel.STATUS
@@ -106,14 +118,7 @@ def test_an_operator_watches_and_assigns_live(cloud: CloudStack, mosquitto, brow
         page.wait_for_selector("tr[data-device='pos-1'] td.presence.offline", timeout=15000)
 
         # Someone presses the printer button: a ticket appears without a reload.
-        press = ButtonEvent(
-            device_id="pos-1",
-            timestamp=datetime.now(UTC),
-            seq=1,
-            button="printer",
-            category="receipt-printer",
-        )
-        publish(device, press, Channel.BUTTON)
+        press_printer(device)
         # New, or escalated already: the dispatcher finds nobody in range.
         card = page.wait_for_selector("[data-ticket]", timeout=15000)
         assert "Receipt printer" in card.inner_text()
@@ -194,14 +199,7 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
             page.wait_for_url(landing)
         desk.wait_for_selector(".live.on")
         assert device.wait_connected(10)
-        press = ButtonEvent(
-            device_id="pos-1",
-            timestamp=datetime.now(UTC),
-            seq=1,
-            button="printer",
-            category="receipt-printer",
-        )
-        publish(device, press, Channel.BUTTON)
+        press_printer(device)
         desk.wait_for_selector("[data-state=dispatching] [data-ticket]", timeout=15000)
         offer = phone.wait_for_selector("[data-offer]", timeout=15000)
         assert "answer within" in offer.inner_text() and "Receipt printer" in offer.inner_text()

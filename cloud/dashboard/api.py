@@ -19,7 +19,12 @@ from cloud.tickets.models import Ticket
 
 STATIC = Path(__file__).with_name("static")
 PAGES = {"": "board.html", "login": "login.html", "tech": "tech.html"}
-ASSETS = {"app.js": "text/javascript", "tech.js": "text/javascript", "style.css": "text/css"}
+ASSETS = {
+    "common.js": "text/javascript",
+    "app.js": "text/javascript",
+    "tech.js": "text/javascript",
+    "style.css": "text/css",
+}
 STREAM_EVERY_S = 1.0
 KEEPALIVE_S = 15.0
 router = APIRouter(include_in_schema=False)

@@ -6,27 +6,6 @@ const LABELS = {new: "New", dispatching: "Dispatching", escalated: "Escalated", 
                 en_route: "En route", on_site: "On site"};
 let technicians = [];
 
-function csrf() {
-  const match = document.cookie.match(/(?:^|; )crowdfix_csrf=([^;]*)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-async function api(path, options = {}) {
-  const answer = await fetch(path, {credentials: "same-origin", ...options});
-  if (answer.status === 401) { location.href = "/ui/login"; throw new Error("log in"); }
-  if (!answer.ok) throw new Error((await answer.json().catch(() => ({}))).detail || answer.statusText);
-  return answer.json();
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value; else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
 function age(iso) {
   const minutes = Math.round((Date.now() - Date.parse(iso)) / 60000);
   return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
@@ -45,11 +24,8 @@ function assignForm(ticket) {
   const form = el("form", {}, select, el("button", {type: "submit"}, "Assign"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    await api(`/api/tickets/${ticket.id}/assign`, {
-      method: "POST",
-      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()},
-      body: JSON.stringify({technician_id: select.value, reason: "assigned on the desk"}),
-    });
+    await post(`/api/tickets/${ticket.id}/assign`,
+               {technician_id: select.value, reason: "assigned on the desk"});
     refresh();
   });
   return form;
