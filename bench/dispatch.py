@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
+
 from bench.common import median, percentile, table
 from cloud.auth.roles import Principal, Role
 from cloud.db import make_engine, make_sessionmaker, migrate, transaction
@@ -285,7 +287,6 @@ class CrowdfixRun:
         self._order = itertools.count()
         self.ticket_no: dict[int, int] = {}
         self.last_offer_id = 0  # offers are answered once: ids only grow
-        self.reviews = 0
         self.out = Outcome(name)
         self.accepted_at: dict[int, datetime] = {}
         self.arrived_at: dict[int, datetime] = {}
@@ -349,7 +350,6 @@ class CrowdfixRun:
                 tech = dispatcher.get_technician(db_session=db, technician_id=p.id)
                 tech.available = on_duty(p, now)
                 if tech.paused:
-                    self.reviews += 1
                     dispatcher.review(
                         db_session=db, technician_id=p.id, caller=operator, note="hourly review"
                     )
@@ -369,19 +369,9 @@ class CrowdfixRun:
             self.opened_at[result.ticket_id] = now
 
     def _dispatch(self, now: datetime) -> None:
-        with self.sessions() as db:
-            due = dispatcher.due_offers(db_session=db, now=now)
-            waiting = dispatcher.waiting_tickets(db_session=db, now=now)
-        for offer_id in due:
-            with transaction(self.sessions) as db:
-                dispatcher.expire(db_session=db, offer_id=offer_id, now=now, rules=self.rules)
-        for ticket_id in waiting:
-            with transaction(self.sessions) as db:
-                dispatcher.start(db_session=db, ticket_id=ticket_id, now=now, rules=self.rules)
+        dispatcher.run_round(sessions=self.sessions, now=lambda: now, rules=self.rules)
 
     def _answer_new_offers(self, now: datetime) -> None:
-        from sqlalchemy import select
-
         with self.sessions() as db:
             fresh = db.scalars(
                 select(Offer).where(Offer.id > self.last_offer_id).order_by(Offer.id)

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,7 +33,6 @@ from cloud.config import CloudSettings
 from cloud.db import transaction
 from cloud.devices import service as devices
 from cloud.dispatch import service as dispatcher
-from cloud.dispatch.models import Technician
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.ingest.service import (
     BulkMessage,
@@ -101,6 +99,7 @@ class IngestWorker:
         self._events: queue.Queue[Inbound] = queue.Queue()
         self._bulk: queue.Queue[Inbound] = queue.Queue()
         self._stopping = threading.Event()
+        self._rules = DispatchPolicy()
         self._webhook_rest: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
         self.stats = IngestStats()
@@ -330,28 +329,11 @@ class IngestWorker:
                 if device is not None:
                     sweep_device(db_session=db, device=device, ctx=self.ctx, now=utc_now())
 
-    def dispatch(self, now_fn: Callable[[], Any] = utc_now) -> int:
-        """Expire offers past their deadline (cascading to the next technician) and make
-        offers for waiting tickets; each in its own transaction, safe with several workers.
-        Off while no technician is registered. Returns how many offers moved."""
-        rules = DispatchPolicy()
-        with self._sessions() as db:
-            if not db.scalar(select(func.count()).select_from(Technician)):
-                return 0
-            due = dispatcher.due_offers(db_session=db, now=now_fn())
-            waiting = dispatcher.waiting_tickets(db_session=db, now=now_fn())
-        moved = 0
-        for offer_id in due:
-            with self._writing(), transaction(self._sessions) as db:
-                moved += dispatcher.expire(
-                    db_session=db, offer_id=offer_id, now=now_fn(), rules=rules
-                )
-        for ticket_id in waiting:
-            with self._writing(), transaction(self._sessions) as db:
-                moved += dispatcher.start(
-                    db_session=db, ticket_id=ticket_id, now=now_fn(), rules=rules
-                )
-        return moved
+    def dispatch(self) -> int:
+        """One dispatcher round (offers, deadlines, cascade); how many offers moved."""
+        return dispatcher.run_round(
+            sessions=self._sessions, now=utc_now, rules=self._rules, writing=self._writing
+        )
 
     def prune(self) -> None:
         """Forget old telemetry buckets, fault history and sent commands."""

@@ -8,15 +8,17 @@ deadline fires once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.auth.roles import Principal
 from cloud.clock import utc_now
+from cloud.db import transaction
 from cloud.devices.models import Device
 from cloud.dispatch import matching, policy
 from cloud.dispatch.models import Offer, Technician
@@ -357,6 +359,31 @@ def waiting_tickets(
         .order_by(Ticket.opened_at)
         .limit(limit)
     ).all()
+
+
+def run_round(
+    *,
+    sessions: sessionmaker[Session],
+    now: Callable[[], datetime],
+    rules: policy.DispatchPolicy,
+    writing: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
+) -> int:
+    """One pass of the dispatcher: expire offers past their deadline (cascading to the next
+    technician), then make offers for waiting tickets; each in its own transaction, so several
+    processes can run it at once. Off while no technician is registered. How many moved."""
+    with sessions() as db:
+        if not db.scalar(select(func.count()).select_from(Technician)):
+            return 0
+        due = due_offers(db_session=db, now=now())
+        waiting = waiting_tickets(db_session=db, now=now())
+    moved = 0
+    for offer_id in due:
+        with writing(), transaction(sessions) as db:
+            moved += expire(db_session=db, offer_id=offer_id, now=now(), rules=rules)
+    for ticket_id in waiting:
+        with writing(), transaction(sessions) as db:
+            moved += start(db_session=db, ticket_id=ticket_id, now=now(), rules=rules)
+    return moved
 
 
 def expire(

@@ -66,6 +66,27 @@ def ticket_of(sessions, ticket_id: int) -> Ticket:
         return ticket
 
 
+def offer_history(sessions, ticket_id: int, lapses: int, answer_minutes: float) -> None:
+    """20 past offers to c-near: the first `lapses` left to expire, the rest accepted; each
+    with `answer_minutes` to answer."""
+    with transaction(sessions) as db:
+        for i in range(20):
+            db.add(
+                Offer(
+                    ticket_id=ticket_id,
+                    technician_id="c-near",
+                    stage="crowd",
+                    state="expired" if i < lapses else "accepted",
+                    offered_at=at(-100 + i),
+                    deadline=at(-100 + i + answer_minutes),
+                    reason="",
+                    eta_min=5,
+                    score=1,
+                    candidates=[],
+                )
+            )
+
+
 def start(sessions, ticket_id: int, minutes: float) -> None:
     with transaction(sessions) as db:
         dispatcher.start(db_session=db, ticket_id=ticket_id, now=at(minutes), rules=RULES)
@@ -223,22 +244,7 @@ def test_nobody_eligible_escalates_to_an_operator_who_assigns_by_hand(sessions) 
 
 def test_missed_offers_pause_a_crowd_technician_until_reviewed(desk) -> None:
     sessions, _ticket_id = desk
-    with transaction(sessions) as db:  # 20 offers, 6 missed: acceptance 70%
-        for i in range(20):
-            db.add(
-                Offer(
-                    ticket_id=_ticket_id,
-                    technician_id="c-near",
-                    stage="crowd",
-                    state="expired" if i < 6 else "accepted",
-                    offered_at=at(-100 + i),
-                    deadline=at(-95 + i),
-                    reason="",
-                    eta_min=5,
-                    score=1,
-                    candidates=[],
-                )
-            )
+    offer_history(sessions, _ticket_id, lapses=6, answer_minutes=5)  # acceptance 70%
     with transaction(sessions) as db:
         dispatcher._check_policy(db, "c-near", at(0), RULES)
     with sessions() as db:
@@ -287,22 +293,7 @@ def test_a_technician_cannot_accept_after_the_deadline(desk) -> None:
 
 def test_a_lapse_under_a_deadline_cut_short_is_not_held_against_anyone(desk) -> None:
     sessions, ticket_id = desk
-    with transaction(sessions) as db:  # 6 lapses, but each had only 2 minutes (SLA haste)
-        for i in range(20):
-            db.add(
-                Offer(
-                    ticket_id=ticket_id,
-                    technician_id="c-near",
-                    stage="crowd",
-                    state="expired" if i < 6 else "accepted",
-                    offered_at=at(-100 + i),
-                    deadline=at(-98 + i),
-                    reason="",
-                    eta_min=5,
-                    score=1,
-                    candidates=[],
-                )
-            )
+    offer_history(sessions, ticket_id, lapses=6, answer_minutes=2)  # cut short for the SLA
     with transaction(sessions) as db:
         assert (
             dispatcher.recent_outcomes(db_session=db, technician_id="c-near", window=20)
