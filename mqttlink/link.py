@@ -115,6 +115,11 @@ class MqttLink:
         self._client: paho.Client | None = None
         self._generation = 0
         self._connected = threading.Event()
+        # SUBACK tracking: filters of this connection the broker has not acknowledged yet.
+        self._subscribed = threading.Event()
+        self._sub_lock = threading.Lock()
+        self._sub_pending: set[int] = set()
+        self._sub_early: set[int] = set()  # SUBACKs that overtook our bookkeeping
         self._stopping = threading.Event()
         self._fallback = False
         self._connack_seen = False
@@ -143,13 +148,31 @@ class MqttLink:
         """Block until connected or timeout; True when connected."""
         return self._connected.wait(timeout)
 
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Block until connected and the broker has acknowledged every subscription of this
+        connection (CONNACK comes before SUBACK: a message published in between is missed)."""
+        deadline = time.monotonic() + timeout
+        return self._connected.wait(timeout) and self._subscribed.wait(
+            max(0.0, deadline - time.monotonic())
+        )
+
     def subscribe(self, topic_filter: str, qos: int = 1) -> None:
         """Subscribe now if connected, and again on every future connect."""
         with self._lock:
             self._subscriptions = {**self._subscriptions, topic_filter: qos}
             client = self._client if self._connected.is_set() else None
         if client is not None:
-            client.subscribe(topic_filter, qos)
+            self._sent_subscribe(client.subscribe(topic_filter, qos)[1])
+
+    def _sent_subscribe(self, mid: int | None) -> None:
+        with self._sub_lock:
+            if mid is None:
+                return
+            if mid in self._sub_early:
+                self._sub_early.discard(mid)
+                return
+            self._sub_pending.add(mid)
+            self._subscribed.clear()
 
     def publish(
         self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
@@ -304,6 +327,7 @@ class MqttLink:
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
+        client.on_subscribe = self._handle_subscribe
         with self._lock:
             self._client = client
             self._generation += 1
@@ -323,9 +347,13 @@ class MqttLink:
                 _LOGGER.error("mqtt %s: %s", self._client_id, self.last_error)
             return
         self._protocol_settled = True
+        with self._sub_lock:
+            self._sub_pending.clear()
+            self._sub_early.clear()
+            self._subscribed.set()
         # No self._lock here: paho holds its callback lock, publish() takes ours then paho's.
         for topic_filter, qos in self._subscriptions.items():
-            client.subscribe(topic_filter, qos)
+            self._sent_subscribe(client.subscribe(topic_filter, qos)[1])
         self._connected.set()
         self._just_connected = True
         self.last_error = ""
@@ -342,6 +370,7 @@ class MqttLink:
     ) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        self._subscribed.clear()
         if was_connected and not self._stopping.is_set():
             _LOGGER.warning("mqtt %s: connection lost (%s)", self._client_id, reason)
 
@@ -359,6 +388,25 @@ class MqttLink:
                 received=time.monotonic(),
             )
         )
+
+    def _handle_subscribe(
+        self, _c: paho.Client, _u: Any, mid: int, reasons: list[ReasonCode], _p: Any
+    ) -> None:
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            self.last_error = f"the broker refused a subscription: {refused[0].getName()}"
+            _LOGGER.warning(
+                "mqtt %s: %s (is the filter in this account's ACL?)",
+                self._client_id,
+                self.last_error,
+            )
+        with self._sub_lock:
+            if mid in self._sub_pending:
+                self._sub_pending.discard(mid)
+            else:
+                self._sub_early.add(mid)
+            if not self._sub_pending:
+                self._subscribed.set()
 
     def _handle_publish(
         self, _c: paho.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any

@@ -222,7 +222,7 @@ def cloud(
     worker = IngestWorker(settings, sessions)
     worker.start()
     api = ApiServer(create_app(settings, sessions), "127.0.0.1", free_port()).start()
-    assert worker.mqtt.link.wait_connected(10), worker.mqtt.link.last_error
+    assert worker.mqtt.link.wait_subscribed(10), worker.mqtt.link.last_error
     from tests.cloud.factories import token_for
 
     yield CloudStack(api.url, worker, sessions, token_for(sessions, "operator"))

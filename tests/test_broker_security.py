@@ -70,7 +70,7 @@ def fleet(secure_mosquitto: SecureBroker) -> Iterator[tuple[SecureBroker, list[C
 def connect(secure: SecureBroker, clients: list[Client], user: str, *filters: str) -> Client:
     client = Client(secure.settings(user), f"{user}-test").start(*filters)
     clients.append(client)
-    assert client.link.wait_connected(10), client.link.last_error
+    assert client.link.wait_subscribed(10), client.link.last_error
     return client
 
 

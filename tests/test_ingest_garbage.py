@@ -21,7 +21,7 @@ def test_garbage_is_counted_and_the_worker_keeps_going(cloud, mosquitto: Mosquit
     sender = MqttLink(BrokerSettings.from_url(mosquitto.url), "garbage-sender")
     sender.start()
     try:
-        assert sender.wait_connected(10) and worker.mqtt.link.wait_connected(10)
+        assert sender.wait_connected(10) and worker.mqtt.link.wait_subscribed(10)
         good = ButtonEvent(
             device_id="pos-7", timestamp=datetime.now(UTC), seq=1, button="till", category="till"
         )

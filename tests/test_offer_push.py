@@ -57,7 +57,7 @@ def test_an_offer_is_pushed_on_mqtt_and_to_the_webhook(
     app.subscribe("tech/crowdfix/v1/ana/offer")
     app.start()
     try:
-        assert app.wait_connected(10)
+        assert app.wait_subscribed(10)
         ticket_id = ingest(sessions, press("pos-1", "receipt-printer")).ticket_id
         on_mqtt = json.loads(pushed.get(timeout=15).payload)
         by_post = posted.get(timeout=15)

@@ -131,7 +131,7 @@ def workers(mosquitto: MosquittoBroker, database_url: str, sessions) -> Iterator
     ]
     for worker in running:
         worker.start()
-        assert worker.mqtt.link.wait_connected(10)
+        assert worker.mqtt.link.wait_subscribed(10)
     yield running
     for worker in running:
         worker.stop()

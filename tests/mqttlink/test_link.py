@@ -42,7 +42,7 @@ def test_auto_speaks_mqtt5_to_mosquitto_and_311_to_the_embedded_broker(
         link.subscribe("t/#")
         link.start()
         try:
-            assert link.wait_connected(10), link.last_error
+            assert link.wait_subscribed(10), link.last_error
             assert link.protocol is expected
             wait_for(lambda lk=link: lk.publish("t/x", b"hi").sent, 5, "publish")
             assert inbox.get(timeout=5).payload == b"hi"
@@ -61,8 +61,9 @@ def test_reconnects_and_resubscribes_after_the_broker_restarts(mosquitto: Mosqui
     try:
         assert sub.wait_connected(10) and pub.wait_connected(10)
         mosquitto.restart(kill=True)
-        wait_for(lambda: len(connects) >= 2 and sub.connected and pub.connected, 20, "reconnect")
+        wait_for(lambda: len(connects) >= 2 and pub.connected, 20, "reconnect")
         # Resubscribed (the session was clean): a new message arrives.
+        assert sub.wait_subscribed(10)
         wait_for(lambda: pub.publish("t/after", b"2").sent, 5, "publish")
         assert inbox.get(timeout=5).topic == "t/after"
     finally:
@@ -93,17 +94,7 @@ def test_unacked_messages_come_back_to_a_durable_session(mosquitto: MosquittoBro
     producer = _link(mosquitto.url, "producer")
     producer.start()
     try:
-        assert consumer.wait_connected(10) and producer.wait_connected(10)
-
-        def subscribed() -> bool:  # CONNACK comes before SUBACK: probe until a message flows
-            producer.publish("jobs/probe", b"probe")
-            try:
-                consumer.ack(inbox.get(timeout=0.5))
-            except queue.Empty:
-                return False
-            return True
-
-        wait_for(subscribed, 10, "the subscription")
+        assert consumer.wait_subscribed(10) and producer.wait_connected(10)
         wait_for(lambda: producer.publish("jobs/1", b"first").sent, 5, "publish")
         first = _next(inbox, b"first", consumer)
         mosquitto.restart()  # a clean restart saves the session (persistence on)
@@ -131,3 +122,23 @@ def test_a_refused_login_is_reported_and_retried(mosquitto: MosquittoBroker, tmp
         assert not link.connected
     finally:
         link.stop()
+
+
+def test_wait_subscribed_covers_filters_added_while_connected(mosquitto: MosquittoBroker) -> None:
+    """After wait_subscribed() the broker holds every filter: nothing published later is missed."""
+    inbox: queue.Queue[Inbound] = queue.Queue()
+    sub = _link(mosquitto.url, "late-sub", inbox)
+    pub = _link(mosquitto.url, "late-pub")
+    sub.start()
+    pub.start()
+    try:
+        assert sub.wait_subscribed(10) and pub.wait_connected(10)  # no filters yet: at once
+        for n in range(20):
+            sub.subscribe(f"late/{n}")
+        assert sub.wait_subscribed(10)
+        for n in range(20):
+            wait_for(lambda n=n: pub.publish(f"late/{n}", b"%d" % n).sent, 5, "publish")
+        assert sorted(int(inbox.get(timeout=5).payload) for _ in range(20)) == list(range(20))
+    finally:
+        sub.stop()
+        pub.stop()

@@ -49,7 +49,7 @@ def test_the_agent_settings_connect_over_tls_with_the_local_ca(tls_broker) -> No
     link.subscribe("t/#")
     link.start()
     try:
-        assert link.wait_connected(10), link.last_error
+        assert link.wait_subscribed(10), link.last_error
         wait_for(lambda: link.publish("t/x", b"secret").sent, 5, "publish")
         assert inbox.get(timeout=5).payload == b"secret"
     finally:
