@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from socket import gethostname
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +60,11 @@ class CloudSettings(BaseSettings):
     influx_token: SecretStr | None = None
     influx_org: str = "crowdfix"
     influx_bucket: str = "telemetry"
+    # The address people reach the dashboard at (rating links for requesters); the request's
+    # own address when unset.
+    public_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=500)] | None = None
+    # Grafana's fleet telemetry dashboard, linked from the operator's pages when set.
+    grafana_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=500)] | None = None
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> CloudSettings:

@@ -14,6 +14,7 @@ from cloud.auth.api import router as auth_router
 from cloud.config import CloudSettings
 from cloud.dashboard.api import router as dashboard_router
 from cloud.db import make_engine, make_sessionmaker, migrate, writer_sessions
+from cloud.devices.api import fleet_router
 from cloud.devices.api import router as devices_router
 from cloud.dispatch.api import router as dispatch_router
 from cloud.errors import CloudError, Conflict, Forbidden, NotFound, TooManyAttempts, Unauthorized
@@ -40,7 +41,7 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
     app.state.writer_sessions = writer_sessions(sessions)
     app.state.settings = settings
     routers = (auth_router, tickets_router, dispatch_router, devices_router, sites_router)
-    for router in (*routers, quarantine_router, dashboard_router):
+    for router in (*routers, fleet_router, quarantine_router, dashboard_router):
         app.include_router(router)
     metrics()  # registered, so /metrics lists every series from the start
 

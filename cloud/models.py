@@ -2,7 +2,7 @@
 
 from cloud.auth.models import ApiToken, FailedLogin, User
 from cloud.devices.models import Device, DeviceFault, FaultTransition
-from cloud.dispatch.models import Offer, Technician
+from cloud.dispatch.models import Offer, RatingLink, Technician
 from cloud.ingest.models import IngestedMessage
 from cloud.outbound.models import OutboundMessage
 from cloud.quarantine.models import QuarantinedMessage
@@ -21,6 +21,7 @@ __all__ = [
     "Offer",
     "OutboundMessage",
     "QuarantinedMessage",
+    "RatingLink",
     "RecentReading",
     "Site",
     "Technician",

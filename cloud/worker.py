@@ -32,6 +32,7 @@ from cloud.clock import utc_now
 from cloud.config import CloudSettings
 from cloud.db import transaction
 from cloud.devices import service as devices
+from cloud.dispatch import ratings
 from cloud.dispatch import service as dispatcher
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.ingest.service import (
@@ -58,7 +59,9 @@ DB_RETRY_MAX_S = 10.0
 BULK_MAX = 500  # messages per bulk transaction (short transactions: events wait less)
 BULK_WAIT_S = 0.05  # how long a bulk batch may gather
 RELAY_EVERY_S = 0.2
+MAX_CHANNEL_LABELS = 16
 PRUNE_EVERY_S = 600.0
+YIELD_EVERY = 50  # bulk messages between looks at whether an event is waiting
 DISPATCH_EVERY_S = 1.0
 WEBHOOK_TIMEOUT_S = 2.0
 WEBHOOK_REST_S = 30.0  # after a failed POST, that URL waits this long before the next try
@@ -99,6 +102,7 @@ class IngestWorker:
         self._events: queue.Queue[Inbound] = queue.Queue()
         self._bulk: queue.Queue[Inbound] = queue.Queue()
         self._stopping = threading.Event()
+        self._event_busy = threading.Event()  # an event is being handled: bulk work waits
         self._rules = DispatchPolicy()
         self._webhook_rest: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
@@ -107,6 +111,7 @@ class IngestWorker:
         sqlite = sessions.kw["bind"].dialect.name == "sqlite"
         self._sqlite_gate: threading.Lock | None = threading.Lock() if sqlite else None
         self._metrics = metrics()
+        self._counters: dict[str, Any] = {}
         self._influx = _influx(settings)
         self.mqtt = CloudMqtt(
             settings.broker(),
@@ -163,7 +168,14 @@ class IngestWorker:
             self._broker_dropped(inbound.payload)
             return
         channel = inbound.topic.rsplit("/", 1)[-1]
-        self._metrics.messages.labels(channel if channel.isidentifier() else "other").inc()
+        counter = self._counters.get(channel)
+        if counter is None:  # labels() costs more than the count: one child per channel,
+            # and a bounded number of them (a device chooses its topic's last level)
+            known = channel.isidentifier() and len(self._counters) < MAX_CHANNEL_LABELS
+            counter = self._metrics.messages.labels(channel if known else "other")
+            if known:
+                self._counters[channel] = counter
+        counter.inc()
         (self._bulk if channel in BULK_CHANNELS else self._events).put(inbound)
 
     def _broker_dropped(self, payload: bytes) -> None:
@@ -178,10 +190,13 @@ class IngestWorker:
                 inbound = self._events.get(timeout=0.5)
             except queue.Empty:
                 continue
+            self._event_busy.set()
             try:
                 self.process(inbound)
             finally:
                 self._events.task_done()
+                if not self._events.unfinished_tasks:
+                    self._event_busy.clear()
 
     def process(self, inbound: Inbound) -> None:
         """Validate, store, send the receipt, then acknowledge one event."""
@@ -251,7 +266,9 @@ class IngestWorker:
         self.stats.received += len(batch)
         good: list[tuple[Inbound, BulkMessage]] = []
         bad: list[tuple[Inbound, ContractViolation]] = []
-        for inbound in batch:
+        for n, inbound in enumerate(batch):
+            if n % YIELD_EVERY == 0:
+                self._yield_to_events()
             try:
                 good.append((inbound, _bulk(decode_uplink(inbound.topic, inbound.payload))))
             except ContractViolation as exc:
@@ -275,10 +292,19 @@ class IngestWorker:
         self.stats.accepted += len(good) - len(result.rejected)
         if self._influx is not None and result.samples:
             self._influx.write(result.samples, result.devices)
-        for inbound in batch:
+        for n, inbound in enumerate(batch):
+            if n % YIELD_EVERY == 0:
+                self._yield_to_events()
             self.mqtt.ack(inbound)
         self._metrics.processed.labels("bulk").inc(len(batch))
         self._metrics.latency.labels("bulk").observe(time.monotonic() - started)
+
+    def _yield_to_events(self) -> None:
+        """Telemetry work steps aside while a press or fault is being handled: the two
+        threads share one interpreter lock, and every database call of the event hands it
+        over and waits to get it back."""
+        while self._event_busy.is_set() and not self._stopping.is_set():
+            time.sleep(0.0005)
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -336,7 +362,7 @@ class IngestWorker:
         )
 
     def prune(self) -> None:
-        """Forget old telemetry buckets, fault history and sent commands."""
+        """Forget old telemetry buckets, fault history, sent commands, expired rating links."""
         now = utc_now()
         with self._writing(), transaction(self._sessions) as db:
             telemetry.prune(
@@ -344,6 +370,7 @@ class IngestWorker:
             )
             devices.prune_fault_history(db_session=db, before=now - timedelta(days=7))
             outbound.prune(db_session=db, now=now, keep=timedelta(days=1))
+            ratings.purge_expired(db_session=db, now=now)
 
     def _guard(self, job: Callable[[], Any]) -> None:
         try:

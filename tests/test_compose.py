@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -77,3 +78,74 @@ def test_mosquitto_config_files_are_the_ones_mounted() -> None:
         if line.startswith(("password_file", "acl_file", "cafile", "certfile", "keyfile")):
             path = Path(line.split()[1])
             assert any(str(path).startswith(m) for m in mounts), f"{path} is not mounted"
+
+
+def _grafana_mounts() -> dict[str, Path]:
+    """Container path → repository path of Grafana's read-only mounts."""
+    mounts = {}
+    for volume in SERVICES["grafana"]["volumes"]:
+        source, target, *_ = volume.split(":")
+        if source.startswith("."):
+            mounts[target] = ROOT / source.removeprefix("./")
+    return mounts
+
+
+def test_grafana_is_provisioned_with_the_influxdb_datasource_and_the_fleet_dashboard() -> None:
+    from cloud.adapters.influx import MEASUREMENT
+    from cloud.config import CloudSettings
+
+    mounts = _grafana_mounts()
+    provisioning = mounts["/etc/grafana/provisioning"]
+    sources = yaml.safe_load((provisioning / "datasources/influxdb.yaml").read_text())
+    (source,) = sources["datasources"]
+    influx = SERVICES["influxdb"]["environment"]
+    assert source["type"] == "influxdb" and source["jsonData"]["version"] == "Flux"
+    assert source["url"] == "http://influxdb:8086"  # the compose service's name and port
+    assert source["jsonData"]["organization"] == influx["DOCKER_INFLUXDB_INIT_ORG"]
+    assert source["jsonData"]["defaultBucket"] == influx["DOCKER_INFLUXDB_INIT_BUCKET"]
+    token = source["secureJsonData"]["token"]
+    assert token.startswith("$"), "the token comes from the environment"
+    assert token.strip("${}") in SERVICES["grafana"]["environment"]
+
+    (provider,) = yaml.safe_load((provisioning / "dashboards/crowdfix.yaml").read_text())[
+        "providers"
+    ]
+    folder = mounts[provider["options"]["path"]]
+    (board_file,) = folder.glob("*.json")
+    board = json.loads(board_file.read_text())
+    bucket = influx["DOCKER_INFLUXDB_INIT_BUCKET"]
+    queries = [t["query"] for p in board["panels"] for t in p["targets"]]
+    queries += [v["query"] for v in board["templating"]["list"]]
+    for query in queries:
+        assert f'bucket: "{bucket}"' in query
+        assert f'"{MEASUREMENT}"' in query  # the measurement the ingest writes
+    for panel in board["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"]
+    # The tags the dashboard filters on are the ones the ingest writes.
+    assert {v["name"] for v in board["templating"]["list"]} == {
+        "site",
+        "profile",
+        "device",
+        "signal",
+    }
+    # The desk links to this dashboard: the configured URL names its uid.
+    env = dict(
+        line.split("=", 1)
+        for line in (ROOT / "deploy/cloud.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    url = env["CROWDFIX_GRAFANA_URL"]
+    assert f"/d/{board['uid']}/" in url
+    assert CloudSettings(grafana_url=url).grafana_url == url
+
+
+def test_influx_points_carry_the_tags_the_dashboard_filters_on() -> None:
+    from datetime import UTC, datetime
+
+    from cloud.adapters.influx import to_points
+    from cloud.telemetry.service import Sample
+
+    sample = Sample("dev-1", "room_c", 4.5, "C", datetime(2026, 1, 1, tzinfo=UTC))
+    (point,) = to_points([sample], {"dev-1": ("site-1", "cold-room")})
+    line = point.to_line_protocol()
+    assert line.startswith("telemetry,device=dev-1,profile=cold-room,site=site-1 room_c=4.5")

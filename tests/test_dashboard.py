@@ -56,6 +56,25 @@ def add_operator(sessions) -> None:
         )
 
 
+def add_sam(sessions, kind: str, paused_because: str = "") -> None:
+    """Sam: printers, 2 km around a point too far from the shop for the dispatcher."""
+    from cloud.dispatch.models import Technician
+
+    with transaction(sessions) as db:
+        body = TechnicianIn(
+            name="Sam Keller",
+            kind=kind,
+            skills=["printers"],
+            home_lat=47.40,
+            home_lon=8.60,
+            radius_km=2,
+        )
+        csvimport.upsert(db_session=db, technician_id="sam", body=body, now=T0)
+        if paused_because:
+            sam = db.get(Technician, "sam")
+            sam.paused, sam.paused_reason = True, paused_because
+
+
 def press_printer(device: MqttLink) -> None:
     """Someone at pos-1 presses the printer button."""
     press = ButtonEvent(
@@ -78,16 +97,7 @@ def publish(link: MqttLink, message: ButtonEvent | Status, channel: Channel) -> 
 def test_an_operator_watches_and_assigns_live(cloud: CloudStack, mosquitto, browser) -> None:
     located_shop(cloud.sessions, "pos-1")
     add_operator(cloud.sessions)
-    with transaction(cloud.sessions) as db:
-        body = TechnicianIn(
-            name="Sam Keller",
-            kind="staff",
-            skills=["printers"],
-            home_lat=47.40,
-            home_lon=8.60,
-            radius_km=2,
-        )
-        csvimport.upsert(db_session=db, technician_id="sam", body=body, now=T0)
+    add_sam(cloud.sessions, "staff")
     device = MqttLink(BrokerSettings.from_url(mosquitto.url), "pos-1")
     device.start()
     assert device.wait_connected(10)
@@ -167,6 +177,12 @@ def test_the_live_stream_is_for_staff_only(sessions) -> None:
     technician = token_for(sessions, "technician", technician_id="ana")
     denied = client.get("/api/stream", headers={"Authorization": f"Bearer {technician}"})
     assert denied.status_code == 403
+    # The deployment facts the desk pages read are staff-only too (not in the OpenAPI either).
+    assert client.get("/api/dashboard/config").status_code == 401
+    tech_config = client.get(
+        "/api/dashboard/config", headers={"Authorization": f"Bearer {technician}"}
+    )
+    assert tech_config.status_code == 403
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -212,5 +228,191 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         phone.click("[data-job] button:has-text('On my way')")
         desk.wait_for_selector("[data-state=en_route] [data-ticket]", timeout=15000)
         phone.screenshot(path=str(SHOTS / "6-technician-en-route.png"), full_page=True)
+
+        # On site, Ana hands the customer a rating link; they rate once she marked it fixed.
+        phone.click('[data-job] button:has-text("I\'m on site")')
+        phone.click("[data-job] button:has-text('Rating link for the customer')")
+        link = phone.wait_for_selector("[data-job] .rating-link a", timeout=15000)
+        assert phone.eval_on_selector("[data-job] img.qr", "img => img.naturalWidth") > 100
+        url = link.get_attribute("href")
+        phone.screenshot(path=str(SHOTS / "13-technician-rating-link.png"), full_page=True)
+        customer = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+        customer.goto(url)
+        customer.wait_for_selector("#rating:not([hidden])")
+        assert "Receipt printer" in customer.inner_text("#job")
+        assert "with Ana" in customer.inner_text("#job")
+        phone.click("[data-job] button:has-text('Fixed')")
+        # Finished, the job stays on her page with the customer's link until it is rated.
+        phone.wait_for_selector("#done [data-job] .rating-link a", timeout=15000)
+        desk.wait_for_selector("[data-ticket]", state="detached", timeout=15000)  # off the board
+        customer.click("label[title='4 stars']")
+        customer.screenshot(path=str(SHOTS / "14-requester-rating.png"), full_page=True)
+        customer.click("button:has-text('Send rating')")
+        customer.wait_for_selector("#thanks", timeout=15000)
+        ticket = cloud.get("/api/tickets")["items"][0]
+        assert (ticket["rating"], ticket["rated_by"]) == (4, "requester")
     finally:
         device.stop()
+
+
+GRAFANA = "http://grafana.example:3000/d/crowdfix-fleet/fleet-telemetry"
+
+
+@pytest.fixture
+def cloud_overrides() -> dict[str, object]:
+    return {"grafana_url": GRAFANA}
+
+
+def login(page, base: str) -> None:
+    page.goto(f"{base}/ui/login")
+    page.fill("input[name=username]", "olga")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/ui/")
+
+
+def history_of_pos_1(sessions) -> None:
+    """Telemetry of the last minutes, a fault raised and cleared, and a refused message."""
+    from cloud.quarantine import service as quarantine
+    from cloud.telemetry import service as telemetry
+    from cloud.telemetry.service import Sample
+    from contracts import Rejection
+    from tests.cloud.factories import fault, ingest
+
+    now = datetime.now(UTC)
+    with transaction(sessions) as db:
+        samples = [
+            Sample("pos-1", "pi_cpu_c", 45 + (i % 5), "C", now - timedelta(seconds=10 * i))
+            for i in range(60)
+        ]
+        telemetry.store(db_session=db, samples=samples)
+        quarantine.add(
+            db_session=db,
+            topic="dt/crowdfix/v1/pos-1/button",
+            payload=b'{"schema_version": 9}',
+            reason=Rejection.UNSUPPORTED_SCHEMA,
+            detail="schema_version 9 is not supported",
+            now=now,
+        )
+    ingest(sessions, fault("pos-1", "paper-low", severity="warning", base=now))
+    ingest(sessions, fault("pos-1", "paper-low", raised=False, minutes=0.1, base=now))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStack, browser) -> None:
+    from tests.cloud.factories import fault, ingest
+
+    located_shop(cloud.sessions, "pos-1")
+    add_operator(cloud.sessions)
+    add_sam(cloud.sessions, "crowd", "acceptance 40% < 80% over the last 20 offers")
+    history_of_pos_1(cloud.sessions)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        login(page, cloud.api_url)
+        row = page.wait_for_selector("tr[data-device='pos-1'] svg.spark polyline")
+        assert page.get_attribute("#grafana", "href") == GRAFANA
+        assert "pi_cpu_c" in page.inner_text("tr[data-device='pos-1']")
+
+        # A critical fault turns the device's health to fault, live, and opens a ticket.
+        ingest(cloud.sessions, fault("pos-1", "printer-jam", base=datetime.now(UTC)))
+        page.wait_for_selector("tr[data-device='pos-1'] td.health.fault", timeout=15000)
+        page.wait_for_selector("[data-ticket]", timeout=15000)
+        site = page.wait_for_selector("button.site[data-site=hb]")
+        assert "1/1 online" in site.inner_text() and "1 fault" in site.inner_text()
+        page.select_option("select[name=health]", "ok")
+        page.wait_for_selector("text=No device matches the filters.")
+        page.select_option("select[name=health]", "fault")
+        row = page.wait_for_selector("tr[data-device='pos-1']")
+        page.screenshot(path=str(SHOTS / "7-fleet-filtered.png"), full_page=True)
+
+        # The device page: heartbeat facts, a chart per signal, fault history, its tickets.
+        row.query_selector("a").click()
+        page.wait_for_selector("[data-signal=pi_cpu_c] svg polyline")
+        history = page.inner_text("#fault-history")
+        assert "paper-low" in history and "cleared" in history and "raised" in history
+        assert "printer-jam" in page.inner_text("#faults")
+        grafana = page.get_attribute("a:has-text('history in Grafana')", "href")
+        assert grafana == f"{GRAFANA}?var-device=pos-1"
+        page.wait_for_selector("#tickets [data-ticket-row]")
+        page.screenshot(path=str(SHOTS / "8-device.png"), full_page=True)
+
+        # The ticket page: the automatic description, the audit trail, the operator's actions.
+        page.click("#tickets [data-ticket-row] a")
+        page.wait_for_selector("#description")
+        assert "pos-1" in page.inner_text("#description")
+        assert "new" in page.inner_text("#audit")
+        page.select_option("#actions select[name=technician]", "sam")
+        page.fill("#actions input[name=reason]", "Sam is next door")
+        page.click("#actions button[data-action=assign]")
+        page.wait_for_selector("h2 .pill.assigned", timeout=15000)
+        assert "Sam is next door" in page.inner_text("#audit")
+        page.click("#actions button[data-action=resolved]")
+        page.wait_for_selector("h2 .pill.resolved", timeout=15000)
+        page.select_option("#actions select[name=stars]", "4")
+        page.click("#actions button[data-action=rate]")
+        page.wait_for_selector("text=Rated ★★★★", timeout=15000)
+        page.screenshot(path=str(SHOTS / "9-ticket.png"), full_page=True)
+
+        # The crowd: Sam is paused by policy; the operator reviews him and he is back.
+        page.click("nav a[data-nav=crowd]")
+        paused = page.wait_for_selector("tr[data-technician=sam].paused")
+        assert "acceptance 40%" in paused.inner_text()
+        page.screenshot(path=str(SHOTS / "10-crowd-paused.png"), full_page=True)
+        page.fill("tr[data-technician=sam] input[name=note]", "talked it through")
+        page.click("tr[data-technician=sam] button[data-action=review]")
+        page.wait_for_selector("tr[data-technician=sam]:not(.paused)", timeout=15000)
+        assert "receiving offers" in page.inner_text("tr[data-technician=sam]")
+
+        # KPIs: the period's times and tickets by category and site, as charts.
+        page.click("nav a[data-nav=kpis]")
+        page.wait_for_selector("#by-category svg rect")
+        assert "· 1 ticket" in page.inner_text("#tta")  # assigned by hand: accepted then
+        assert "hb" in page.inner_text("#by-site .legend")
+        page.screenshot(path=str(SHOTS / "11-kpis.png"), full_page=True)
+
+        # Quarantine: the refused message with its reason, filterable.
+        page.click("nav a[data-nav=quarantine]")
+        refused = page.wait_for_selector("[data-quarantined]")
+        assert "unsupported" in refused.inner_text() and "schema_version" in refused.inner_text()
+        page.fill("input[name=device_id]", "nobody")
+        page.press("input[name=device_id]", "Enter")
+        page.wait_for_selector("text=Nothing refused matches.")
+        page.screenshot(path=str(SHOTS / "12-quarantine.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def test_every_page_and_asset_is_served_by_the_app_itself(sessions) -> None:
+    """No CDN: each script and stylesheet a page loads is one of the app's own files, and no
+    file of the dashboard names an address outside the app."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from cloud.config import CloudSettings
+    from cloud.dashboard.api import ASSETS, STATIC
+    from cloud.main import create_app
+
+    client = TestClient(create_app(CloudSettings(), sessions))
+    for path in STATIC.iterdir():
+        text = path.read_text(encoding="utf-8")
+        external = re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}[^\s\"'`]*", text)
+        assert not [u for u in external if "w3.org/2000/svg" not in u], (path.name, external)
+    for page in (
+        "/ui/",
+        "/ui/device",
+        "/ui/ticket",
+        "/ui/crowd",
+        "/ui/kpis",
+        "/ui/quarantine",
+        "/ui/login",
+        "/ui/tech",
+    ):
+        html = client.get(page)
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        for ref in re.findall(r'(?:src|href)="([^"#]+)"', html.text):
+            if ref.startswith("/ui/") and ref.rsplit("/", 1)[1] in ASSETS:
+                assert client.get(ref).status_code == 200, ref
+            else:
+                assert ref.startswith("/ui/"), f"{page} loads {ref}"

@@ -3,26 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.config import CloudSettings
 from cloud.deps import StaffDep
-from cloud.devices.models import Device
+from cloud.devices.models import Device, DeviceFault
 from cloud.dispatch.models import Offer
+from cloud.quarantine.models import QuarantinedMessage
 from cloud.tickets.models import Ticket
 
 STATIC = Path(__file__).with_name("static")
-PAGES = {"": "board.html", "login": "login.html", "tech": "tech.html"}
+# The operator's pages share one shell (header, navigation, live indicator) and differ by script.
+DESK_PAGES = {
+    "": "app.js",
+    "device": "device.js",
+    "ticket": "ticket.js",
+    "crowd": "crowd.js",
+    "kpis": "kpis.js",
+    "quarantine": "quarantine.js",
+}
+PAGES = {"login": "login.html", "tech": "tech.html", "rate": "rate.html"}
 ASSETS = {
+    **{script: "text/javascript" for script in DESK_PAGES.values()},
     "common.js": "text/javascript",
-    "app.js": "text/javascript",
+    "charts.js": "text/javascript",
     "tech.js": "text/javascript",
+    "rate.js": "text/javascript",
     "style.css": "text/css",
 }
 STREAM_EVERY_S = 1.0
@@ -36,33 +56,56 @@ def root() -> RedirectResponse:
     return RedirectResponse("/ui/")
 
 
+@functools.cache
+def _shell() -> str:
+    return (STATIC / "desk.html").read_text(encoding="utf-8")
+
+
+def _desk(script: str) -> HTMLResponse:
+    return HTMLResponse(_shell().replace("{{script}}", script))
+
+
 @router.get("/ui/")
-def board() -> FileResponse:
-    """The operator's board."""
-    return FileResponse(STATIC / "board.html", media_type="text/html")
+def board() -> HTMLResponse:
+    """The operator's desk: tickets and fleet."""
+    return _desk(DESK_PAGES[""])
 
 
 @router.get("/ui/{page}")
-def page(page: str) -> FileResponse:
-    """A page or one of its assets (each served by the app itself)."""
+def page(page: str) -> Response:
+    """A page or one of its assets (each served by the app itself, no CDN)."""
     if page in ASSETS:
         return FileResponse(STATIC / page, media_type=ASSETS[page])
-    name = PAGES.get(page.removesuffix(".html"), "board.html")
-    return FileResponse(STATIC / name, media_type="text/html")
+    name = page.removesuffix(".html")
+    if name in PAGES:
+        return FileResponse(STATIC / PAGES[name], media_type="text/html")
+    return _desk(DESK_PAGES.get(name, DESK_PAGES[""]))
+
+
+@router.get("/api/dashboard/config")
+def config(request: Request, _staff: StaffDep) -> dict[str, str | None]:
+    """What the pages need to know of the deployment (the Grafana link, when configured)."""
+    settings: CloudSettings = request.app.state.settings
+    return {"grafana_url": settings.grafana_url}
 
 
 def fingerprint(sessions: sessionmaker[Session]) -> dict[str, str]:
-    """What changes when a ticket, an offer or a device's presence changes."""
+    """What changes when a ticket, an offer, a device's presence or the quarantine changes."""
     with sessions() as db:
         tickets = db.execute(select(func.count(), func.max(Ticket.updated_at))).one()
         offers = db.execute(select(func.count(), func.max(Offer.answered_at))).one()
         devices = db.execute(
             select(func.count(), func.max(Device.presence_since), func.max(Device.status_at))
         ).one()
+        faults = db.execute(
+            select(func.max(DeviceFault.raised_at), func.max(DeviceFault.cleared_at))
+        ).one()
+        refused = db.execute(select(func.max(QuarantinedMessage.id))).one()
     return {
+        "quarantine": str(tuple(refused)),
         "tickets": str(tuple(tickets)),
         "offers": str(tuple(offers)),
-        "devices": str(tuple(devices)),
+        "devices": str((*devices, *faults)),
     }
 
 

@@ -68,8 +68,65 @@ class DeviceOut(DeviceIn):
     registered_at: datetime
 
 
-class DeviceDetail(DeviceOut):
-    """A device with its faults and latest readings."""
+class FaultTransitionOut(BaseModel):
+    """A raise or clear of a fault."""
 
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    state: str
+    at: datetime
+
+
+class DeviceDetail(DeviceOut):
+    """A device page: health and why, its faults (current and history), latest readings."""
+
+    health: Literal["ok", "warning", "fault"]
+    health_reasons: list[str]
     faults: list[FaultOut]
+    fault_history: list[FaultTransitionOut]
     readings: list[ReadingOut]
+
+
+class ActiveFaultOut(BaseModel):
+    """An active fault, as a fleet row lists it."""
+
+    code: str
+    severity: str
+    summary: str
+
+
+class SparkOut(BaseModel):
+    """The key signal of a fleet row: its latest value and the recent window's shape."""
+
+    name: str
+    unit: str
+    latest: float
+    at: datetime
+    points: list[float]
+
+
+class FleetDeviceOut(BaseModel):
+    """One row of the fleet view."""
+
+    id: str
+    name: str
+    site_id: str | None
+    profile: str | None
+    presence: str
+    presence_since: datetime | None
+    last_seen_at: datetime | None
+    agent_version: str | None
+    health: Literal["ok", "warning", "fault"]
+    health_reasons: list[str]
+    active_faults: list[ActiveFaultOut]
+    open_tickets: int
+    spark: SparkOut | None
+
+
+class FleetOut(BaseModel):
+    """Counts over the whole fleet (by presence and health, and open tickets) and the rows
+    that match the filter."""
+
+    counts: dict[str, int]
+    devices: list[FleetDeviceOut]

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.auth.roles import Principal, Role
 from cloud.clock import utc_now
 from cloud.deps import AdminDep, CallerDep, IdPath, SessionDep, StaffDep, WriterSessionDep, require
-from cloud.dispatch import csvimport, service
+from cloud.dispatch import csvimport, ratings, service
 from cloud.dispatch.models import Offer, Technician
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.dispatch.schemas import (
@@ -23,16 +23,20 @@ from cloud.dispatch.schemas import (
     DeclineIn,
     GiveBackIn,
     ImportResult,
+    KpiOut,
     OfferOut,
     ProgressIn,
     RatingIn,
+    RatingInviteOut,
+    RatingLinkOut,
+    RequesterRatingIn,
     ReviewIn,
     SlaOut,
     TechnicianId,
     TechnicianIn,
     TechnicianOut,
 )
-from cloud.dispatch.sla import compliance
+from cloud.dispatch.sla import compliance, kpi_view
 from cloud.tickets.api import detail
 from cloud.tickets.lifecycle import TicketState
 from cloud.tickets.models import Ticket
@@ -109,6 +113,8 @@ def set_availability(
     service.forbid_foreign_technician(caller, technician_id)
     tech = service.get_technician(db_session=db_session, technician_id=technician_id)
     if body.available is not None:
+        if body.available and not tech.available:
+            service.wake_waiting(db_session=db_session, now=utc_now())
         tech.available = body.available
     if body.lat is not None and body.lon is not None:
         tech.lat, tech.lon, tech.position_at = body.lat, body.lon, utc_now()
@@ -283,7 +289,7 @@ def rate_ticket(
         db_session=db_session,
         ticket_id=ticket_id,
         stars=body.stars,
-        caller=caller,
+        rated_by=caller.username,
         now=utc_now(),
         rules=RULES,
     )
@@ -297,3 +303,69 @@ def sla_compliance(
 ) -> ComplianceOut:
     """SLA compliance of the tickets opened in the last `days`."""
     return compliance(db_session=db_session, now=utc_now(), days=days)
+
+
+@router.get("/api/kpis", response_model=KpiOut)
+def get_kpis(
+    _staff: StaffDep, db_session: SessionDep, days: Annotated[float, Query(gt=0, le=366)] = 7.0
+) -> KpiOut:
+    """Mean and median time to accept, arrive and resolve, SLA compliance, and tickets by
+    category and by site over time (hourly up to two days, daily beyond)."""
+    return KpiOut.model_validate(kpi_view(db_session=db_session, now=utc_now(), days=days))
+
+
+# -- the requester's rating ---------------------------------------------------------------
+
+RatingToken = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{20,64}$")]
+
+
+def _rating_link(request: Request, db_session: Session, ticket_id: int, by: str) -> RatingLinkOut:
+    token, expires = ratings.create_link(
+        db_session=db_session, ticket_id=ticket_id, by=by, now=utc_now()
+    )
+    db_session.commit()
+    base = request.app.state.settings.public_url or str(request.base_url)
+    # The token travels in the fragment: browsers never send it to a server or a Referer.
+    url = f"{base.rstrip('/')}/ui/rate#{token}"
+    return RatingLinkOut(url=url, expires_at=expires, qr_svg=ratings.qr_svg(url))
+
+
+@router.post("/api/tickets/{ticket_id}/rating-link", response_model=RatingLinkOut)
+def ticket_rating_link(
+    ticket_id: IdPath, request: Request, caller: StaffDep, db_session: WriterSessionDep
+) -> RatingLinkOut:
+    """A one-time link (valid 7 days) for the requester to rate the job; it replaces the
+    ticket's previous link."""
+    return _rating_link(request, db_session, ticket_id, caller.username)
+
+
+@router.post("/api/jobs/{ticket_id}/rating-link", response_model=RatingLinkOut)
+def job_rating_link(
+    ticket_id: IdPath, request: Request, caller: TechnicianDep, db_session: WriterSessionDep
+) -> RatingLinkOut:
+    """The technician's own job: a link to show the requester on site."""
+    service.own_ticket(db_session=db_session, ticket_id=ticket_id, caller=caller)
+    return _rating_link(request, db_session, ticket_id, caller.username)
+
+
+@router.get("/api/rate/{token}", response_model=RatingInviteOut)
+def rating_invite(token: RatingToken, db_session: SessionDep) -> RatingInviteOut:
+    """Public, for the holder of the link: which job it rates."""
+    return ratings.invite(db_session=db_session, token=token, now=utc_now())
+
+
+@router.post("/api/rate/{token}", response_model=RatingInviteOut)
+def rate_with_link(
+    token: RatingToken, body: RequesterRatingIn, db_session: WriterSessionDep
+) -> RatingInviteOut:
+    """Public, for the holder of the link: rate the finished job (once; the link is used up)."""
+    done = ratings.rate_by_link(
+        db_session=db_session,
+        token=token,
+        stars=body.stars,
+        comment=body.comment,
+        now=utc_now(),
+        rules=RULES,
+    )
+    db_session.commit()
+    return done

@@ -177,6 +177,20 @@ def ineligible_because(tech: Candidate, job: Job, now: datetime, km: float) -> l
     return reasons
 
 
+def nearest_eta(candidates: Sequence[Candidate], job: Job, now: datetime) -> float | None:
+    """The ETA of the nearest technician who could take the job now (None: nobody), without
+    scoring everyone: those lacking a skill are skipped before any distance is worked out."""
+    best: float | None = None
+    for tech in candidates:
+        if not job.skills <= tech.skills:
+            continue
+        km = distance_km(where(tech, now), job.location)
+        if not ineligible_because(tech, job, now, km):
+            eta = eta_min(km)
+            best = eta if best is None else min(best, eta)
+    return best
+
+
 def score(tech: Candidate, job: Job, now: datetime, weights: Weights = Weights()) -> Scored:
     """The technician's verdict for this job, with the score's parts (higher is better)."""
     km = distance_km(where(tech, now), job.location)

@@ -69,3 +69,16 @@ class Offer(Base):
     eta_min: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float)
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class RatingLink(Base):
+    """A one-time link for the requester (the person at the device) to rate a job. Only the
+    token's SHA-256 is kept; a new link for the ticket replaces the old one."""
+
+    __tablename__ = "rating_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -29,6 +29,40 @@ class DispatchPolicy:
     shorten_deadlines: bool = True  # cut the timeout when the SLA has less slack
     cascade: bool = True  # crowd first, then staff, then an operator; off: anyone, nearest
     pause: bool = True  # pause crowd technicians below the rating/acceptance policy
+    # When technicians are scarce, serve first the tickets that can still be reached within
+    # their on-site target (earliest due first); the ones already too late wait their turn.
+    triage: bool = True
+
+
+# Minutes a technician takes to read an offer and say yes, on top of the travel time.
+ANSWER_MIN = 2.0
+# Tickets due further out than this are reachable whatever the ETA (no need to work it out).
+TRIAGE_HORIZON = timedelta(minutes=90)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A ticket waiting for an offer, as triage sees it."""
+
+    ticket_id: int
+    due: datetime  # its on-site target
+    best_eta_min: float | None  # the nearest eligible technician's ETA now (None: nobody)
+
+
+def triage(waiting: list[Waiting], now: datetime) -> list[int]:
+    """The order to serve waiting tickets in while technicians are scarce: first those someone
+    can still reach in time (due - now >= answer time + ETA of the nearest eligible
+    technician), earliest due first; then the rest, earliest due first. Under overload,
+    sending the free technician to a ticket that will be late anyway makes the next one late
+    too; this keeps the on-time ones on time."""
+
+    def reachable(w: Waiting) -> bool:
+        if w.best_eta_min is None:
+            return False
+        return w.due - now >= timedelta(minutes=ANSWER_MIN + w.best_eta_min)
+
+    ordered = sorted(waiting, key=lambda w: (not reachable(w), w.due, w.ticket_id))
+    return [w.ticket_id for w in ordered]
 
 
 class Stage(StrEnum):

@@ -202,3 +202,55 @@ class OfferNotice(BaseModel):
     priority: str
     deadline: datetime
     eta_min: float
+
+
+class DurationOut(BaseModel):
+    """Minutes from the event to a milestone, over the tickets that reached it."""
+
+    count: int
+    mean_min: float | None
+    median_min: float | None
+
+
+class KpiOut(BaseModel):
+    """Service KPIs of the tickets opened in a period, with tickets over time per category
+    and per site (the six most frequent, the rest as "other")."""
+
+    tickets: int
+    time_to_accept: DurationOut
+    time_to_arrive: DurationOut
+    time_to_resolve: DurationOut
+    compliance: ComplianceOut
+    bucket: Literal["hour", "day"]
+    buckets: list[datetime]
+    by_category: dict[str, list[int]]
+    by_site: dict[str, list[int]]
+
+
+class RatingLinkOut(BaseModel):
+    """A one-time link for the requester to rate the job (shown once; a new one replaces it),
+    with its QR code (SVG) for the requester to scan off the technician's screen."""
+
+    url: str
+    expires_at: datetime
+    qr_svg: str
+
+
+class RatingInviteOut(BaseModel):
+    """What the requester sees before rating: the job and the technician's first name."""
+
+    ticket_id: int
+    title: str
+    technician: str
+    state: str
+    rated: bool
+    expires_at: datetime
+
+
+class RequesterRatingIn(BaseModel):
+    """The requester's stars and an optional word."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stars: Annotated[int, Field(ge=1, le=5)]
+    comment: Annotated[str, Field(max_length=500)] = ""

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.auth.roles import Principal
@@ -41,6 +41,7 @@ PENDING, ACCEPTED, DECLINED, EXPIRED, WITHDRAWN = (
 DISPATCHER = "dispatcher"
 WAITING = (TicketState.NEW, TicketState.DISPATCHING, TicketState.ESCALATED)
 RETRY_AFTER = timedelta(minutes=10)
+MAX_LAPSES = 2  # offers of one ticket a technician may let lapse before they are not asked
 FULL_TIMEOUT = policy.DispatchPolicy().offer_timeout
 RECHECK_AFTER = timedelta(minutes=1)  # an escalated ticket nobody can take: look again then
 
@@ -172,13 +173,31 @@ def job_for(
         location = (site.latitude, site.longitude)
     if location is None:
         return None
-    query = select(Offer.technician_id).where(
-        Offer.ticket_id == ticket.id, Offer.state.in_([DECLINED, EXPIRED, WITHDRAWN])
+    answers = db_session.execute(
+        select(Offer.technician_id, Offer.state, Offer.offered_at).where(
+            Offer.ticket_id == ticket.id, Offer.state.in_([DECLINED, EXPIRED])
+        )
+    ).all()
+    return matching.Job(
+        ticket.id, frozenset(ticket.skills), location, frozenset(not_to_ask(answers, since))
     )
-    if since is not None:  # an escalated ticket asks again those who said no long enough ago
-        query = query.where(Offer.offered_at >= since)
-    excluded = db_session.scalars(query).all()
-    return matching.Job(ticket.id, frozenset(ticket.skills), location, frozenset(excluded))
+
+
+def not_to_ask(answers: Sequence[tuple[str, str, datetime]], since: datetime | None) -> set[str]:
+    """Who is not offered this ticket again: whoever declined it (a no to this job stays a
+    no), and whoever let it lapse MAX_LAPSES times; a single lapse is forgiven on an
+    escalated ticket once it is older than `since` (they may have missed it)."""
+    lapses: dict[str, list[datetime]] = {}
+    out = set()
+    for technician_id, state, offered_at in answers:
+        if state == DECLINED:
+            out.add(technician_id)
+        else:
+            lapses.setdefault(technician_id, []).append(offered_at)
+    for technician_id, times in lapses.items():
+        if len(times) >= MAX_LAPSES or since is None or max(times) >= since:
+            out.add(technician_id)
+    return out
 
 
 def offers_of(*, db_session: Session, ticket_id: int) -> Sequence[Offer]:
@@ -217,8 +236,8 @@ def offer_next(
 ) -> Offer | None:
     """Offer the ticket to the best eligible technician of the current stage (moving on to
     staff, then to an operator, when nobody of a stage can take it). An escalated ticket waits
-    for an operator, and meanwhile goes to whoever becomes eligible first (someone who said
-    no is asked again after RETRY_AFTER)."""
+    for an operator, and meanwhile goes to whoever becomes eligible first (someone who let it
+    lapse once is asked again after RETRY_AFTER; see not_to_ask)."""
     if TicketState(ticket.state) not in WAITING:
         return None
     again = ticket.state == TicketState.ESCALATED or not rules.cascade
@@ -343,22 +362,37 @@ def due_offers(*, db_session: Session, now: datetime, limit: int = 100) -> Seque
 
 
 def waiting_tickets(
-    *, db_session: Session, now: datetime | None = None, limit: int = 100
+    *, db_session: Session, now: datetime | None = None, limit: int = 100, triage: bool = False
 ) -> Sequence[int]:
     """Open top-level tickets that need an offer: new, dispatching or escalated, without a
-    pending one."""
+    pending one; oldest first, or with `triage` (policy.triage) the ones that can
+    still be reached in time first."""
+    now = now or utc_now()
     pending = select(Offer.ticket_id).where(Offer.state == PENDING)
-    return db_session.scalars(
-        select(Ticket.id)
-        .where(
-            Ticket.state.in_([s.value for s in WAITING]),
-            Ticket.parent_id.is_(None),
-            Ticket.id.not_in(pending),
-            or_(Ticket.next_dispatch_at.is_(None), Ticket.next_dispatch_at <= (now or utc_now())),
-        )
-        .order_by(Ticket.opened_at)
-        .limit(limit)
-    ).all()
+    query = select(Ticket.id).where(
+        Ticket.state.in_([s.value for s in WAITING]),
+        Ticket.parent_id.is_(None),
+        Ticket.id.not_in(pending),
+        or_(Ticket.next_dispatch_at.is_(None), Ticket.next_dispatch_at <= now),
+    )
+    ids = db_session.scalars(query.order_by(Ticket.opened_at).limit(limit)).all()
+    if not triage or len(ids) < 2:
+        return ids
+    pool = candidates(db_session=db_session, window=1)  # eligibility and ETA need no history
+    return policy.triage([_waiting(db_session, i, pool, now) for i in ids], now)
+
+
+def _waiting(
+    db_session: Session, ticket_id: int, pool: list[matching.Candidate], now: datetime
+) -> policy.Waiting:
+    """A waiting ticket with the ETA of the nearest technician who could take it now."""
+    ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id)
+    if ticket.sla_arrive_by - now > policy.TRIAGE_HORIZON:
+        return policy.Waiting(ticket_id, ticket.sla_arrive_by, 0.0)  # reachable anyway
+    job = job_for(db_session=db_session, ticket=ticket, since=now - RETRY_AFTER)
+    if job is None:
+        return policy.Waiting(ticket_id, ticket.sla_arrive_by, None)
+    return policy.Waiting(ticket_id, ticket.sla_arrive_by, matching.nearest_eta(pool, job, now))
 
 
 def run_round(
@@ -375,7 +409,7 @@ def run_round(
         if not db.scalar(select(func.count()).select_from(Technician)):
             return 0
         due = due_offers(db_session=db, now=now())
-        waiting = waiting_tickets(db_session=db, now=now())
+        waiting = waiting_tickets(db_session=db, now=now(), triage=rules.triage)
     moved = 0
     for offer_id in due:
         with writing(), transaction(sessions) as db:
@@ -544,6 +578,21 @@ def progress(
         now=now,
         eta_minutes=eta_min,
     )
+    if to is TicketState.RESOLVED:
+        wake_waiting(db_session=db_session, now=now)  # someone is free again
+
+
+def wake_waiting(*, db_session: Session, now: datetime) -> None:
+    """A technician became free (job done or given back, back on shift, pause lifted): tickets
+    that were told to look again later look again at the next round."""
+    db_session.execute(
+        update(Ticket)
+        .where(
+            Ticket.state.in_([s.value for s in WAITING]),
+            Ticket.next_dispatch_at > now,
+        )
+        .values(next_dispatch_at=now)
+    )
 
 
 def give_back(
@@ -583,6 +632,7 @@ def give_back(
         data={"extra_skills": list(extra_skills)},
     )
     offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules)
+    wake_waiting(db_session=db_session, now=now)  # the one who gave it back is free
 
 
 # -- the operator's side ------------------------------------------------------------------
@@ -631,12 +681,13 @@ def rate(
     db_session: Session,
     ticket_id: int,
     stars: int,
-    caller: Principal,
+    rated_by: str,
     now: datetime,
     rules: policy.DispatchPolicy,
+    comment: str = "",
 ) -> Ticket:
-    """Rate a resolved ticket's technician (once); the technician's average and the policy
-    follow."""
+    """Rate a resolved ticket's technician (once: an operator or the requester); the
+    technician's average and the policy follow."""
     ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
     if (
         ticket.state not in (TicketState.RESOLVED, TicketState.CLOSED)
@@ -650,16 +701,16 @@ def rate(
             f"ticket {ticket_id} was rated already ({ticket.rating} by {ticket.rated_by})"
         )
     tech = get_technician(db_session=db_session, technician_id=ticket.technician_id)
-    ticket.rating, ticket.rated_by = stars, caller.username
+    ticket.rating, ticket.rated_by = stars, rated_by
     tech.rating_sum += stars
     tech.rating_count += 1
     tickets.record(
         db_session=db_session,
         ticket=ticket,
-        actor=caller.username,
+        actor=rated_by,
         kind="rating",
         now=now,
-        reason=f"{stars}/5 for {tech.id}",
+        reason=f"{stars}/5 for {tech.id}" + (f": {comment}" if comment else ""),
     )
     _check_policy(db_session, tech.id, now, rules)
     return ticket
@@ -671,6 +722,7 @@ def review(*, db_session: Session, technician_id: str, caller: Principal, note: 
     if not tech.paused:
         raise Conflict(f"technician {technician_id} is not paused")
     tech.paused, tech.paused_reason = False, f"reviewed by {caller.username}: {note}"
+    wake_waiting(db_session=db_session, now=utc_now())
     return tech
 
 

@@ -8,6 +8,7 @@ costs one recent row per bucket, not ten.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -93,16 +94,24 @@ def store(
             [(s.device_id, s.name, s.value, s.unit, stamp(s.at)) for s in latest.values()],
         )
     if recent:
+        starts = {b: stamp(datetime.fromtimestamp(b, UTC)) for b in {b for _, _, b in recent}}
         connection.exec_driver_sql(
             _RECENT_SQL.format(p=placeholder),
-            [(d, n, stamp(datetime.fromtimestamp(b, UTC)), v) for (d, n, b), v in recent.items()],
+            [(d, n, starts[b], v) for (d, n, b), v in recent.items()],
         )
     return list(recent)
 
 
+@functools.lru_cache(maxsize=8192)
 def sqlite_time(at: datetime) -> str:
-    """The form UTCDateTime stores on SQLite (naive UTC, microseconds)."""
+    """The form UTCDateTime stores on SQLite (naive UTC, microseconds). Cached: the readings
+    of one message share a time, and a batch's buckets a handful of them."""
+    if at.tzinfo is not None and at.utcoffset() == _ZERO:
+        return at.isoformat(" ", "microseconds")[:26]  # already UTC: drop the "+00:00"
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_ZERO = timedelta(0)
 
 
 def db_time(dialect: str) -> Callable[[datetime], datetime | str]:

@@ -84,7 +84,11 @@ def describe(
         lines.append(
             f"Latest readings ({_when(newest)}): " + ", ".join(_reading(r) for r in readings) + "."
         )
-    state = f"Device {device.presence}"
+    state = (
+        "Device presence unknown (no status or heartbeat yet)"
+        if device.presence == "unknown"
+        else f"Device {device.presence}"
+    )
     if device.agent_version:
         state += f", agent {device.agent_version}"
     if device.backlog:

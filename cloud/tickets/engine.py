@@ -232,7 +232,7 @@ def _apply(
             to=TicketState.NEW,
             actor=tickets.SYSTEM,
             now=now,
-            reason=f"{report.fault_code} came back soon after it cleared",
+            reason=f"{report.fault_code} raised soon after this ticket was resolved",
         )
         group_site(db_session=db_session, taxonomy=taxonomy, ticket=ticket, report=report, now=now)
     elif isinstance(decision, rules.Cancel):

@@ -43,6 +43,7 @@ class TicketOut(BaseModel):
     technician_id: str | None = None
     on_site_at: datetime | None = None
     rating: int | None = None
+    rated_by: str | None = None
     closed_at: datetime | None
     created_at: datetime
     updated_at: datetime

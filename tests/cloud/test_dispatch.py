@@ -22,6 +22,7 @@ from cloud.errors import Conflict, NotFound
 from cloud.outbound.models import OutboundMessage
 from cloud.sites import service as sites
 from cloud.sites.schemas import SiteIn
+from cloud.tickets.lifecycle import TicketState
 from cloud.tickets.models import Ticket
 from tests.cloud.factories import T0, at, ingest, located_shop, press, register
 
@@ -173,11 +174,11 @@ def test_accept_progress_and_rate(desk) -> None:
 
     with transaction(sessions) as db:
         dispatcher.rate(
-            db_session=db, ticket_id=ticket_id, stars=5, caller=OPERATOR, now=at(60), rules=RULES
+            db_session=db, ticket_id=ticket_id, stars=5, rated_by="olga", now=at(60), rules=RULES
         )
     with transaction(sessions) as db, pytest.raises(Conflict, match="rated already"):
         dispatcher.rate(
-            db_session=db, ticket_id=ticket_id, stars=1, caller=OPERATOR, now=at(61), rules=RULES
+            db_session=db, ticket_id=ticket_id, stars=1, rated_by="olga", now=at(61), rules=RULES
         )
     with sessions() as db:
         tech = db.get(Technician, "c-near")
@@ -303,3 +304,66 @@ def test_a_lapse_under_a_deadline_cut_short_is_not_held_against_anyone(desk) -> 
     with sessions() as db:
         tech = db.get(Technician, "c-near")
         assert tech is not None and not tech.paused
+
+
+def test_who_is_not_asked_again() -> None:
+    later = T0 + timedelta(minutes=30)
+    answers = [
+        ("ana", "declined", T0),  # a no to this job stays a no
+        ("ben", "expired", T0),  # one lapse: forgiven on an escalated ticket, once old enough
+        ("cem", "expired", T0),
+        ("cem", "expired", T0 + timedelta(minutes=6)),  # two lapses: not asked again
+        ("dan", "expired", later),  # a lapse too recent to ask again
+    ]
+    assert dispatcher.not_to_ask(answers, since=None) == {"ana", "ben", "cem", "dan"}
+    assert dispatcher.not_to_ask(answers, since=T0 + timedelta(minutes=10)) == {"ana", "cem", "dan"}
+
+
+def test_triage_serves_first_the_tickets_that_can_still_be_reached_in_time(sessions) -> None:
+    located_shop(sessions, "pos-1", "pos-2", "pos-3")
+    add_tech(sessions, "c-3km", 47.4049, 8.5403, skills=["printers", "pos"])  # ETA ~14.7 min
+    old = ingest(sessions, press("pos-1", "receipt-printer", minutes=0)).ticket_id
+    till = ingest(sessions, press("pos-2", "till", minutes=20)).ticket_id
+    printer = ingest(sessions, press("pos-3", "receipt-printer", minutes=25)).ticket_id
+    now = at(46)  # the first is due on site in 14 min: nobody gets there in time
+    with sessions() as db:
+        fifo = dispatcher.waiting_tickets(db_session=db, now=now)
+        triaged = dispatcher.waiting_tickets(db_session=db, now=now, triage=True)
+        due = {t.id: t.sla_arrive_by for t in db.scalars(select(Ticket))}
+    assert fifo == [old, till, printer]
+    assert due[till] < due[printer]  # the till's target is tighter (45 min): 19 min left
+    assert triaged == [till, printer, old]  # reachable ones first, earliest due first
+
+
+def test_triage_order() -> None:
+    from cloud.dispatch.policy import Waiting, triage
+
+    now = T0
+    waiting = [
+        Waiting(1, at(10), best_eta_min=20),  # too late even for the nearest
+        Waiting(2, at(40), best_eta_min=20),
+        Waiting(3, at(25), best_eta_min=20),  # 25 >= 2 + 20: still in time
+        Waiting(4, at(30), best_eta_min=None),  # nobody could take it now
+    ]
+    assert triage(waiting, now) == [3, 2, 1, 4]
+
+
+def test_a_technician_free_again_wakes_the_tickets_waiting_for_someone(sessions) -> None:
+    located_shop(sessions, "pos-1", "pos-2")
+    add_tech(sessions, "c-only", 47.3800, 8.5400)
+    first = ingest(sessions, press("pos-1", "receipt-printer")).ticket_id
+    second = ingest(sessions, press("pos-2", "receipt-printer")).ticket_id
+    with transaction(sessions) as db:
+        dispatcher.assign(
+            db_session=db, ticket_id=first, technician_id="c-only", caller=OPERATOR,
+            now=at(1), reason="",
+        )  # fmt: skip
+    start(sessions, second, 1)  # nobody free: escalated, to look again in a minute
+    assert ticket_of(sessions, second).next_dispatch_at == at(1) + dispatcher.RECHECK_AFTER
+    with transaction(sessions) as db:
+        job = db.get(Ticket, first)
+        for state in (TicketState.ON_SITE, TicketState.RESOLVED):
+            dispatcher.progress(db_session=db, ticket=job, to=state, actor="c-only", now=at(1.2))
+    assert ticket_of(sessions, second).next_dispatch_at == at(1.2)  # the next round offers it
+    with sessions() as db:
+        assert dispatcher.waiting_tickets(db_session=db, now=at(1.2)) == [second]

@@ -3,6 +3,8 @@ only their own offers and jobs, and an operator who sees why."""
 
 from __future__ import annotations
 
+from xml.etree import ElementTree
+
 from fastapi.testclient import TestClient
 
 from cloud.config import CloudSettings
@@ -86,3 +88,92 @@ def test_import_dispatch_and_a_technicians_own_view(sessions, worker_for) -> Non
     assert clocks["arrive"]["met_at"] is not None
     compliance = client.get("/api/sla/compliance?days=30", headers=operator).json()
     assert compliance["tickets"] == 1
+
+
+def _on_site_job(sessions, client: TestClient) -> tuple[int, dict[str, str], dict[str, str]]:
+    """Ana accepted a printer ticket and is on site; (ticket, ana's headers, ben's)."""
+    located_shop(sessions, "pos-1")
+    admin = headers(token_for(sessions, "admin"))
+    ana = headers(token_for(sessions, "technician", technician_id="ana"))
+    ben = headers(token_for(sessions, "technician", technician_id="ben"))
+    two = "\n".join(CSV.splitlines()[:3]) + "\n"
+    client.post(
+        "/api/technicians/import", content=two, headers=admin | {"Content-Type": "text/csv"}
+    )
+    ticket_id = ingest(sessions, press("pos-1", "receipt-printer")).ticket_id
+    assign = client.post(
+        f"/api/tickets/{ticket_id}/assign",
+        json={"technician_id": "ana"},
+        headers=admin | {"Content-Type": "application/json"},
+    )
+    assert assign.status_code == 200, assign.text
+    on_site = client.post(f"/api/jobs/{ticket_id}/progress", json={"state": "on_site"}, headers=ana)
+    assert on_site.status_code == 200, on_site.text
+    return ticket_id, ana, ben
+
+
+def test_the_requester_rates_through_a_one_time_link(sessions) -> None:
+    client = TestClient(create_app(CloudSettings(public_url="https://desk.example"), sessions))
+    ticket_id, ana, ben = _on_site_job(sessions, client)
+    operator = headers(token_for(sessions, "operator"))
+
+    assert client.post(f"/api/jobs/{ticket_id}/rating-link", headers=ben).status_code == 404
+    made = client.post(f"/api/jobs/{ticket_id}/rating-link", headers=ana)
+    assert made.status_code == 200, made.text
+    url = made.json()["url"]
+    assert url.startswith("https://desk.example/ui/rate#")
+    qr = ElementTree.fromstring(made.json()["qr_svg"])  # an SVG of its own, nothing to fetch
+    assert qr.tag.endswith("svg") and "href" not in made.json()["qr_svg"]
+    token = url.split("#", 1)[1]
+
+    invite = client.get(f"/api/rate/{token}")  # no login: the link is the key
+    assert invite.status_code == 200
+    assert invite.json()["technician"] == "Ana" and not invite.json()["rated"]
+    early = client.post(f"/api/rate/{token}", json={"stars": 5})
+    assert early.status_code == 409 and "not finished" in early.json()["detail"]
+
+    client.post(f"/api/jobs/{ticket_id}/progress", json={"state": "resolved"}, headers=ana)
+    assert client.post(f"/api/rate/{token}", json={"stars": 9}).status_code == 422
+    rated = client.post(f"/api/rate/{token}", json={"stars": 4, "comment": "quick and kind"})
+    assert rated.status_code == 200 and rated.json()["rated"]
+    ticket = client.get(f"/api/tickets/{ticket_id}", headers=operator).json()
+    assert (ticket["rating"], ticket["rated_by"]) == (4, "requester")
+    assert any("quick and kind" in e["reason"] for e in ticket["events"])
+    tech = client.get("/api/technicians/ana", headers=operator).json()
+    assert tech["rating_count"] == 1
+
+    # Used up: the link no longer opens, and nobody rates the ticket twice.
+    assert client.post(f"/api/rate/{token}", json={"stars": 1}).status_code == 404
+    again = client.post(f"/api/tickets/{ticket_id}/rating", json={"stars": 1}, headers=operator)
+    assert again.status_code == 409 and "requester" in again.json()["detail"]
+    assert client.post(f"/api/tickets/{ticket_id}/rating-link", headers=operator).status_code == 409
+    assert client.get("/api/rate/short").status_code == 422
+
+
+def test_a_new_link_replaces_the_old_and_links_expire(sessions) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select, update
+
+    from cloud.db import transaction
+    from cloud.dispatch import ratings
+    from cloud.dispatch.models import RatingLink
+
+    client = TestClient(create_app(CloudSettings(), sessions))
+    ticket_id, ana, _ben = _on_site_job(sessions, client)
+    operator = headers(token_for(sessions, "operator"))
+    first = client.post(f"/api/jobs/{ticket_id}/rating-link", headers=ana).json()["url"]
+    assert first.startswith("http://testserver/ui/rate#")  # the request's own address
+    second = client.post(f"/api/tickets/{ticket_id}/rating-link", headers=operator).json()["url"]
+    assert client.get(f"/api/rate/{first.split('#')[1]}").status_code == 404
+    token = second.split("#")[1]
+    assert client.get(f"/api/rate/{token}").status_code == 200
+    with transaction(sessions) as db:
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        db.execute(update(RatingLink).values(expires_at=past))
+    expired = client.get(f"/api/rate/{token}")
+    assert expired.status_code == 404 and "expired" in expired.json()["detail"]
+    with transaction(sessions) as db:  # housekeeping forgets it
+        ratings.purge_expired(db_session=db, now=datetime.now(UTC))
+    with sessions() as db:
+        assert db.scalars(select(RatingLink)).all() == []

@@ -182,3 +182,10 @@ def test_sla_clocks_warn_then_breach() -> None:
     met = policy.sla_clock("arrive", NOW, due, NOW + timedelta(minutes=40), NOW, RULES)
     assert not running.warning and warned.warning and breached.breached
     assert not met.breached and not met.warning and met.remaining_s == 20 * 60
+
+
+@given(st.lists(candidates, max_size=12, unique_by=lambda c: c.id), jobs)
+def test_the_nearest_eta_is_that_of_the_nearest_eligible_technician(techs, job: Job) -> None:
+    ranked = matching.rank(techs, job, NOW)
+    etas = [s.eta_min for s in ranked if s.eligible]
+    assert matching.nearest_eta(techs, job, NOW) == (min(etas) if etas else None)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,3 +53,19 @@ def test_racing_workers_store_a_message_once_and_open_one_ticket(sessions, worke
     with sessions() as db:
         ticket = db.scalars(select(Ticket)).one()
         assert ticket.occurrences == 5
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+        ),
+    )
+)
+def test_sqlite_time_is_naive_utc_with_microseconds(at: datetime) -> None:
+    from cloud.telemetry.service import sqlite_time
+
+    expected = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    assert sqlite_time(at) == expected

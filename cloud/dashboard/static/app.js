@@ -1,21 +1,20 @@
-// The operator's board: tickets by state and the fleet, refreshed on every server-sent change.
+// The operator's desk: tickets by state (SLA countdown, assign) and the fleet (presence,
+// health, faults, open tickets, key signal sparkline) with filters kept in the address.
 "use strict";
 
 const STATES = ["new", "dispatching", "escalated", "assigned", "en_route", "on_site"];
 const LABELS = {new: "New", dispatching: "Dispatching", escalated: "Escalated", assigned: "Assigned",
                 en_route: "En route", on_site: "On site"};
+const FILTERS = {site_id: "Site", profile: "Profile", presence: "Presence", health: "Health"};
+const WARN_BEFORE_MIN = 12;
 let technicians = [];
-
-function age(iso) {
-  const minutes = Math.round((Date.now() - Date.parse(iso)) / 60000);
-  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
-}
+let layoutDone = false;
 
 function sla(ticket) {
-  const left = Math.round((Date.parse(ticket.sla_arrive_by) - Date.now()) / 60000);
   if (ticket.on_site_at) return el("span", {class: "sla"}, "on site");
-  if (left < 0) return el("span", {class: "sla breach"}, `SLA breached ${-left} min ago`);
-  return el("span", {class: left < 12 ? "sla warn" : "sla"}, `on site due in ${left} min`);
+  const left = (Date.parse(ticket.sla_arrive_by) - Date.now()) / 60000;
+  if (left < 0) return el("span", {class: "sla breach"}, `SLA breached ${minutesText(-left)} ago`);
+  return el("span", {class: left < WARN_BEFORE_MIN ? "sla warn" : "sla"}, `on site due in ${minutesText(left)}`);
 }
 
 function assignForm(ticket) {
@@ -24,68 +23,142 @@ function assignForm(ticket) {
   const form = el("form", {}, select, el("button", {type: "submit"}, "Assign"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    await post(`/api/tickets/${ticket.id}/assign`,
-               {technician_id: select.value, reason: "assigned on the desk"});
-    refresh();
+    try {
+      await post(`/api/tickets/${ticket.id}/assign`, {technician_id: select.value, reason: "assigned on the desk"});
+      toast(`#${ticket.id} assigned to ${select.value}`);
+    } catch (error) { toast(error.message, true); }
+    desk.refresh();
   });
   return form;
 }
 
 function card(ticket) {
-  const node = el("div", {class: `card ${ticket.priority}`, "data-ticket": ticket.id},
-    el("div", {class: "title"}, `#${ticket.id} ${ticket.title}`),
-    el("div", {class: "meta"}, `${ticket.priority} · ${ticket.category} · ${ticket.device_id || ticket.site_id}`),
-    el("div", {class: "meta"}, `${age(ticket.opened_at)} old · `, sla(ticket)));
-  if (ticket.technician_id) node.append(el("div", {class: "meta"}, `technician: ${ticket.technician_id}`));
-  if (["new", "dispatching", "escalated"].includes(ticket.state) && technicians.length) node.append(assignForm(ticket));
-  return node;
+  const where = ticket.device_id
+    ? el("a", {href: `/ui/device?id=${encodeURIComponent(ticket.device_id)}`}, ticket.device_id)
+    : `site ${ticket.site_id}`;
+  return el("div", {class: `card ${ticket.priority}`, "data-ticket": ticket.id},
+    el("div", {class: "title"}, el("a", {href: `/ui/ticket?id=${ticket.id}`}, `#${ticket.id} ${ticket.title}`)),
+    el("div", {class: "meta"}, pill(ticket.priority, `prio-${ticket.priority}`), ` ${ticket.category} · `, where,
+       ticket.site_id && ticket.device_id ? ` · ${ticket.site_id}` : ""),
+    el("div", {class: "meta"}, `${age(ticket.opened_at)} old · `, sla(ticket),
+       ticket.occurrences > 1 ? ` · ×${ticket.occurrences}` : "", ticket.flapping ? " · flapping" : ""),
+    ticket.technician_id ? el("div", {class: "meta"}, `technician: ${ticket.technician_id}`) : null,
+    ["new", "dispatching", "escalated"].includes(ticket.state) && technicians.length ? assignForm(ticket) : null);
 }
 
 function renderBoard(tickets) {
-  const board = document.getElementById("board");
-  board.replaceChildren(...STATES.map((state) => {
+  document.getElementById("board").replaceChildren(...STATES.map((state) => {
     const mine = tickets.filter((t) => t.state === state);
     return el("div", {class: "column", "data-state": state},
       el("h3", {}, `${LABELS[state]} (${mine.length})`), ...mine.map(card));
   }));
 }
 
-function renderFleet(devices) {
-  const rows = devices.map((d) => el("tr", {"data-device": d.id},
-    el("td", {}, d.id), el("td", {}, d.site_id || ""), el("td", {}, d.profile || ""),
-    el("td", {class: `presence ${d.presence}`}, d.presence),
-    el("td", {}, d.last_seen_at ? `${age(d.last_seen_at)} ago` : "never")));
-  document.querySelector("#fleet tbody").replaceChildren(...rows);
-  const counts = {online: 0, stale: 0, offline: 0};
-  for (const d of devices) if (d.presence in counts) counts[d.presence] += 1;
-  return counts;
+function keySignal(spark) {
+  if (!spark) return el("span", {class: "muted"}, "no telemetry");
+  return el("span", {class: "signal"}, sparkline(spark.points),
+    el("span", {}, `${spark.name} ${niceNumber(spark.latest)}${spark.unit ? " " + spark.unit : ""}`));
 }
 
-function renderCounts(counts, open) {
-  const item = (n, label) => el("span", {class: "count"}, el("b", {}, String(n)), label);
-  document.getElementById("counts").replaceChildren(
-    item(counts.online, "online"), item(counts.stale, "stale"), item(counts.offline, "offline"),
-    item(open, "open tickets"));
+function renderFleet(devices) {
+  const rows = devices.map((d) => el("tr", {"data-device": d.id},
+    el("td", {}, el("a", {href: `/ui/device?id=${encodeURIComponent(d.id)}`}, d.id),
+       d.name ? el("div", {class: "muted"}, d.name) : null),
+    el("td", {}, d.site_id || ""), el("td", {}, d.profile || ""),
+    el("td", {class: `presence ${d.presence}`}, d.presence),
+    el("td", {class: `health ${d.health}`, title: d.health_reasons.join("; ")}, d.health),
+    el("td", {}, d.active_faults.length
+      ? d.active_faults.map((f) => el("div", {class: `fault ${f.severity}`, title: f.summary}, `${f.code} (${f.severity})`))
+      : el("span", {class: "muted"}, "none")),
+    el("td", {class: "num"}, d.open_tickets ? String(d.open_tickets) : el("span", {class: "muted"}, "0")),
+    el("td", {}, keySignal(d.spark)),
+    el("td", {}, ago(d.last_seen_at))));
+  if (!rows.length) rows.push(el("tr", {}, el("td", {colspan: 9, class: "muted"}, "No device matches the filters.")));
+  document.querySelector("#fleet tbody").replaceChildren(...rows);
+}
+
+// One card per site: its devices by presence and health, and its open tickets; a click
+// filters the fleet to it (and again clears the filter).
+function renderSites(all, tickets) {
+  const sites = {};
+  for (const d of all) {
+    const site = sites[d.site_id || ""] = sites[d.site_id || ""] || {devices: 0, online: 0, offline: 0, stale: 0, fault: 0, warning: 0, tickets: 0};
+    site.devices += 1;
+    if (d.presence in site) site[d.presence] += 1;
+    if (d.health in site) site[d.health] += 1;
+  }
+  for (const t of tickets) if (sites[t.site_id || ""]) sites[t.site_id || ""].tickets += 1;
+  const chosen = new URLSearchParams(location.search).get("site_id") || "";
+  const cards = Object.entries(sites).sort(([a], [b]) => a.localeCompare(b)).map(([id, s]) => {
+    const worst = s.offline || s.fault ? "bad" : s.stale || s.warning ? "warn" : "ok";
+    const node = el("button", {type: "button", class: `site ${worst}${chosen && chosen === id ? " on" : ""}`, "data-site": id},
+      el("b", {}, id || "(no site)"),
+      el("span", {}, `${s.online}/${s.devices} online`),
+      s.offline ? el("span", {class: "bad"}, `${s.offline} offline`) : null,
+      s.fault ? el("span", {class: "bad"}, `${s.fault} fault`) : null,
+      s.warning ? el("span", {class: "warn"}, `${s.warning} warning`) : null,
+      el("span", {}, `${s.tickets} open ticket${s.tickets === 1 ? "" : "s"}`));
+    node.addEventListener("click", () => {
+      const next = new URLSearchParams(location.search);
+      if (id && next.get("site_id") !== id) next.set("site_id", id); else next.delete("site_id");
+      history.replaceState(null, "", `${location.pathname}${next.toString() ? "?" + next : ""}`);
+      desk.refresh();
+    });
+    return node;
+  });
+  document.getElementById("sites").replaceChildren(...cards);
+}
+
+function filterBar(all) {
+  const query = new URLSearchParams(location.search);
+  const options = {
+    site_id: [...new Set(all.map((d) => d.site_id).filter(Boolean))].sort(),
+    profile: [...new Set(all.map((d) => d.profile).filter(Boolean))].sort(),
+    presence: ["online", "stale", "offline", "unknown"],
+    health: ["ok", "warning", "fault"],
+  };
+  return Object.entries(FILTERS).map(([key, label]) => {
+    const select = el("select", {name: key, "aria-label": label},
+      el("option", {value: ""}, `${label}: all`),
+      ...options[key].map((value) => el("option", {value, selected: query.get(key) === value}, `${label}: ${value}`)));
+    select.addEventListener("change", () => {
+      const next = new URLSearchParams(location.search);
+      if (select.value) next.set(key, select.value); else next.delete(key);
+      history.replaceState(null, "", `${location.pathname}${next.toString() ? "?" + next : ""}`);
+      desk.refresh();
+    });
+    return select;
+  });
+}
+
+function layout() {
+  if (layoutDone) return;
+  layoutDone = true;
+  document.getElementById("main").replaceChildren(
+    el("section", {}, el("h2", {}, "Tickets"), el("div", {id: "board", class: "board"})),
+    el("section", {}, el("h2", {}, "Fleet"), el("div", {id: "sites", class: "sites"}),
+      el("div", {id: "filters", class: "filters"}),
+      el("table", {id: "fleet"},
+        el("thead", {}, el("tr", {}, ...["Device", "Site", "Profile", "Presence", "Health", "Active faults",
+                                          "Open tickets", "Key signal (30 min)", "Last seen"].map((h) => el("th", {}, h)))),
+        el("tbody"))));
 }
 
 async function refresh() {
-  const [page, devices, techs] = await Promise.all([
-    api("/api/tickets?status=open&limit=500"), api("/api/devices"), api("/api/technicians")]);
+  layout();
+  const query = new URLSearchParams(location.search);
+  const wanted = new URLSearchParams([...query].filter(([key]) => key in FILTERS));
+  const [page, all, shown, techs] = await Promise.all([
+    api("/api/tickets?status=open&limit=500"), api("/api/fleet?sparklines=false"),
+    api(`/api/fleet?${wanted}`), api("/api/technicians")]);
   technicians = techs.filter((t) => t.available && !t.paused);
   renderBoard(page.items);
-  renderCounts(renderFleet(devices), page.total);
+  renderFleet(shown.devices);
+  renderSites(all.devices, page.items);
+  if (!document.querySelector("#filters select:focus")) document.getElementById("filters").replaceChildren(...filterBar(all.devices));
+  const c = shown.counts;
+  counts([[c.online || 0, "online", "ok"], [c.stale || 0, "stale", "warn"], [c.offline || 0, "offline", "bad"],
+          [c.warning || 0, "warning", "warn"], [c.fault || 0, "fault", "bad"], [page.total, "open tickets"]]);
 }
 
-async function start() {
-  const me = await api("/api/auth/me");
-  if (me.role === "technician") { location.href = "/ui/tech"; return; }
-  document.getElementById("me").textContent = `${me.username} (${me.role})`;
-  await refresh();
-  const stream = new EventSource("/api/stream");
-  const live = document.getElementById("live");
-  stream.addEventListener("open", () => live.classList.add("on"));
-  stream.addEventListener("error", () => live.classList.remove("on"));
-  stream.addEventListener("change", () => refresh());
-}
-
-start();
+desk("", refresh);

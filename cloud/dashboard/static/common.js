@@ -1,5 +1,6 @@
 // What every crowdfix page shares: API calls with the session cookie (and the CSRF header on
-// changes), and a small element builder.
+// changes), a small element builder, time formatting, and the operator desk's frame (who is
+// logged in, navigation, live updates over server-sent events).
 "use strict";
 
 function csrf() {
@@ -10,7 +11,10 @@ function csrf() {
 async function api(path, options = {}) {
   const answer = await fetch(path, {credentials: "same-origin", ...options});
   if (answer.status === 401) { location.href = "/ui/login"; throw new Error("log in"); }
-  if (!answer.ok) throw new Error((await answer.json().catch(() => ({}))).detail || answer.statusText);
+  if (!answer.ok) {
+    const detail = (await answer.json().catch(() => ({}))).detail;
+    throw new Error(typeof detail === "string" ? detail : (detail ? JSON.stringify(detail) : answer.statusText));
+  }
   return answer.json();
 }
 
@@ -22,8 +26,105 @@ function post(path, body) {
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value; else node.setAttribute(key, value);
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value; else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children) node.append(child);
+  for (const child of children.flat()) if (child !== null && child !== undefined && child !== false) node.append(child);
   return node;
+}
+
+function minutesText(minutes) {
+  if (Math.abs(minutes) < 1) return `${Math.round(minutes * 60)} s`;
+  minutes = Math.round(minutes);
+  if (Math.abs(minutes) < 60) return `${minutes} min`;
+  const rest = Math.abs(minutes % 60);
+  if (Math.abs(minutes) < 48 * 60) return `${Math.trunc(minutes / 60)} h${rest ? ` ${rest} min` : ""}`;
+  return `${Math.round(minutes / 1440)} days`;
+}
+
+function age(iso) {
+  return minutesText((Date.now() - Date.parse(iso)) / 60000);
+}
+
+function ago(iso) {
+  if (!iso) return "never";
+  const seconds = (Date.now() - Date.parse(iso)) / 1000;
+  return seconds < 90 ? `${Math.max(0, Math.round(seconds))} s ago` : `${age(iso)} ago`;
+}
+
+function clock(iso) {
+  return iso ? new Date(iso).toLocaleString([], {dateStyle: "short", timeStyle: "medium"}) : "";
+}
+
+function param(name) {
+  return new URLSearchParams(location.search).get(name);
+}
+
+function toast(message, bad = false) {
+  const node = document.getElementById("toast");
+  if (!node) return;
+  node.textContent = message;
+  node.className = bad ? "toast show bad" : "toast show";
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { node.className = "toast"; }, 4000);
+}
+
+// A button that runs an action, shows its error (the API's own words), then refreshes.
+function action(label, run, attrs = {}) {
+  const node = el("button", {type: "button", ...attrs}, label);
+  node.addEventListener("click", async () => {
+    node.disabled = true;
+    try { const done = await run(); if (done !== false) toast(`${label}: done`); }
+    catch (error) { toast(`${label}: ${error.message}`, true); }
+    finally { node.disabled = false; }
+    if (desk.refresh) desk.refresh();
+  });
+  return node;
+}
+
+function pill(text, kind) {
+  return el("span", {class: `pill ${kind || text}`}, text);
+}
+
+function counts(items) {
+  document.getElementById("counts").replaceChildren(
+    ...items.map(([n, label, kind]) => el("span", {class: `count ${n === 0 ? "" : kind || ""}`}, el("b", {}, String(n)), label)));
+}
+
+// The operator desk: check who is logged in, mark the page in the navigation, show the
+// Grafana link when configured, draw the page and redraw it on every live change.
+async function desk(name, refresh) {
+  desk.refresh = refresh;
+  const me = await api("/api/auth/me");
+  if (me.role === "technician") { location.href = "/ui/tech"; return; }
+  document.getElementById("me").textContent = `${me.username} (${me.role})`;
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    if (link.dataset.nav === name) link.classList.add("here");
+  }
+  const config = await api("/api/dashboard/config");
+  desk.grafana = config.grafana_url;
+  if (config.grafana_url) {
+    const link = document.getElementById("grafana");
+    link.href = config.grafana_url;
+    link.hidden = false;
+  }
+  let running = null;
+  let again = false;
+  const redraw = async () => {
+    if (running) { again = true; return running; }
+    running = (async () => {
+      try { await refresh(); } catch (error) { toast(error.message, true); }
+    })();
+    await running;
+    running = null;
+    if (again) { again = false; redraw(); }
+  };
+  desk.refresh = redraw;
+  await redraw();
+  const stream = new EventSource("/api/stream");
+  const live = document.getElementById("live");
+  stream.addEventListener("open", () => live.classList.add("on"));
+  stream.addEventListener("error", () => live.classList.remove("on"));
+  stream.addEventListener("change", () => redraw());
+  setInterval(redraw, 30000);  // telemetry, ages and countdowns move without a change event
 }

@@ -33,15 +33,33 @@ function jobCard(job) {
   const next = NEXT[job.state];
   if (next) card.append(el("div", {class: "actions"},
     button(next[1], () => post(`/api/jobs/${job.id}/progress`, {state: next[0]}))));
+  if (job.state === "on_site" || (job.state === "resolved" && job.rating === null)) {
+    card.append(links[job.id]
+      ? el("div", {class: "rating-link"}, "Let the customer rate this job: ",
+           el("a", {href: links[job.id].url, target: "_blank", rel: "noopener"}, "rating link"),
+           el("img", {class: "qr", alt: "QR code of the rating link",
+                      src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(links[job.id].qr_svg)}`}),
+           el("div", {class: "muted"}, "They scan it with their phone's camera, or you send them the link; it works once, for 7 days."))
+      : el("div", {class: "actions"}, button("Rating link for the customer", async () => {
+          links[job.id] = await post(`/api/jobs/${job.id}/rating-link`, {});
+        })));
+  }
   return card;
 }
 
+const links = {};  // job id → the rating link made on this page (kept across redraws)
+
+const RECENT_MS = 12 * 3600 * 1000;  // finished jobs stay here for the customer's rating link
+
 async function refresh() {
-  const [offers, jobs] = await Promise.all([api("/api/offers?state=pending"), api("/api/jobs")]);
+  const [offers, jobs, all] = await Promise.all([
+    api("/api/offers?state=pending"), api("/api/jobs"), api("/api/jobs?status=all")]);
+  const done = all.filter((j) => j.state === "resolved" && j.resolved_at && Date.now() - Date.parse(j.resolved_at) < RECENT_MS);
   const offerList = document.getElementById("offers");
   offerList.replaceChildren(...(offers.length ? offers.map(offerCard) : [el("p", {class: "muted"}, "No offers right now.")]));
   const jobList = document.getElementById("jobs");
   jobList.replaceChildren(...(jobs.length ? jobs.map(jobCard) : [el("p", {class: "muted"}, "No open jobs.")]));
+  document.getElementById("done").replaceChildren(...(done.length ? done.map(jobCard) : [el("p", {class: "muted"}, "Nothing finished lately.")]));
 }
 
 async function start() {

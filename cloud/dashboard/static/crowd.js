@@ -1,0 +1,50 @@
+// The crowd: every technician with availability, skills, where they are, their KPIs (rating,
+// acceptance, jobs), current jobs, and the policy pause with the review that lifts it.
+"use strict";
+
+function percent(value) {
+  return value === null || value === undefined ? "–" : `${Math.round(value * 100)} %`;
+}
+
+function reviewForm(tech) {
+  const note = el("input", {type: "text", name: "note", placeholder: "review note", "aria-label": "review note"});
+  return el("div", {class: "row"}, note, action("Review and resume", async () => {
+    if (!note.value.trim()) { toast("Write what the review found first.", true); return false; }
+    await post(`/api/technicians/${encodeURIComponent(tech.id)}/review`, {note: note.value.trim()});
+  }, {"data-action": "review"}));
+}
+
+function where(tech) {
+  if (tech.lat !== null && tech.position_at) return `${tech.lat.toFixed(3)}, ${tech.lon.toFixed(3)} (${ago(tech.position_at)})`;
+  return `home ${tech.home_lat.toFixed(3)}, ${tech.home_lon.toFixed(3)} · ${tech.radius_km} km`;
+}
+
+async function refresh() {
+  const [techs, page] = await Promise.all([api("/api/technicians"), api("/api/tickets?status=open&limit=500")]);
+  const jobs = {};
+  for (const t of page.items) if (t.technician_id) (jobs[t.technician_id] = jobs[t.technician_id] || []).push(t);
+  const rows = techs.map((tech) => el("tr", {"data-technician": tech.id, class: tech.paused ? "paused" : ""},
+    el("td", {}, el("b", {}, tech.name), el("div", {class: "muted"}, `${tech.id} · ${tech.kind}`)),
+    el("td", {}, tech.available ? pill("available", "ok") : pill("off shift", "muted")),
+    el("td", {}, tech.skills.join(", "),
+       Object.keys(tech.certifications).length ? el("div", {class: "muted"},
+         Object.entries(tech.certifications).map(([skill, until]) => `${skill} until ${until}`).join(", ")) : null),
+    el("td", {}, where(tech)),
+    el("td", {class: "num"}, tech.rating_count ? [`${tech.rating.toFixed(2)} ★`, el("div", {class: "muted"}, `${tech.rating_count} rating(s)`)] : el("span", {class: "muted"}, "not rated yet")),
+    el("td", {class: "num"}, percent(tech.acceptance_rate)),
+    el("td", {class: "num"}, `${tech.active_jobs} / ${tech.capacity}`),
+    el("td", {}, ...(jobs[tech.id] || []).map((t) => el("div", {}, el("a", {href: `/ui/ticket?id=${t.id}`}, `#${t.id}`), ` ${t.title} `, pill(t.state)))),
+    el("td", {}, tech.paused ? [el("div", {class: "bad"}, `paused: ${tech.paused_reason}`), reviewForm(tech)] : el("span", {class: "muted"}, "receiving offers"))));
+  const available = techs.filter((t) => t.available).length;
+  const paused = techs.filter((t) => t.paused).length;
+  const busy = techs.reduce((sum, t) => sum + t.active_jobs, 0);
+  counts([[techs.length, "technicians"], [available, "available", "ok"], [busy, "jobs in progress"], [paused, "paused", paused ? "bad" : ""]]);
+  const focused = document.activeElement && document.activeElement.name === "note";
+  if (focused) return;  // do not wipe a review note being typed; the next change redraws
+  document.getElementById("main").replaceChildren(el("h2", {}, "Crowd"),
+    el("table", {id: "crowd"},
+      el("thead", {}, el("tr", {}, ...["Technician", "Availability", "Skills", "Where", "Rating", "Acceptance", "Jobs", "Current jobs", "Policy"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 9, class: "muted"}, "No technicians yet: import them with POST /api/technicians/import."))]))));
+}
+
+desk("crowd", refresh);

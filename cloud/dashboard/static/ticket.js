@@ -1,0 +1,152 @@
+// A ticket: what is wrong (the automatic description and telemetry snapshot), its SLA clocks,
+// why the dispatcher chose whom (every offer with the candidates and their scores), the audit
+// trail, and the operator's actions: assign or reassign, escalate, cancel, resolve, rate.
+"use strict";
+
+const TICKET = Number(param("id"));
+let requesterLink = "";  // made on this page; shown until the ticket is rated
+const OPEN = ["new", "dispatching", "escalated", "assigned", "en_route", "on_site"];
+
+function reasonInput() {
+  return el("input", {type: "text", name: "reason", placeholder: "reason (for the audit trail)", "aria-label": "reason"});
+}
+
+function transition(ticket, to, label, reason) {
+  return action(label, async () => {
+    const why = reason.value.trim() || `${label.toLowerCase()} on the desk`;
+    await post(`/api/tickets/${ticket.id}/transitions`, {to, reason: why});
+  }, {"data-action": to});
+}
+
+function actions(ticket, technicians) {
+  const box = el("section", {class: "panel", id: "actions"}, el("h3", {}, "Actions"));
+  const reason = reasonInput();
+  if (OPEN.includes(ticket.state)) {
+    const select = el("select", {"aria-label": "technician", name: "technician"},
+      ...technicians.filter((t) => t.id !== ticket.technician_id).map((t) =>
+        el("option", {value: t.id}, `${t.name} (${t.kind}${t.available ? "" : ", off shift"}${t.paused ? ", paused" : ""})`)));
+    const verb = ticket.technician_id ? "Reassign" : "Assign";
+    box.append(el("div", {class: "row"}, select, action(verb, () =>
+      post(`/api/tickets/${ticket.id}/assign`, {technician_id: select.value, reason: reason.value.trim() || `${verb.toLowerCase()}ed on the desk`}),
+      {"data-action": "assign"})));
+    const moves = el("div", {class: "row"});
+    if (["new", "dispatching"].includes(ticket.state)) moves.append(transition(ticket, "escalated", "Escalate", reason));
+    if (ticket.state === "escalated") moves.append(transition(ticket, "dispatching", "Dispatch again", reason));
+    moves.append(transition(ticket, "resolved", "Resolve", reason), transition(ticket, "cancelled", "Cancel", reason));
+    box.append(reason, moves);
+  } else if (ticket.state === "resolved") {
+    const stars = el("select", {"aria-label": "stars", name: "stars"},
+      ...[5, 4, 3, 2, 1].map((n) => el("option", {value: n}, "★".repeat(n))));
+    const rated = ticket.rating ? el("span", {}, `Rated ${"★".repeat(ticket.rating)}${ticket.rated_by === "requester" ? " by the requester" : ""}`) : null;
+    box.append(el("div", {class: "row"}, rated ||
+      [stars, action("Rate", () => post(`/api/tickets/${ticket.id}/rating`, {stars: Number(stars.value)}), {"data-action": "rate"}),
+       ticket.technician_id ? action("Link for the requester", async () => {
+         requesterLink = (await post(`/api/tickets/${ticket.id}/rating-link`, {})).url;
+       }, {"data-action": "rating-link"}) : null]),
+      !rated && requesterLink ? el("div", {class: "row", id: "requester-link"}, "Send this to the requester (works once, 7 days): ",
+        el("input", {type: "text", readonly: true, value: requesterLink, "aria-label": "rating link"})) : null,
+      reason, el("div", {class: "row"}, transition(ticket, "closed", "Close", reason), transition(ticket, "new", "Reopen", reason)));
+  } else {
+    box.append(el("p", {class: "muted"}, `The ticket is ${ticket.state}; nothing more to do.`));
+  }
+  return box;
+}
+
+function slaState(c, open) {
+  if (c.met_at) return pill(c.breached ? "met late" : "met", c.breached ? "bad" : "ok");
+  if (c.breached) return pill(`breached ${minutesText(-c.remaining_s / 60)} ago`, "bad");
+  if (!open) return pill("not needed: the ticket ended first", "muted");
+  return pill(`${minutesText(c.remaining_s / 60)} left`, c.warning ? "warn" : "ok");
+}
+
+function slaPanel(clocks, ticket) {
+  const open = OPEN.includes(ticket.state);
+  return el("section", {class: "panel", id: "sla"}, el("h3", {}, "SLA"),
+    el("table", {}, el("tbody", {}, ...clocks.map((c) => el("tr", {},
+      el("td", {}, c.target), el("td", {}, `due ${clock(c.due)}`), el("td", {}, slaState(c, open)))))));
+}
+
+// One list entry of the snapshot as text: a reading ("room_c 4.1 C"), a fault, or its JSON.
+function entryText(entry) {
+  if (entry === null || typeof entry !== "object") return String(entry);
+  if ("name" in entry && "value" in entry) return `${entry.name} ${niceNumber(entry.value)}${entry.unit ? " " + entry.unit : ""}`;
+  if ("code" in entry) return `${entry.code}${entry.severity ? ` (${entry.severity})` : ""}${entry.summary ? `: ${entry.summary}` : ""}`;
+  return JSON.stringify(entry);
+}
+
+function snapshotTable(snapshot) {
+  const rows = [];
+  const walk = (prefix, value) => {
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value)) walk(prefix ? `${prefix}.${k}` : k, v);
+    } else {
+      const text = Array.isArray(value) ? (value.length ? value.map(entryText).join(" · ") : "none") : String(value);
+      rows.push(el("tr", {}, el("th", {}, prefix.replaceAll("_", " ")), el("td", {}, text)));
+    }
+  };
+  walk("", snapshot);
+  return rows.length ? el("table", {class: "kv"}, el("tbody", {}, ...rows)) : el("p", {class: "muted"}, "No snapshot.");
+}
+
+function candidatesTable(offer, kinds) {
+  const candidates = offer.candidates;
+  const parts = [...new Set(candidates.flatMap((c) => Object.keys(c.parts || {})))];
+  return el("table", {class: "candidates"},
+    el("thead", {}, el("tr", {}, ...["Technician", "Kind", "Eligible", "Distance", "ETA", ...parts.map((p) => `${p} part`), "Score"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...candidates.map((c) => el("tr", {class: c.technician_id === offer.technician_id ? "offered" : c.eligible ? "" : "ineligible"},
+      el("td", {}, c.technician_id, c.technician_id === offer.technician_id ? " ← offered" : ""),
+      el("td", {}, kinds[c.technician_id] || ""),
+      el("td", {}, c.eligible ? "yes" : el("span", {title: c.reasons.join("; ")}, `no: ${c.reasons.join("; ")}`)),
+      el("td", {class: "num"}, `${c.distance_km} km`), el("td", {class: "num"}, `${c.eta_min} min`),
+      ...parts.map((p) => el("td", {class: "num"}, c.parts && p in c.parts ? niceNumber(c.parts[p]) : "")),
+      el("td", {class: "num"}, niceNumber(c.score))))));
+}
+
+function offersPanel(offers, technicians) {
+  const kinds = Object.fromEntries(technicians.map((t) => [t.id, t.kind]));
+  if (!offers.length) return el("p", {class: "muted"}, "No offers yet: the dispatcher has not found anyone, or the ticket was assigned by hand.");
+  return el("div", {}, ...offers.map((o) => el("details", {class: "offer", "data-offer-row": o.id, open: o === offers[0]},
+    el("summary", {}, `${clock(o.offered_at)} · ${o.stage} · ${o.technician_id} · `, pill(o.state),
+      ` · ETA ${Math.round(o.eta_min)} min · score ${niceNumber(o.score)}`, o.reason ? ` · ${o.reason}` : ""),
+    o.candidates.length ? [candidatesTable(o, kinds), el("p", {class: "muted"},
+      ["crowd", "staff"].includes(o.stage)
+        ? `Stage ${o.stage}: the best-scored eligible ${o.stage} technician is offered the job (higher is better; each part is weighted into the score).`
+        : "The best-scored eligible technician of any kind is offered the job (higher is better; each part is weighted into the score).")] : el("p", {class: "muted"}, "No candidates recorded."))));
+}
+
+function auditTable(events) {
+  return el("table", {id: "audit"},
+    el("thead", {}, el("tr", {}, ...["Time", "Actor", "What", "Reason"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...events.map((e) => el("tr", {},
+      el("td", {}, clock(e.at)), el("td", {}, e.actor),
+      el("td", {}, e.from_state || e.to_state ? `${e.from_state || "·"} → ${e.to_state || "·"}` : e.kind),
+      el("td", {}, e.reason)))));
+}
+
+async function refresh() {
+  if (!TICKET) { document.getElementById("main").replaceChildren(el("p", {}, "No ticket given: open one from the desk.")); return; }
+  const [ticket, offers, clocks, technicians] = await Promise.all([
+    api(`/api/tickets/${TICKET}`), api(`/api/tickets/${TICKET}/offers`), api(`/api/tickets/${TICKET}/sla`), api("/api/technicians")]);
+  document.title = `crowdfix · #${ticket.id} ${ticket.title}`;
+  counts([[ticket.state, "state"], [ticket.priority, "priority"], [ticket.occurrences, "occurrences"]]);
+  const focused = document.activeElement && document.activeElement.closest("#actions");
+  const where = ticket.device_id ? el("a", {href: `/ui/device?id=${encodeURIComponent(ticket.device_id)}`}, ticket.device_id) : "";
+  const page = [
+    el("div", {class: "crumbs"}, el("a", {href: "/ui/"}, "Desk"), " › ", `#${ticket.id}`),
+    el("h2", {}, `#${ticket.id} ${ticket.title} `, pill(ticket.state)),
+    el("div", {class: "meta"}, `${ticket.priority} · ${ticket.category} · `, where, ticket.site_id ? ` · site ${ticket.site_id}` : "",
+       ` · opened ${clock(ticket.opened_at)} (${age(ticket.opened_at)} ago)`, ticket.technician_id ? ` · technician ${ticket.technician_id}` : "",
+       ticket.parent_id ? el("span", {}, " · part of ", el("a", {href: `/ui/ticket?id=${ticket.parent_id}`}, `#${ticket.parent_id}`)) : "",
+       ticket.children.length ? el("span", {}, " · groups ", ...ticket.children.map((id) => el("a", {href: `/ui/ticket?id=${id}`}, `#${id} `))) : ""),
+    el("div", {class: "grid2"},
+      el("section", {class: "panel"}, el("h3", {}, "What is wrong"), el("p", {class: "description", id: "description"}, ticket.description),
+        ticket.resolution ? el("p", {}, el("b", {}, "Resolution: "), ticket.resolution) : null),
+      el("div", {}, focused ? document.getElementById("actions") : actions(ticket, technicians), slaPanel(clocks, ticket))),
+    el("section", {class: "panel"}, el("h3", {}, "Telemetry snapshot"), snapshotTable(ticket.snapshot)),
+    el("section", {class: "panel", id: "offers"}, el("h3", {}, "Dispatch: offers and why"), offersPanel(offers, technicians)),
+    el("section", {class: "panel"}, el("h3", {}, "Audit trail"), auditTable(ticket.events)),
+  ];
+  document.getElementById("main").replaceChildren(...page);
+}
+
+desk("ticket", refresh);
