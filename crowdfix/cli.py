@@ -238,13 +238,14 @@ def cloud_ingest(log_level: LogLevel = None) -> None:
 
     Prometheus metrics on CROWDFIX_METRICS_PORT (9108; 0 turns them off)."""
     from cloud.db import make_engine, make_sessionmaker, migrate
-    from cloud.worker import IngestWorker
+    from cloud.worker import IngestWorker, settle_heap
 
     logs.configure(log_level)
     settings = cloud_settings()
     engine = make_engine(settings.database_url)
     migrate(engine)
     worker = IngestWorker(settings, make_sessionmaker(engine))
+    settle_heap()
     if settings.metrics_port:
         from prometheus_client import start_http_server
 

@@ -11,9 +11,10 @@ import logging
 import random
 import socket
 import ssl
+import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,10 @@ RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 30.0
 LOOP_TIMEOUT_S = 0.5
 _UNSUPPORTED_PROTOCOL = 132  # CONNACK reason "Unsupported protocol version"
+# Handed to the connection (AGAIN: the socket is full, paho's loop sends it when it drains).
+_WRITTEN = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN)
+# PUBACK: fixed header, remaining length 2, packet id (the same in MQTT 3.1.1 and 5).
+_PUBACK = struct.Struct("!BBH")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +201,29 @@ class MqttLink:
                 return False
             if message.qos == 0:
                 return True
-            return self._client.ack(message.mid, message.qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
+            return self._client.ack(message.mid, message.qos) in _WRITTEN
+
+    def ack_many(self, messages: Sequence[Inbound]) -> bool:
+        """Acknowledge a batch received with manual_ack: the PUBACKs leave in one write (one
+        system call, not two per message; paho 2.x's packet queue, else one by one). False
+        if some belong to a connection that is gone (the broker redelivers those)."""
+        with self._lock:
+            client = self._client
+            if client is None:
+                return False
+            current = [m for m in messages if m.generation == self._generation]
+            sent = True
+            if self._manual_ack:
+                ones = [m.mid for m in current if m.qos == 1]
+                queue_packet = getattr(client, "_packet_queue", None)
+                if ones and queue_packet is not None:
+                    blob = b"".join([_PUBACK.pack(paho.PUBACK, 2, mid) for mid in ones])
+                    sent = queue_packet(paho.PUBACK, blob, 0, 0) in _WRITTEN
+                elif ones:
+                    sent = all([client.ack(mid, 1) in _WRITTEN for mid in ones])
+                for mid in (m.mid for m in current if m.qos == 2):
+                    sent = client.ack(mid, 2) in _WRITTEN and sent
+            return sent and len(current) == len(messages)
 
     def start(self) -> None:
         """Connect in a background thread and keep the connection up until stop()."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
 
@@ -58,6 +58,10 @@ class CloudMqtt:
     def ack(self, inbound: Inbound) -> bool:
         """Tell the broker this message is safely stored."""
         return self.link.ack(inbound)
+
+    def ack_many(self, batch: Sequence[Inbound]) -> bool:
+        """Tell the broker a batch is safely stored, in one write."""
+        return self.link.ack_many(batch)
 
     def send(self, device_id: str, command: Command, message: BaseModel) -> bool:
         """Publish a command to one device (QoS 1); False when not connected."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -199,10 +199,9 @@ def ingest_bulk(
     """Apply telemetry and heartbeats in one go; refused ones are returned, not raised."""
     result = BulkResult()
     ids = {m.device_id for m in messages}
-    if directory is None:
-        known = _devices_of(db_session, ids, ctx, now)
-    else:
-        known = directory.lookup(ids, lambda missing: _devices_of(db_session, missing, ctx, now))
+    known = directory.known(ids) if directory is not None else {}
+    if missing := ids - known.keys():
+        known |= _devices_of(db_session, missing, ctx, now)
     newest: dict[str, datetime] = {}
     beats: dict[str, tuple[datetime, dict[str, Any]]] = {}
     for index, message in enumerate(messages):
@@ -230,26 +229,27 @@ def ingest_bulk(
 
 
 class DeviceDirectory:
-    """Site and profile of registered devices for the bulk path, kept in memory: asked of the
-    database for ids it has not seen, and forgotten every TTL so moves and removals show."""
+    """Site and profile of registered devices for the bulk path, kept in memory so a batch
+    needs no query for devices it has seen: it learns only what a committed batch found
+    (remember), and forgets everything every TTL, so a device moved to another site is
+    tagged with it within the TTL. Unknown ids are asked of the database on every batch."""
 
-    def __init__(self, ttl_s: float = 60.0) -> None:
+    def __init__(self, ttl_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._entries: dict[str, tuple[str | None, str | None]] = {}
         self._ttl_s = ttl_s
-        self._loaded_at = time.monotonic()
+        self._clock = clock
+        self._loaded_at = clock()
 
-    def lookup(
-        self,
-        ids: set[str],
-        load: Callable[[set[str]], dict[str, tuple[str | None, str | None]]],
-    ) -> dict[str, tuple[str | None, str | None]]:
-        """The known ones among ids (unknown ids are asked for on every call)."""
-        if time.monotonic() - self._loaded_at > self._ttl_s:
-            self._entries, self._loaded_at = {}, time.monotonic()
-        missing = ids - self._entries.keys()
-        if missing:
-            self._entries.update(load(missing))
-        return {i: self._entries[i] for i in ids if i in self._entries}
+    def known(self, ids: set[str]) -> dict[str, tuple[str | None, str | None]]:
+        """The remembered ones among ids."""
+        if self._clock() - self._loaded_at > self._ttl_s:
+            self._entries, self._loaded_at = {}, self._clock()
+        entries = self._entries
+        return {i: entries[i] for i in ids if i in entries}
+
+    def remember(self, devices: Mapping[str, tuple[str | None, str | None]]) -> None:
+        """Devices a committed batch found registered."""
+        self._entries.update(devices)
 
 
 def _devices_of(

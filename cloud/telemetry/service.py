@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -34,9 +34,8 @@ _RECENT_SQL = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One reading of one device."""
+class Sample(NamedTuple):
+    """One reading of one device (a tuple: a batch makes thousands of them)."""
 
     device_id: str
     name: str

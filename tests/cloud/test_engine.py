@@ -8,13 +8,13 @@ from sqlalchemy import select
 from cloud.db import transaction
 from cloud.devices import service as devices
 from cloud.errors import Conflict
-from cloud.ingest.service import IngestContext, ingest_bulk, sweep_device
+from cloud.ingest.service import DeviceDirectory, IngestContext, ingest_bulk, sweep_device
 from cloud.outbound.models import OutboundMessage
 from cloud.telemetry.service import Sample, store
 from cloud.tickets import service as tickets
 from cloud.tickets.lifecycle import TicketState
 from cloud.tickets.models import Ticket
-from contracts import ContractViolation, Heartbeat, Rejection
+from contracts import ContractViolation, Heartbeat, Reading, Rejection, Telemetry
 from tests.cloud.factories import CTX, T0, at, fault, ingest, press, register, status
 
 
@@ -244,3 +244,33 @@ def test_an_offline_device_gets_a_ticket_after_the_grace_and_clears_on_return(se
     assert (ticket.state, ticket.resolution) == ("resolved", "auto")
     with sessions() as db:
         assert devices.get_or_raise(db_session=db, device_id="pos-1").presence == "online"
+
+
+def test_the_bulk_paths_device_directory_learns_committed_devices_and_forgets(sessions) -> None:
+    """Devices a batch found are not queried again until the TTL passes; unknown ones are
+    asked every time, so a device registered now is accepted at once."""
+    clock = [0.0]
+    directory = DeviceDirectory(ttl_s=30, clock=lambda: clock[0])
+
+    def batch(*device_ids: str):
+        readings = [Reading(name="t", value=1.0, timestamp=at(1))]
+        messages = [Telemetry(device_id=d, timestamp=at(1), seq=1, readings=readings)
+                    for d in device_ids]  # fmt: skip
+        with transaction(sessions) as db:
+            result = ingest_bulk(
+                db_session=db, messages=messages, ctx=CTX, now=at(1), directory=directory
+            )
+        directory.remember(result.devices)
+        return result
+
+    register(sessions, "pos-1", site="hb")
+    first = batch("pos-1", "pos-2")
+    assert first.devices == {"pos-1": ("hb", "pos-terminal")}
+    assert [exc.reason for _i, exc in first.rejected] == [Rejection.UNKNOWN_DEVICE]
+    register(sessions, "pos-2", site="hb")  # registered now: accepted at once
+    register(sessions, "pos-1", site="west")  # moved: seen once the directory forgets
+    second = batch("pos-1", "pos-2")
+    assert not second.rejected
+    assert second.devices == {"pos-1": ("hb", "pos-terminal"), "pos-2": ("hb", "pos-terminal")}
+    clock[0] = 31
+    assert batch("pos-1").devices == {"pos-1": ("west", "pos-terminal")}

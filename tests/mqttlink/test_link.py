@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -85,16 +86,28 @@ def _next(inbox: queue.Queue[Inbound], payload: bytes, consumer: MqttLink) -> In
         consumer.ack(message)
 
 
-def test_unacked_messages_come_back_to_a_durable_session(mosquitto: MosquittoBroker) -> None:
-    """manual ack: what was not acked before the connection dropped is delivered again."""
-    inbox: queue.Queue[Inbound] = queue.Queue()
-    consumer = _link(mosquitto.url, "consumer", inbox, persistent_session=True, manual_ack=True)
+@contextmanager
+def _durable_consumer(
+    url: str, client_id: str, inbox: queue.Queue[Inbound], **kw
+) -> Iterator[tuple[MqttLink, MqttLink]]:
+    """A consumer of jobs/# with a durable session and manual acks, and a producer."""
+    consumer = _link(url, client_id, inbox, persistent_session=True, manual_ack=True, **kw)
     consumer.subscribe("jobs/#")
     consumer.start()
-    producer = _link(mosquitto.url, "producer")
+    producer = _link(url, "producer")
     producer.start()
     try:
         assert consumer.wait_subscribed(10) and producer.wait_connected(10)
+        yield consumer, producer
+    finally:
+        consumer.stop()
+        producer.stop()
+
+
+def test_unacked_messages_come_back_to_a_durable_session(mosquitto: MosquittoBroker) -> None:
+    """manual ack: what was not acked before the connection dropped is delivered again."""
+    inbox: queue.Queue[Inbound] = queue.Queue()
+    with _durable_consumer(mosquitto.url, "consumer", inbox) as (consumer, producer):
         wait_for(lambda: producer.publish("jobs/1", b"first").sent, 5, "publish")
         first = _next(inbox, b"first", consumer)
         mosquitto.restart()  # a clean restart saves the session (persistence on)
@@ -102,9 +115,6 @@ def test_unacked_messages_come_back_to_a_durable_session(mosquitto: MosquittoBro
         assert again.generation > first.generation
         assert not consumer.ack(first), "an ack for an old connection's mid must not be sent"
         assert consumer.ack(again)
-    finally:
-        consumer.stop()
-        producer.stop()
 
 
 def test_a_refused_login_is_reported_and_retried(mosquitto: MosquittoBroker, tmp_path) -> None:
@@ -142,3 +152,28 @@ def test_wait_subscribed_covers_filters_added_while_connected(mosquitto: Mosquit
     finally:
         sub.stop()
         pub.stop()
+
+
+def test_a_batch_acknowledged_at_once_is_not_delivered_again(mosquitto: MosquittoBroker) -> None:
+    """ack_many: the batch's PUBACKs reach the broker (none of it comes back after a restart);
+    what was left out of the batch does come back, and an old connection's batch is refused."""
+    inbox: queue.Queue[Inbound] = queue.Queue()
+    published: queue.Queue[tuple[int, int]] = queue.Queue()
+    with _durable_consumer(
+        mosquitto.url, "batcher", inbox, on_published=lambda mid, gen: published.put((mid, gen))
+    ) as (consumer, producer):
+        for n in range(20):  # Mosquitto's default in-flight window
+            wait_for(lambda n=n: producer.publish(f"jobs/{n}", b"%d" % n).sent, 5, "publish")
+        got = [inbox.get(timeout=10) for _ in range(20)]
+        assert consumer.ack_many(got[:15])
+        # The broker reads a connection's packets in order: once it has acknowledged a later
+        # publish of ours, it has taken the batch's PUBACKs.
+        marker = consumer.publish("probe/after-acks", b"").mid
+        wait_for(lambda: published.get(timeout=5)[0] == marker, 10, "the marker's PUBACK")
+        mosquitto.restart()  # a clean restart saves the session (persistence on)
+        assert consumer.wait_subscribed(20)
+        again = sorted(int(inbox.get(timeout=20).payload) for _ in range(5))
+        assert again == sorted(int(m.payload) for m in got[15:])
+        assert not consumer.ack_many(got[15:]), "their connection is gone"
+        with pytest.raises(queue.Empty):
+            inbox.get(timeout=1)  # nothing of the acknowledged 15 came back
