@@ -1,0 +1,37 @@
+"""The city simulation behind `python -m bench dispatch`, on a small city: deterministic,
+and the real dispatcher serves every ticket when people are plentiful."""
+
+from __future__ import annotations
+
+import math
+
+from bench.dispatch import NAIVE, build_city, run_chained, run_naive, simulate
+from cloud.dispatch.policy import DispatchPolicy
+
+SEED, HOURS = 5, 3.0
+
+
+def small_city(crowd: int):
+    return build_city(SEED, crowd, staff=2, sites=10, daily=60, hours=HOURS)
+
+
+def test_the_same_seed_gives_the_same_city_and_the_same_day() -> None:
+    city = small_city(12)
+    assert city == small_city(12)
+    assert city.arrivals, "a city with no tickets tests nothing"
+    first = simulate(city, SEED, HOURS, "crowdfix", DispatchPolicy())
+    again = simulate(small_city(12), SEED, HOURS, "crowdfix", DispatchPolicy())
+    assert first.to_site == again.to_site and first.offers == again.offers
+
+
+def test_with_people_to_spare_every_ticket_gets_someone_on_site() -> None:
+    city = small_city(40)
+    for outcome in (
+        simulate(city, SEED, HOURS, "crowdfix", DispatchPolicy()),
+        simulate(city, SEED, HOURS, "naive", NAIVE),
+        run_naive(city, SEED, HOURS),
+        run_chained(city, SEED, HOURS),
+    ):
+        assert len(outcome.to_site) == len(city.arrivals)
+        assert all(m < math.inf for m in outcome.to_site), outcome.name
+        assert all(a <= s for a, s in zip(outcome.to_accept, outcome.to_site, strict=True))
