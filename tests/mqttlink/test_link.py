@@ -177,3 +177,27 @@ def test_a_batch_acknowledged_at_once_is_not_delivered_again(mosquitto: Mosquitt
         assert not consumer.ack_many(got[15:]), "their connection is gone"
         with pytest.raises(queue.Empty):
             inbox.get(timeout=1)  # nothing of the acknowledged 15 came back
+
+
+def test_messages_read_ahead_are_handled_without_waiting_for_the_socket(
+    mosquitto: MosquittoBroker, monkeypatch
+) -> None:
+    """The read buffer holds many messages after one read; paho's loop must go on reading
+    them (pending()) rather than wait in select() for the socket, here for 60 s a turn."""
+    monkeypatch.setattr(link_module, "LOOP_TIMEOUT_S", 60.0)
+    inbox: queue.Queue[Inbound] = queue.Queue()
+    sub = _link(mosquitto.url, "reader", inbox)
+    sub.subscribe("burst/#")
+    pub = _link(mosquitto.url, "burster")
+    sub.start()
+    pub.start()
+    try:
+        assert sub.wait_subscribed(10) and pub.wait_connected(10)
+        for n in range(200):  # far more than one read's worth: some reads hold many
+            wait_for(lambda n=n: pub.publish(f"burst/{n}", b"x" * 500).sent, 5, "publish")
+        assert {inbox.get(timeout=10).topic for _ in range(200)} == {
+            f"burst/{n}" for n in range(200)
+        }
+    finally:
+        pub.stop(timeout=1)
+        sub.stop(timeout=1)
