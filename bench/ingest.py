@@ -6,9 +6,10 @@ Throughput: a backlog of telemetry (four readings a message, a heartbeat every h
 queued in Mosquitto for a paused consumer (SIGSTOP), then the consumer is resumed and timed
 until it has acknowledged everything: no load generator competes for the two cores while
 the clock runs. The plain subscriber is timed before and after the workers, and the faster
-of the two is the baseline (this machine's speed drifts between runs). Latency: one worker live, 1,000 devices sending telemetry at a steady rate,
-probe presses from other devices, each timed from publish to the cloud's receipt (which is
-sent after the ticket's transaction commits).
+of the two is the baseline (this machine's speed drifts between runs). Latency: one worker
+live, 1,000 devices sending telemetry at a steady rate, probe presses from other devices,
+each timed from publish to the cloud's receipt (sent after the ticket's transaction
+commits).
 """
 
 from __future__ import annotations

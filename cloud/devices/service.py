@@ -110,7 +110,7 @@ def apply_heartbeats(*, db_session: Session, beats: Sequence[dict[str, Any]]) ->
     Each dict: b_id, b_version, b_profile, b_hash, b_backlog, b_oldest, b_dropped, b_interval.
     """
     if beats:
-        db_session.connection().execute(_HEARTBEAT, list(beats))
+        db_session.connection().execute(_HEARTBEAT, sorted(beats, key=lambda b: b["b_id"]))
 
 
 _MARK_SEEN_SQL = (
@@ -128,7 +128,8 @@ def mark_seen(*, db_session: Session, newest: dict[str, datetime]) -> None:
     stamp = db_time(connection.dialect.name)
     connection.exec_driver_sql(
         _MARK_SEEN_SQL.format(p=placeholder),
-        [(stamp(at), device_id, stamp(at)) for device_id, at in newest.items()],
+        # In id order (see telemetry.store: concurrent batches lock rows in the same order).
+        [(stamp(at), device_id, stamp(at)) for device_id, at in sorted(newest.items())],
     )
 
 

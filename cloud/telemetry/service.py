@@ -90,13 +90,18 @@ def store(
     if latest:
         connection.exec_driver_sql(
             _LATEST_SQL.format(p=placeholder),
-            [(s.device_id, s.name, s.value, s.unit, stamp(s.at)) for s in latest.values()],
+            # In key order, as every worker does: two batches lock shared rows in the same
+            # order, so on PostgreSQL one waits for the other instead of deadlocking.
+            [
+                (s.device_id, s.name, s.value, s.unit, stamp(s.at))
+                for _, s in sorted(latest.items())
+            ],
         )
     if recent:
         starts = {b: stamp(datetime.fromtimestamp(b, UTC)) for b in {b for _, _, b in recent}}
         connection.exec_driver_sql(
             _RECENT_SQL.format(p=placeholder),
-            [(d, n, starts[b], v) for (d, n, b), v in recent.items()],
+            [(d, n, starts[b], v) for (d, n, b), v in sorted(recent.items())],
         )
     return list(recent)
 

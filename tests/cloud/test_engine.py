@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cloud.db import transaction
 from cloud.devices import service as devices
 from cloud.errors import Conflict
 from cloud.ingest.service import DeviceDirectory, IngestContext, ingest_bulk, sweep_device
 from cloud.outbound.models import OutboundMessage
+from cloud.telemetry.models import LatestReading
 from cloud.telemetry.service import Sample, store
 from cloud.tickets import service as tickets
 from cloud.tickets.lifecycle import TicketState
@@ -274,3 +277,45 @@ def test_the_bulk_paths_device_directory_learns_committed_devices_and_forgets(se
     assert second.devices == {"pos-1": ("hb", "pos-terminal"), "pos-2": ("hb", "pos-terminal")}
     clock[0] = 31
     assert batch("pos-1").devices == {"pos-1": ("west", "pos-terminal")}
+
+
+def test_concurrent_batches_over_the_same_devices_do_not_deadlock(sessions) -> None:
+    """Two workers' batches name the same devices in opposite orders: rows are written in key
+    order, so on PostgreSQL one batch waits for the other instead of both being killed as a
+    deadlock (what made two workers slower than one)."""
+    device_ids = [f"pos-{i:03d}" for i in range(200)]
+    register(sessions, *device_ids)
+    errors: list[BaseException] = []
+
+    def batch(order: list[str], second: int) -> list[Telemetry | Heartbeat]:
+        when = at(1 + second / 60)
+        readings = [Reading(name=f"s{k}", value=float(k), timestamp=when) for k in range(3)]
+        messages: list[Telemetry | Heartbeat] = [
+            Telemetry(device_id=d, timestamp=when, seq=second, readings=readings) for d in order
+        ]
+        return messages + [
+            Heartbeat(
+                device_id=d, timestamp=when, seq=second, agent_version="1", profile="pos-terminal"
+            )
+            for d in order
+        ]
+
+    def worker(order: list[str]) -> None:
+        try:
+            for second in range(10):
+                with transaction(sessions) as db:
+                    ingest_bulk(db_session=db, messages=batch(order, second), ctx=CTX, now=at(2))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=worker, args=(order,))
+        for order in (device_ids, list(reversed(device_ids)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    with sessions() as db:
+        assert db.scalar(select(func.count()).select_from(LatestReading)) == 600
