@@ -117,6 +117,12 @@ _MARK_SEEN_SQL = (
     "UPDATE devices SET last_seen_at = {p} WHERE id = {p} "
     "AND (last_seen_at IS NULL OR last_seen_at < {p})"
 )
+# PostgreSQL: one statement for the batch (see telemetry.write_rows).
+_MARK_SEEN_PG = (
+    "UPDATE devices SET last_seen_at = v.at FROM unnest(%s::varchar[], %s::timestamptz[]) "
+    "AS v(id, at) WHERE devices.id = v.id "
+    "AND (devices.last_seen_at IS NULL OR devices.last_seen_at < v.at)"
+)
 
 
 def mark_seen(*, db_session: Session, newest: dict[str, datetime]) -> None:
@@ -124,12 +130,16 @@ def mark_seen(*, db_session: Session, newest: dict[str, datetime]) -> None:
     if not newest:
         return
     connection = db_session.connection()
+    ordered = sorted(newest.items())  # see telemetry.store: concurrent batches, same order
+    if connection.dialect.name == "postgresql":
+        ids, times = [i for i, _ in ordered], [at for _, at in ordered]
+        connection.exec_driver_sql(_MARK_SEEN_PG, (ids, times))
+        return
     placeholder = "?" if connection.dialect.name == "sqlite" else "%s"
     stamp = db_time(connection.dialect.name)
     connection.exec_driver_sql(
         _MARK_SEEN_SQL.format(p=placeholder),
-        # In id order (see telemetry.store: concurrent batches lock rows in the same order).
-        [(stamp(at), device_id, stamp(at)) for device_id, at in sorted(newest.items())],
+        [(stamp(at), device_id, stamp(at)) for device_id, at in ordered],
     )
 
 

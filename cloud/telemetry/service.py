@@ -12,9 +12,9 @@ import functools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.orm import Session
 
 from cloud.telemetry.models import LatestReading, RecentReading
@@ -31,6 +31,19 @@ _LATEST_SQL = (
 _RECENT_SQL = (
     "INSERT INTO telemetry_recent (device_id, name, bucket, value) VALUES ({p}, {p}, {p}, {p}) "
     "ON CONFLICT (device_id, name, bucket) DO NOTHING"
+)
+# PostgreSQL: one statement per batch, its columns as arrays (an executemany is a statement
+# per row on the server, and the server shares the machine), rows taken in key order.
+_LATEST_PG = (
+    "INSERT INTO telemetry_latest (device_id, name, value, unit, at) SELECT * FROM "
+    "unnest(%s::varchar[], %s::varchar[], %s::float8[], %s::varchar[], %s::timestamptz[]) "
+    "ORDER BY 1, 2 ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value, "
+    "unit = excluded.unit, at = excluded.at WHERE excluded.at > telemetry_latest.at"
+)
+_RECENT_PG = (
+    "INSERT INTO telemetry_recent (device_id, name, bucket, value) SELECT * FROM "
+    "unnest(%s::varchar[], %s::varchar[], %s::timestamptz[], %s::float8[]) "
+    "ORDER BY 1, 2, 3 ON CONFLICT (device_id, name, bucket) DO NOTHING"
 )
 
 
@@ -85,25 +98,33 @@ def store(
         if written is None or slot not in written:
             recent[slot] = s.value
     connection = db_session.connection()
-    placeholder = "?" if connection.dialect.name == "sqlite" else "%s"
     stamp = db_time(connection.dialect.name)
     if latest:
-        connection.exec_driver_sql(
-            _LATEST_SQL.format(p=placeholder),
-            # In key order, as every worker does: two batches lock shared rows in the same
-            # order, so on PostgreSQL one waits for the other instead of deadlocking.
-            [
-                (s.device_id, s.name, s.value, s.unit, stamp(s.at))
-                for _, s in sorted(latest.items())
-            ],
-        )
+        # In key order, as every worker does: two batches lock shared rows in the same
+        # order, so on PostgreSQL one waits for the other instead of deadlocking.
+        latest_rows = [
+            (s.device_id, s.name, s.value, s.unit, stamp(s.at)) for _, s in sorted(latest.items())
+        ]
+        write_rows(connection, _LATEST_SQL, _LATEST_PG, latest_rows)
     if recent:
         starts = {b: stamp(datetime.fromtimestamp(b, UTC)) for b in {b for _, _, b in recent}}
-        connection.exec_driver_sql(
-            _RECENT_SQL.format(p=placeholder),
-            [(d, n, starts[b], v) for (d, n, b), v in sorted(recent.items())],
-        )
+        recent_rows = [(d, n, starts[b], v) for (d, n, b), v in sorted(recent.items())]
+        write_rows(connection, _RECENT_SQL, _RECENT_PG, recent_rows)
     return list(recent)
+
+
+def write_rows(
+    connection: Connection, each_row: str, as_arrays: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Many rows in one go: on PostgreSQL one statement taking each column as an array
+    (`as_arrays`, %s per column), elsewhere the driver's executemany of `each_row` ({p} for
+    each placeholder)."""
+    if connection.dialect.name == "postgresql":
+        columns = tuple(list(column) for column in zip(*rows, strict=True))
+        connection.exec_driver_sql(as_arrays, columns)
+    else:
+        placeholder = "?" if connection.dialect.name == "sqlite" else "%s"
+        connection.exec_driver_sql(each_row.format(p=placeholder), rows)
 
 
 @functools.lru_cache(maxsize=8192)
