@@ -214,16 +214,19 @@ def worker_rate(
         with cpu_meter(pids) as shares:
             for w in workers:
                 w.process.send_signal(signal.SIGCONT)
-            first = last = 0.0
+            # From the first poll that sees work done to the one that sees all of it, counting
+            # only what was done in between (what the first poll saw was done before it).
+            first: tuple[float, int] | None = None
             done = 0
             while done < count:
                 done = sum(w.processed() for w in workers)
                 now = time.monotonic()
-                first = first or (now if done else 0.0)
-                last = now
+                if first is None and done:
+                    first = (now, done)
                 progress.update(done)
-                time.sleep(0.25)
-        return done / (last - first), shares
+                time.sleep(0.1)
+        assert first is not None
+        return (done - first[1]) / (now - first[0]), shares
     finally:
         for w in workers:
             w.stop()

@@ -15,7 +15,6 @@ import contextlib
 import gc
 import logging
 import queue
-import sys
 import threading
 import time
 from collections import Counter, deque
@@ -70,7 +69,6 @@ WEBHOOK_REST_S = 30.0  # after a failed POST, that URL waits this long before th
 BULK_CHANNELS = ("telemetry", "heartbeat")
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 DRAIN_SETTLE_S = 0.3
-SWITCH_INTERVAL_S = 0.001
 # Young-generation collections every 10,000 allocations instead of 700 (each message makes
 # dozens of short-lived objects, nearly none of them in cycles); older ones accordingly.
 GC_THRESHOLDS = (10_000, 20, 20)
@@ -140,9 +138,6 @@ class IngestWorker:
 
     def start(self) -> None:
         """Start the processing threads, then connect."""
-        # Hand the GIL over every millisecond (not 5): a press waiting behind a telemetry
-        # batch's Python work is served sooner.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         for name, target in (
             ("ingest-events", self._serve_events),
             ("ingest-bulk", self._serve_bulk),
