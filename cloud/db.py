@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -53,6 +54,45 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# -- writing many rows past the ORM (the ingest's hot path) ---------------------------------
+
+
+@functools.lru_cache(maxsize=8192)
+def sqlite_time(at: datetime) -> str:
+    """The form UTCDateTime stores on SQLite (naive UTC, microseconds). Cached: the readings
+    of one message share a time, and a batch's buckets a handful of them."""
+    if at.tzinfo is not None and at.utcoffset() == _ZERO:
+        return at.isoformat(" ", "microseconds")[:26]  # already UTC: drop the "+00:00"
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_ZERO = timedelta(0)
+
+
+def db_time(dialect: str) -> Callable[[datetime], datetime | str]:
+    """How a timestamp goes to the driver for this dialect, skipping SQLAlchemy's processing."""
+    return sqlite_time if dialect == "sqlite" else _same
+
+
+def _same(at: datetime) -> datetime:
+    return at
+
+
+def write_rows(
+    connection: Connection, *, sqlite: str, postgresql: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Many rows at once, values already in their stored form (db_time). PostgreSQL gets one
+    statement taking each column as an array (`postgresql`, a %s per column): an executemany
+    would be a statement per row on the server. SQLite, in-process, gets the driver's
+    executemany of `sqlite` (a ? per value, ?N to use a column twice). Callers pass rows in
+    key order, so concurrent batches lock shared rows in the same order."""
+    if connection.dialect.name == "postgresql":
+        columns = tuple(list(column) for column in zip(*rows, strict=True))
+        connection.exec_driver_sql(postgresql, columns)
+    else:
+        connection.exec_driver_sql(sqlite, list(rows))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -114,10 +114,10 @@ class _ReadAhead:
 
 
 def _read_ahead(client: paho.Client) -> None:
-    """Put the read buffer under paho (paho 2.x keeps its socket in _sock; without it, or
-    once wrapped, nothing changes)."""
+    """Put the read buffer under a freshly connected paho client (paho 2.x keeps its socket
+    in _sock; without it nothing changes)."""
     sock = getattr(client, "_sock", None)
-    if sock is not None and not isinstance(sock, _ReadAhead) and hasattr(sock, "recv"):
+    if sock is not None and hasattr(sock, "recv"):
         client._sock = _ReadAhead(sock)
 
 
@@ -239,12 +239,7 @@ class MqttLink:
 
     def ack(self, message: Inbound) -> bool:
         """Acknowledge a message received with manual_ack; False if its connection is gone."""
-        with self._lock:
-            if self._client is None or message.generation != self._generation:
-                return False
-            if message.qos == 0:
-                return True
-            return self._client.ack(message.mid, message.qos) in _WRITTEN
+        return self.ack_many([message])
 
     def ack_many(self, messages: Sequence[Inbound]) -> bool:
         """Acknowledge a batch received with manual_ack: the PUBACKs leave in one write (one

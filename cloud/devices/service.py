@@ -9,12 +9,12 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from cloud.db import db_time, write_rows
 from cloud.devices.models import Device, DeviceFault, FaultTransition
 from cloud.devices.presence import Presence, newer_status, presence
 from cloud.devices.schemas import DeviceIn
 from cloud.errors import Conflict, NotFound
 from cloud.sites.models import Site
-from cloud.telemetry.service import db_time
 from cloud.tickets.taxonomy import PresencePolicy
 
 
@@ -113,11 +113,10 @@ def apply_heartbeats(*, db_session: Session, beats: Sequence[dict[str, Any]]) ->
         db_session.connection().execute(_HEARTBEAT, sorted(beats, key=lambda b: b["b_id"]))
 
 
-_MARK_SEEN_SQL = (
-    "UPDATE devices SET last_seen_at = {p} WHERE id = {p} "
-    "AND (last_seen_at IS NULL OR last_seen_at < {p})"
+_MARK_SEEN_SQLITE = (
+    "UPDATE devices SET last_seen_at = ?2 WHERE id = ?1 "
+    "AND (last_seen_at IS NULL OR last_seen_at < ?2)"
 )
-# PostgreSQL: one statement for the batch (see telemetry.write_rows).
 _MARK_SEEN_PG = (
     "UPDATE devices SET last_seen_at = v.at FROM unnest(%s::varchar[], %s::timestamptz[]) "
     "AS v(id, at) WHERE devices.id = v.id "
@@ -126,21 +125,13 @@ _MARK_SEEN_PG = (
 
 
 def mark_seen(*, db_session: Session, newest: dict[str, datetime]) -> None:
-    """last_seen_at = max(last_seen_at, at) for many devices, in one driver executemany."""
+    """last_seen_at = max(last_seen_at, at) for many devices at once (cloud.db.write_rows)."""
     if not newest:
         return
     connection = db_session.connection()
-    ordered = sorted(newest.items())  # see telemetry.store: concurrent batches, same order
-    if connection.dialect.name == "postgresql":
-        ids, times = [i for i, _ in ordered], [at for _, at in ordered]
-        connection.exec_driver_sql(_MARK_SEEN_PG, (ids, times))
-        return
-    placeholder = "?" if connection.dialect.name == "sqlite" else "%s"
     stamp = db_time(connection.dialect.name)
-    connection.exec_driver_sql(
-        _MARK_SEEN_SQL.format(p=placeholder),
-        [(stamp(at), device_id, stamp(at)) for device_id, at in ordered],
-    )
+    rows = [(device_id, stamp(at)) for device_id, at in sorted(newest.items())]
+    write_rows(connection, sqlite=_MARK_SEEN_SQLITE, postgresql=_MARK_SEEN_PG, rows=rows)
 
 
 def refresh_presence(device: Device, now: datetime, policy: PresencePolicy) -> bool:

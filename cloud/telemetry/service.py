@@ -1,39 +1,38 @@
 """Telemetry use cases: store a batch (latest + bucketed recent window), read it back, prune.
 
-The write path is the hottest code of the cloud: it goes to the driver's executemany with
-values already in the column's stored form, skipping SQLAlchemy's per-value processing, and
+The write path is the hottest code of the cloud: it goes past SQLAlchemy's per-value
+processing with values already in the column's stored form (cloud.db.write_rows), and
 a worker remembers which recent buckets it already wrote so a device reporting every second
 costs one recent row per bucket, not ten.
 """
 
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from cloud.db import db_time, write_rows
 from cloud.telemetry.models import LatestReading, RecentReading
 
 # One value per signal per bucket in the recent window (sparklines, descriptions).
 RECENT_BUCKET_S = 10
 BucketKey = tuple[str, str, int]  # device, signal, bucket start (epoch seconds)
 
-_LATEST_SQL = (
-    "INSERT INTO telemetry_latest (device_id, name, value, unit, at) VALUES ({p}, {p}, {p}, {p}, "
-    "{p}) ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value, "
+_LATEST_SQLITE = (
+    "INSERT INTO telemetry_latest (device_id, name, value, unit, at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value, "
     "unit = excluded.unit, at = excluded.at WHERE excluded.at > telemetry_latest.at"
 )
-_RECENT_SQL = (
-    "INSERT INTO telemetry_recent (device_id, name, bucket, value) VALUES ({p}, {p}, {p}, {p}) "
+_RECENT_SQLITE = (
+    "INSERT INTO telemetry_recent (device_id, name, bucket, value) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (device_id, name, bucket) DO NOTHING"
 )
-# PostgreSQL: one statement per batch, its columns as arrays (an executemany is a statement
-# per row on the server, and the server shares the machine), rows taken in key order.
+# PostgreSQL: one statement per batch, its columns as arrays (see cloud.db.write_rows).
 _LATEST_PG = (
     "INSERT INTO telemetry_latest (device_id, name, value, unit, at) SELECT * FROM "
     "unnest(%s::varchar[], %s::varchar[], %s::float8[], %s::varchar[], %s::timestamptz[]) "
@@ -105,47 +104,12 @@ def store(
         latest_rows = [
             (s.device_id, s.name, s.value, s.unit, stamp(s.at)) for _, s in sorted(latest.items())
         ]
-        write_rows(connection, _LATEST_SQL, _LATEST_PG, latest_rows)
+        write_rows(connection, sqlite=_LATEST_SQLITE, postgresql=_LATEST_PG, rows=latest_rows)
     if recent:
         starts = {b: stamp(datetime.fromtimestamp(b, UTC)) for b in {b for _, _, b in recent}}
         recent_rows = [(d, n, starts[b], v) for (d, n, b), v in sorted(recent.items())]
-        write_rows(connection, _RECENT_SQL, _RECENT_PG, recent_rows)
+        write_rows(connection, sqlite=_RECENT_SQLITE, postgresql=_RECENT_PG, rows=recent_rows)
     return list(recent)
-
-
-def write_rows(
-    connection: Connection, each_row: str, as_arrays: str, rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Many rows in one go: on PostgreSQL one statement taking each column as an array
-    (`as_arrays`, %s per column), elsewhere the driver's executemany of `each_row` ({p} for
-    each placeholder)."""
-    if connection.dialect.name == "postgresql":
-        columns = tuple(list(column) for column in zip(*rows, strict=True))
-        connection.exec_driver_sql(as_arrays, columns)
-    else:
-        placeholder = "?" if connection.dialect.name == "sqlite" else "%s"
-        connection.exec_driver_sql(each_row.format(p=placeholder), rows)
-
-
-@functools.lru_cache(maxsize=8192)
-def sqlite_time(at: datetime) -> str:
-    """The form UTCDateTime stores on SQLite (naive UTC, microseconds). Cached: the readings
-    of one message share a time, and a batch's buckets a handful of them."""
-    if at.tzinfo is not None and at.utcoffset() == _ZERO:
-        return at.isoformat(" ", "microseconds")[:26]  # already UTC: drop the "+00:00"
-    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-_ZERO = timedelta(0)
-
-
-def db_time(dialect: str) -> Callable[[datetime], datetime | str]:
-    """How a timestamp goes to the driver for this dialect, skipping SQLAlchemy's processing."""
-    return sqlite_time if dialect == "sqlite" else _same
-
-
-def _same(at: datetime) -> datetime:
-    return at
 
 
 def latest(*, db_session: Session, device_id: str) -> Sequence[LatestReading]:

@@ -65,7 +65,7 @@ def test_racing_workers_store_a_message_once_and_open_one_ticket(sessions, worke
     )
 )
 def test_sqlite_time_is_naive_utc_with_microseconds(at: datetime) -> None:
-    from cloud.telemetry.service import sqlite_time
+    from cloud.db import sqlite_time
 
     expected = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     assert sqlite_time(at) == expected

@@ -1,14 +1,18 @@
 """The ingest worker's own mechanics, called directly on a worker that is never started: the
-per-channel message counter stays bounded, and telemetry work waits while an event is handled."""
+per-channel message counter stays bounded, telemetry work waits while an event is handled,
+the bulk queue hands out full batches at once, and the worker process's heap is settled."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
 from prometheus_client import REGISTRY
 
+from cloud.worker import GC_THRESHOLDS, Batches, settle_heap
 from mqttlink import Inbound
+from tests.helpers import wait_for
 
 
 def _inbound(channel: str) -> Inbound:
@@ -47,3 +51,35 @@ def test_bulk_work_waits_while_an_event_is_handled(sessions, worker_for) -> None
     worker._event_busy.clear()
     assert done.wait(2)
     waiting.join()
+
+
+def test_the_bulk_queue_hands_out_a_batch_when_it_is_full_and_counts_it_done() -> None:
+    batches = Batches()
+    assert batches.take(limit=5, wait_s=0.01, first_wait_s=0.01) == []
+    got: list[list[Inbound]] = []
+    taker = threading.Thread(target=lambda: got.append(batches.take(limit=5, wait_s=60)))
+    taker.start()
+    batches.put(_inbound("telemetry-0"))  # wakes the taker, which gathers for up to 60 s
+    wait_for(lambda: batches.qsize() == 1 and batches._want == 5, 5, "the taker gathering")
+    for n in range(1, 5):  # the fifth (the limit) hands the batch out at once
+        batches.put(_inbound(f"telemetry-{n}"))
+    taker.join(10)
+    assert not taker.is_alive(), "a full batch must not wait out its gathering time"
+    assert [i.topic.rsplit("-", 1)[1] for i in got[0]] == ["0", "1", "2", "3", "4"]
+    for n in range(7):
+        batches.put(_inbound(f"telemetry-{n}"))
+    assert len(batches.take(limit=5, wait_s=0)) == 5  # never more than the limit
+    assert batches.qsize() == 2 and batches.unfinished == 12  # taken is not yet done
+    batches.done(10)
+    assert batches.unfinished == 2
+
+
+def test_settle_heap_freezes_the_start_up_heap_and_collects_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
