@@ -6,10 +6,12 @@ Throughput: a backlog of telemetry (four readings a message, a heartbeat every h
 queued in Mosquitto for a paused consumer (SIGSTOP), then the consumer is resumed and timed
 until it has acknowledged everything: no load generator competes for the two cores while
 the clock runs. The plain subscriber is timed before and after the workers, and the faster
-of the two is the baseline (this machine's speed drifts between runs). Latency: one worker
-live, 1,000 devices sending telemetry at a steady rate, probe presses from other devices,
-each timed from publish to the cloud's receipt (sent after the ticket's transaction
-commits).
+of the two is the baseline (this machine's speed drifts between runs). Beside it, the same
+for the worker's own MQTT connection with nothing behind it (mqttlink's read buffer and fast
+lane, batched acknowledgements): what the worker's processing costs over its reader.
+Latency: one worker live, 1,000 devices sending telemetry at a steady rate, probe presses
+from other devices, each timed from publish to the cloud's receipt (sent after the
+ticket's transaction commits).
 """
 
 from __future__ import annotations
@@ -164,8 +166,11 @@ def cpu_meter(pids: dict[str, int]) -> Iterator[dict[str, float]]:
             shares[name] = float("nan")
 
 
-def raw_rate(broker: MosquittoBroker, count: int) -> tuple[float, dict[str, float]]:
-    """Messages per second a plain paho subscriber takes off a backlog."""
+def raw_rate(
+    broker: MosquittoBroker, count: int, reader: str = "paho"
+) -> tuple[float, dict[str, float]]:
+    """Messages per second a subscriber that only counts takes off a backlog: plain paho, or
+    ("crowdfix") the worker's own MQTT connection with nothing behind it."""
     sub = subprocess.Popen(
         [
             sys.executable,
@@ -177,7 +182,9 @@ def raw_rate(broker: MosquittoBroker, count: int) -> tuple[float, dict[str, floa
             "--count",
             str(count),
             "--client-id",
-            "raw-subscriber",
+            f"{reader}-subscriber",
+            "--reader",
+            reader,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -193,7 +200,7 @@ def raw_rate(broker: MosquittoBroker, count: int) -> tuple[float, dict[str, floa
         line = sub.stdout.readline().split()
     sub.wait(60)
     if len(line) != 4:
-        raise RuntimeError("the raw subscriber did not receive the whole backlog")
+        raise RuntimeError(f"the {reader} subscriber did not receive the whole backlog")
     n, first, last, cpu = int(line[0]), float(line[1]), float(line[2]), float(line[3])
     shares["subscriber"] = cpu / (last - first) * 100
     return (n - 1) / (last - first), shares
@@ -318,10 +325,13 @@ def run(args: argparse.Namespace) -> int:
             # The baseline before and after the workers: the faster of the two is the one
             # compared with (this machine's speed drifts between runs).
             raws = [raw_rate(broker, args.count)]
+            leans = [raw_rate(broker, args.count, "crowdfix")]
             one, one_cpu = worker_rate(broker, database_url, 1, args.count, "solo")
             two, two_cpu = worker_rate(broker, database_url, 2, args.count, "pair")
             raws.append(raw_rate(broker, args.count))
+            leans.append(raw_rate(broker, args.count, "crowdfix"))
             raw, raw_cpu = max(raws, key=lambda r: r[0])
+            lean, lean_cpu = max(leans, key=lambda r: r[0])
             lat, lat_cpu, in_worker = latency(broker, database_url, probes, args.background_rate)
         finally:
             broker.stop()
@@ -330,17 +340,32 @@ def run(args: argparse.Namespace) -> int:
             f"Ingest throughput: {args.count:,} telemetry messages (4 readings each, 1% "
             f"heartbeats) from {args.devices:,} devices, drained from a Mosquitto backlog; "
             f"database {'PostgreSQL' if 'postgres' in database_url else 'SQLite'}",
-            ["consumer", "messages/s", "vs raw subscriber", "CPU (% of one core, 2 cores in all)"],
+            [
+                "consumer",
+                "messages/s",
+                "vs raw subscriber",
+                "vs the worker's reader",
+                "CPU (% of one core, 2 cores in all)",
+            ],
             [
                 [
                     "plain paho subscriber (baseline: the faster of "
                     f"{' and '.join(f'{r:,.0f}' for r, _ in raws)})",
                     raw,
                     1.0,
+                    "",
                     _shares(raw_cpu),
                 ],
-                ["1 crowdfix worker", one, one / raw, _shares(one_cpu)],
-                ["2 crowdfix workers", two, two / raw, _shares(two_cpu)],
+                [
+                    "the worker's MQTT reader, counting only (the faster of "
+                    f"{' and '.join(f'{r:,.0f}' for r, _ in leans)})",
+                    lean,
+                    lean / raw,
+                    1.0,
+                    _shares(lean_cpu),
+                ],
+                ["1 crowdfix worker", one, one / raw, one / lean, _shares(one_cpu)],
+                ["2 crowdfix workers", two, two / raw, two / lean, _shares(two_cpu)],
             ],
         )
     )

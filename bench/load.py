@@ -1,5 +1,5 @@
 """Load for the ingest benchmark: device messages published with QoS 1 from their own process,
-and a plain paho subscriber that only counts (the baseline)."""
+and subscribers that only count (the baselines): plain paho, and the worker's own connection."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+from cloud.adapters.mqtt import RECEIVE_MAXIMUM
 from contracts import Channel, Heartbeat, Reading, Telemetry, encode, uplink_topic
-from mqttlink import BrokerSettings, MqttLink
+from mqttlink import BrokerSettings, Inbound, MqttLink
 
 IDLE_LIMIT_S = 10.0
 
@@ -80,19 +82,51 @@ def publish(
         raise SystemExit(f"only {acked[0]} of {len(payloads)} messages were acknowledged")
 
 
-def subscribe_and_count(url: str, client_id: str, count: int) -> None:
-    """A plain paho subscriber (QoS 1, acknowledges at once): prints first and last arrival."""
+class _Seen:
+    """Arrivals counted: how many, the first and last one's time and CPU time."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.first = self.last = self.cpu0 = self.cpu1 = 0.0
+
+    def arrived(self) -> None:
+        now = time.monotonic()
+        if self.n == 0:
+            self.first, self.cpu0 = now, time.process_time()
+        self.n += 1
+        self.last, self.cpu1 = now, time.process_time()
+
+    def report(self) -> None:
+        print(f"{self.n} {self.first} {self.last} {self.cpu1 - self.cpu0}", flush=True)
+
+
+def _count_until(seen: _Seen, count: int, step: Callable[[], object]) -> None:
+    idle_since = time.monotonic()
+    while seen.n < count:
+        before = seen.n
+        step()
+        if seen.n != before:
+            idle_since = time.monotonic()
+        elif seen.n and time.monotonic() - idle_since > IDLE_LIMIT_S:
+            print(f"stalled after {seen.n} of {count} messages", file=sys.stderr, flush=True)
+            break
+    seen.report()
+
+
+def subscribe_and_count(url: str, client_id: str, count: int, reader: str = "paho") -> None:
+    """A subscriber that only counts (QoS 1): prints first and last arrival. reader "paho":
+    a plain paho client, acknowledging each message at once; "crowdfix": the worker's own
+    connection (mqttlink: read buffer, fast lane), acknowledging in batches of 100 as the
+    worker does, with nothing behind it."""
+    seen = _Seen()
+    if reader == "crowdfix":
+        _count_with_link(url, client_id, count, seen)
+        return
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    seen = {"n": 0, "first": 0.0, "last": 0.0, "cpu0": 0.0, "cpu1": 0.0}
-
     def on_message(_c, _u, _m) -> None:
-        now = time.monotonic()
-        if seen["n"] == 0:
-            seen["first"], seen["cpu0"] = now, time.process_time()
-        seen["n"] += 1
-        seen["last"], seen["cpu1"] = now, time.process_time()
+        seen.arrived()
 
     settings = BrokerSettings.from_url(url)
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
@@ -100,18 +134,35 @@ def subscribe_and_count(url: str, client_id: str, count: int) -> None:
     client.on_connect = lambda c, *_: c.subscribe("dt/crowdfix/v1/+/+", qos=1)
     client.connect(settings.host, settings.port, clean_start=False)
     print("ready", flush=True)
-    idle_since = time.monotonic()
-    while seen["n"] < count:
-        before = seen["n"]
-        client.loop(timeout=0.5)
-        if seen["n"] != before:
-            idle_since = time.monotonic()
-        elif seen["n"] and time.monotonic() - idle_since > IDLE_LIMIT_S:
-            print(f"stalled after {seen['n']} of {count} messages", file=sys.stderr, flush=True)
-            break
-    cpu = seen["cpu1"] - seen["cpu0"]
-    print(f"{seen['n']} {seen['first']} {seen['last']} {cpu}", flush=True)
+    _count_until(seen, count, lambda: client.loop(timeout=0.5))
     client.disconnect()
+
+
+def _count_with_link(url: str, client_id: str, count: int, seen: _Seen) -> None:
+    held: list[Inbound] = []
+
+    def on_message(message: Inbound) -> None:
+        seen.arrived()
+        held.append(message)
+        if len(held) >= 100 or seen.n >= count:
+            link.ack_many(held)
+            held.clear()
+
+    link = MqttLink(
+        BrokerSettings.from_url(url),
+        client_id,
+        on_message=on_message,
+        persistent_session=True,
+        manual_ack=True,
+        receive_maximum=RECEIVE_MAXIMUM,
+    )
+    link.subscribe("dt/crowdfix/v1/+/+", qos=1)
+    link.start()
+    if not link.wait_subscribed(10):
+        raise SystemExit(f"subscriber cannot connect: {link.last_error}")
+    print("ready", flush=True)
+    _count_until(seen, count, lambda: time.sleep(0.05))
+    link.stop(end_session=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,9 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=None)
     parser.add_argument("--client-id", default="bench-load")
+    parser.add_argument("--reader", choices=["paho", "crowdfix"], default="paho")
     args = parser.parse_args(argv)
     if args.mode == "subscribe":
-        subscribe_and_count(args.url, args.client_id, args.count)
+        subscribe_and_count(args.url, args.client_id, args.count, args.reader)
     else:
         payloads = telemetry_payloads(device_ids(args.devices), args.count, args.seed)
         publish(args.url, payloads, args.client_id, args.rate)

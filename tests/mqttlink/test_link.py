@@ -201,3 +201,96 @@ def test_messages_read_ahead_are_handled_without_waiting_for_the_socket(
     finally:
         pub.stop(timeout=1)
         sub.stop(timeout=1)
+
+
+def _publish_packet(
+    topic: bytes, payload: bytes, *, qos: int = 1, mid: int = 7, props: bytes | None = b""
+) -> bytes:
+    """A PUBLISH packet as a broker sends it (props None: MQTT 3.1.1, no properties field)."""
+    body = len(topic).to_bytes(2, "big") + topic
+    if qos:
+        body += mid.to_bytes(2, "big")
+    if props is not None:
+        body += bytes([len(props)]) + props
+    body += payload
+    length, size = b"", len(body)
+    while True:
+        size, digit = divmod(size, 128)
+        length += bytes([digit | (128 if size else 0)])
+        if not size:
+            break
+    return bytes([0x30 | qos << 1 | 1]) + length + body
+
+
+def test_the_fast_lane_parses_plain_publish_packets_and_leaves_the_rest_to_paho() -> None:
+    parse = link_module.parse_publish
+    big = b"p" * 300  # a remaining length of two bytes
+    stream = _publish_packet(b"dev/a/telemetry", b'{"x":1}') + _publish_packet(b"t/b", big)
+    first = parse(stream, 0, v5=True, manual_ack=True)
+    assert first is not None
+    end, topic, payload, qos, retain, mid = first
+    assert (topic, payload, qos, retain, mid) == ("dev/a/telemetry", b'{"x":1}', 1, True, 7)
+    second = parse(stream, end, v5=True, manual_ack=True)
+    assert second is not None and second[0] == len(stream) and second[2] == big
+    assert parse(stream[: len(stream) - 1], end, v5=True, manual_ack=True) is None, "cut off"
+    v311 = _publish_packet(b"t", b"x", props=None)
+    assert parse(v311, 0, v5=False, manual_ack=True) == (len(v311), "t", b"x", 1, True, 7)
+    qos0 = _publish_packet(b"t", b"x", qos=0)
+    assert parse(qos0, 0, v5=True, manual_ack=False) == (len(qos0), "t", b"x", 0, True, 0)
+    for refused in (
+        _publish_packet(b"t", b"x", props=b"\x26\x00\x01k\x00\x01v"),  # a user property
+        _publish_packet(b"t", b"x", qos=2),
+        _publish_packet(b"\xff\xfe", b"x"),  # not UTF-8
+        _publish_packet(b"", b"x", props=b"\x23\x00\x01"),  # a topic alias
+        bytes([0x90, 3, 0, 1, 0]),  # a SUBACK
+        bytes([0x32, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]),  # a remaining length of five bytes
+    ):
+        assert parse(refused, 0, v5=True, manual_ack=True) is None
+    assert parse(stream, 0, v5=True, manual_ack=False) is None, "paho acknowledges"
+
+
+def test_the_fast_lane_and_paho_deliver_a_mixed_stream_whole_and_in_order(
+    mosquitto: MosquittoBroker,
+) -> None:
+    """Plain messages take the fast lane; ones with properties, and one larger than the read
+    buffer, take paho's reader in between: every message arrives once, whole, in order."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    inbox: queue.Queue[Inbound] = queue.Queue()
+    sub = _link(mosquitto.url, "mixed-reader", inbox, manual_ack=True)
+    sub.subscribe("mixed/#")
+    sub.start()
+    pub = paho.Client(CallbackAPIVersion.VERSION2, "mixed-writer", protocol=paho.MQTTv5)
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    expected: list[tuple[str, bytes, int]] = []
+    try:
+        assert sub.wait_subscribed(10)
+        for n in range(300):
+            topic, payload, props = f"mixed/{n}", b"%d:" % n + b"v" * (n % 50), None
+            if n % 37 == 0:
+                props = Properties(PacketTypes.PUBLISH)
+                props.UserProperty = ("n", str(n))
+            if n == 151:
+                payload = bytes(range(256)) * 400  # 100 KiB: more than one read
+            qos = 0 if n % 10 == 5 else 1
+            pub.publish(topic, payload, qos=qos, properties=props).wait_for_publish(5)
+            expected.append((topic, payload, qos))
+        got = []
+        for _ in range(300):  # acknowledged as they come: the broker keeps 20 in flight
+            got.append(inbox.get(timeout=10))
+            assert sub.ack(got[-1])
+        # QoS 1 in order (QoS 0 ones may overtake those the broker holds back for its window)
+        assert [(m.topic, m.payload, m.qos) for m in got if m.qos] == [e for e in expected if e[2]]
+        assert sorted((m.topic, m.payload, m.qos) for m in got) == sorted(expected)
+        with pytest.raises(queue.Empty):
+            inbox.get(timeout=0.5)
+        reader = sub._client._packet_read  # type: ignore[union-attr]
+        assert isinstance(reader, link_module._LeanReader) and reader.taken > 200
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        sub.stop(timeout=1)
