@@ -522,7 +522,15 @@ class CrowdfixRun:
 # The naive dispatcher on the same machinery: nearest first (ETA alone), a fixed 5 minute
 # timeout, no crowd → staff cascade, no pauses, tickets served oldest first.
 NAIVE = DispatchPolicy(
-    weights=Weights(eta=1, rating=0, acceptance=0, load=0, fairness=0, miss_penalty_min=0),
+    weights=Weights(
+        eta=1,
+        rating=0,
+        acceptance=0,
+        load=0,
+        fairness=0,
+        reserve=0,
+        miss_penalty_min=0,
+    ),
     shorten_deadlines=False,
     cascade=False,
     pause=False,

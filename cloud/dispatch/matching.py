@@ -13,7 +13,7 @@ which is all the ranking needs; a routing service can replace `eta_min` later.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,6 +31,9 @@ RATING_PRIOR = 4.5
 RATING_PRIOR_WEIGHT = 5
 ACCEPTANCE_PRIOR = 0.85
 ACCEPTANCE_PRIOR_WEIGHT = 5
+# Skill pressure (demand share over supply share) is capped: a skill nobody available holds
+# would otherwise count infinitely.
+PRESSURE_CAP = 5.0
 
 
 class Kind(StrEnum):
@@ -49,6 +52,8 @@ class Weights:
     acceptance: float = 0.15
     load: float = 0.1
     fairness: float = 0.1
+    # Keep specialists free: less for a technician whose other skills are in short supply.
+    reserve: float = 0.15
     # Minutes an offer that is declined or lapses costs the ticket (0: rank by ETA alone).
     miss_penalty_min: float = 5.0
 
@@ -191,12 +196,36 @@ def nearest_eta(candidates: Sequence[Candidate], job: Job, now: datetime) -> flo
     return best
 
 
-def score(tech: Candidate, job: Job, now: datetime, weights: Weights = Weights()) -> Scored:
+def skill_pressure(demand: Mapping[str, int], pool: Sequence[Candidate]) -> dict[str, float]:
+    """How short each skill is: its share of recent tickets over its share of the available
+    technicians holding it (1: as wanted as it is held; more: scarce), capped at
+    PRESSURE_CAP. Every skill someone holds starts with one ticket, so a quiet week does not
+    make a skill look free."""
+    on_duty = [t for t in pool if t.available and not t.paused]
+    skills = set(demand) | {s for t in on_duty for s in t.skills}
+    wanted = {s: demand.get(s, 0) + 1 for s in skills}
+    total_wanted = sum(wanted.values())
+    pressure = {}
+    for skill in sorted(skills):
+        held = sum(1 for t in on_duty if skill in t.skills) / max(1, len(on_duty))
+        share = wanted[skill] / total_wanted
+        pressure[skill] = min(PRESSURE_CAP, share / held) if held else PRESSURE_CAP
+    return pressure
+
+
+def score(
+    tech: Candidate,
+    job: Job,
+    now: datetime,
+    weights: Weights = Weights(),
+    pressure: Mapping[str, float] | None = None,
+) -> Scored:
     """The technician's verdict for this job, with the score's parts (higher is better)."""
     km = distance_km(where(tech, now), job.location)
     eta = eta_min(km)
     reasons = ineligible_because(tech, job, now, km)
     idle_h = (now - tech.last_job_at).total_seconds() / 3600 if tech.last_job_at else 24.0
+    elsewhere = sum((pressure or {}).get(s, 0.0) for s in tech.skills - job.skills)
     parts = {
         # Expected minutes until someone is on the way: 1 at the door, 0.5 at 30 min.
         "eta": weights.eta
@@ -206,16 +235,23 @@ def score(tech: Candidate, job: Job, now: datetime, weights: Weights = Weights()
         "load": weights.load * (1 - tech.active_jobs / max(1, tech.capacity)),
         # Work spreads: who has waited longest since their last job gets a little more.
         "fairness": weights.fairness * min(1.0, idle_h / 24.0),
+        # Sending a specialist whose other skills are short leaves their next job uncovered.
+        "reserve": weights.reserve / (1.0 + elsewhere),
     }
     return Scored(tech.id, not reasons, tuple(reasons), km, eta, sum(parts.values()), parts)
 
 
 def rank(
-    candidates: Sequence[Candidate], job: Job, now: datetime, weights: Weights = Weights()
+    candidates: Sequence[Candidate],
+    job: Job,
+    now: datetime,
+    weights: Weights = Weights(),
+    pressure: Mapping[str, float] | None = None,
 ) -> list[Scored]:
     """Every candidate scored; eligible ones first, best first; ties broken by id, so the
-    same input always gives the same order."""
-    scored = [score(t, job, now, weights) for t in candidates]
+    same input always gives the same order. pressure: skill_pressure (none: no skill counts
+    as short)."""
+    scored = [score(t, job, now, weights, pressure) for t in candidates]
     return sorted(scored, key=lambda s: (not s.eligible, -round(s.score, 9), s.technician_id))
 
 

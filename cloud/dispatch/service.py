@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -44,6 +45,10 @@ RETRY_AFTER = timedelta(minutes=10)
 MAX_LAPSES = 2  # offers of one ticket a technician may let lapse before they are not asked
 FULL_TIMEOUT = policy.DispatchPolicy().offer_timeout
 RECHECK_AFTER = timedelta(minutes=1)  # an escalated ticket nobody can take: look again then
+# Skill demand (for matching's reserve part): the skills of tickets opened this long back,
+# at most this many of the latest.
+DEMAND_WINDOW = timedelta(days=7)
+DEMAND_SAMPLE = 2000
 
 
 def technician_topic(technician_id: str) -> str:
@@ -183,6 +188,19 @@ def job_for(
     )
 
 
+def recent_demand(*, db_session: Session, now: datetime) -> dict[str, int]:
+    """How many recent tickets wanted each skill (DEMAND_WINDOW, the latest DEMAND_SAMPLE)."""
+    counts: Counter[str] = Counter()
+    for skills in db_session.scalars(
+        select(Ticket.skills)
+        .where(Ticket.opened_at >= now - DEMAND_WINDOW, Ticket.parent_id.is_(None))
+        .order_by(Ticket.opened_at.desc())
+        .limit(DEMAND_SAMPLE)
+    ):
+        counts.update(skills or [])
+    return dict(counts)
+
+
 def not_to_ask(answers: Sequence[tuple[str, str, datetime]], since: datetime | None) -> set[str]:
     """Who is not offered this ticket again: whoever declined it (a no to this job stays a
     no), and whoever let it lapse MAX_LAPSES times; a single lapse is forgiven on an
@@ -250,7 +268,11 @@ def offer_next(
         ticket.dispatch_started_at = now
     ranked_all = candidates(db_session=db_session, window=rules.acceptance_window)
     kinds = {c.id: c.kind for c in ranked_all}
-    ranked = matching.rank(ranked_all, job, now, rules.weights)
+    pressure = None
+    if rules.weights.reserve:
+        demand = recent_demand(db_session=db_session, now=now)
+        pressure = matching.skill_pressure(demand, ranked_all)
+    ranked = matching.rank(ranked_all, job, now, rules.weights, pressure)
     if not rules.cascade:
         choice = matching.best(ranked, None, kinds)
         if choice is not None:

@@ -55,6 +55,31 @@ def desk(sessions: sessionmaker[Session]) -> tuple[sessionmaker[Session], int]:
     return sessions, result.ticket_id
 
 
+def test_the_offer_spares_the_technician_whose_other_skill_is_short(sessions) -> None:
+    """A till job, two technicians at the same place: one also repairs printers, which the
+    recent tickets want and few available people do; the till-only one is asked."""
+    located_shop(sessions, "pos-1")
+    add_tech(sessions, "a-both", 47.3800, 8.5400, skills=["pos", "printers"])
+    add_tech(sessions, "b-till", 47.3800, 8.5400, skills=["pos"])
+    add_tech(sessions, "c-till", 47.3800, 8.5400, skills=["pos"])
+    for n in range(4):  # what the week asked for: printers, and printers again
+        located_shop(sessions, f"printer-{n}", site=f"shop-{n}")
+        ingest(sessions, press(f"printer-{n}", "receipt-printer"))
+    with transaction(sessions) as db:  # those are being served: only the till job waits
+        for ticket in db.scalars(select(Ticket)):
+            ticket.next_dispatch_at = at(600)
+    till = ingest(sessions, press("pos-1", "till"))
+    assert till.ticket_id is not None
+    with sessions() as db:
+        demand = dispatcher.recent_demand(db_session=db, now=at(1))
+    assert demand == {"printers": 4, "pos": 1}
+    start(sessions, till.ticket_id, 1)
+    [offer] = offers(sessions, till.ticket_id)
+    assert offer.technician_id == "b-till"
+    verdicts = {c["technician_id"]: c["parts"] for c in offer.candidates}
+    assert verdicts["b-till"]["reserve"] > verdicts["a-both"]["reserve"]
+
+
 def offers(sessions, ticket_id: int) -> list[Offer]:
     with sessions() as db:
         return list(dispatcher.offers_of(db_session=db, ticket_id=ticket_id))
@@ -102,7 +127,8 @@ def test_the_cascade_from_crowd_to_staff_with_its_explanation(desk) -> None:
     verdicts = {c["technician_id"]: c for c in first.candidates}
     assert verdicts["c-nope"]["eligible"] is False
     assert verdicts["c-nope"]["reasons"] == ["lacks skills: printers"]
-    assert set(verdicts["c-near"]["parts"]) == {"eta", "rating", "acceptance", "load", "fairness"}
+    parts = {"eta", "rating", "acceptance", "load", "fairness", "reserve"}
+    assert set(verdicts["c-near"]["parts"]) == parts
     assert ticket_of(sessions, ticket_id).state == "dispatching"
     with sessions() as db:
         pushed = db.scalars(select(OutboundMessage.topic)).all()

@@ -13,7 +13,7 @@ from tests.cloud.factories import ingest, located_shop, press, token_for
 
 CSV = """id,name,kind,skills,home_lat,home_lon,radius_km,capacity,certifications
 ana,Ana,crowd,printers;pos,47.3800,8.5400,10,1,printers=2030-01-01
-ben,Ben,crowd,printers,47.3900,8.5450,10,2,
+ben,Ben,crowd,printers,47.4100,8.5600,10,2,
 sam,Sam,staff,printers;network,47.3700,8.5300,25,3,
 bad id,Nobody,crowd,printers,47.0,8.0,10,1,
 eve,Eve,crowd,printers,95.0,8.0,10,1,

@@ -105,12 +105,15 @@ jobs = st.builds(
     location=st.tuples(st.floats(47.2, 47.6), st.floats(8.3, 8.8)),
     excluded=st.frozensets(st.text("abcdefgh", min_size=1, max_size=4), max_size=3),
 )
+demands = st.dictionaries(st.sampled_from(SKILLS), st.integers(0, 50), max_size=5)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(candidates, max_size=12, unique_by=lambda c: c.id), jobs)
-def test_the_chosen_one_is_always_eligible(techs: list[Candidate], job: Job) -> None:
-    ranked = matching.rank(techs, job, NOW)
+@given(st.lists(candidates, max_size=12, unique_by=lambda c: c.id), jobs, demands)
+def test_the_chosen_one_is_always_eligible(
+    techs: list[Candidate], job: Job, demand: dict[str, int]
+) -> None:
+    ranked = matching.rank(techs, job, NOW, pressure=matching.skill_pressure(demand, techs))
     kinds = {t.id: t.kind for t in techs}
     for kind in (None, Kind.CROWD, Kind.STAFF):
         choice = matching.best(ranked, kind, kinds)
@@ -130,12 +133,44 @@ def test_the_chosen_one_is_always_eligible(techs: list[Candidate], job: Job) -> 
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(candidates, max_size=12, unique_by=lambda c: c.id), jobs, st.randoms())
-def test_the_ranking_does_not_depend_on_input_order(techs, job, rnd: random.Random) -> None:
+@given(st.lists(candidates, max_size=12, unique_by=lambda c: c.id), jobs, demands, st.randoms())
+def test_the_ranking_does_not_depend_on_input_order(techs, job, demand, rnd: random.Random) -> None:
     shuffled = list(techs)
     rnd.shuffle(shuffled)
-    first = [s.technician_id for s in matching.rank(techs, job, NOW)]
-    assert first == [s.technician_id for s in matching.rank(shuffled, job, NOW)]
+    pressure = matching.skill_pressure(demand, techs)
+    assert pressure == matching.skill_pressure(demand, shuffled)
+    first = [s.technician_id for s in matching.rank(techs, job, NOW, pressure=pressure)]
+    assert first == [s.technician_id for s in matching.rank(shuffled, job, NOW, pressure=pressure)]
+
+
+def test_skill_pressure_is_demand_share_over_supply_share() -> None:
+    pool = [
+        tech("a", skills=frozenset({"pos"})),
+        tech("b", skills=frozenset({"pos"})),
+        tech("c", skills=frozenset({"pos", "printers"})),
+        tech("d", skills=frozenset({"printers"}), available=False),  # not counted
+        tech("e", skills=frozenset({"network"}), paused=True),  # not counted
+    ]
+    pressure = matching.skill_pressure({"pos": 5, "printers": 5, "network": 3}, pool)
+    # wanted (one each to start): pos 6, printers 6, network 4 of 16; held: 3, 1, 0 of 3
+    assert abs(pressure["pos"] - (6 / 16) / (3 / 3)) < 1e-9
+    assert abs(pressure["printers"] - (6 / 16) / (1 / 3)) < 1e-9
+    assert pressure["network"] == matching.PRESSURE_CAP  # nobody available holds it
+
+
+def test_a_specialist_in_short_supply_is_kept_for_the_jobs_only_they_can_do() -> None:
+    """Two technicians equally near for a till job; one also repairs printers, which few
+    available people do: the other gets the offer, and the part that decided says so."""
+    both = tech("a-both", skills=frozenset({"pos", "printers"}))
+    till_only = tech("b-till", skills=frozenset({"pos"}))
+    pool = [both, till_only, tech("c-till", skills=frozenset({"pos"}), available=False)]
+    job = Job(1, frozenset({"pos"}), ZURICH)
+    pressure = matching.skill_pressure({"pos": 10, "printers": 10}, pool)
+    ranked = matching.rank(pool, job, NOW, pressure=pressure)
+    assert [s.technician_id for s in ranked[:2]] == ["b-till", "a-both"]
+    assert ranked[0].parts["reserve"] > ranked[1].parts["reserve"]
+    # Without a view of demand, nothing counts as short: the tie goes by id.
+    assert matching.rank(pool, job, NOW)[0].technician_id == "a-both"
 
 
 def test_identical_technicians_are_ranked_by_id() -> None:
