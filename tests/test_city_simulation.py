@@ -31,6 +31,7 @@ def test_with_people_to_spare_every_ticket_gets_someone_on_site() -> None:
         simulate(city, SEED, HOURS, "naive", NAIVE),
         run_naive(city, SEED, HOURS),
         run_chained(city, SEED, HOURS),
+        run_chained(city, SEED, HOURS, spare=True),
     ):
         assert len(outcome.to_site) == len(city.arrivals)
         assert all(m < math.inf for m in outcome.to_site), outcome.name
