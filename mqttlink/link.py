@@ -124,6 +124,7 @@ def _read_ahead(client: paho.Client) -> _ReadAhead | None:
 
 
 _PUBLISH = 0x30
+_PAHO_CLOCK: Callable[[], float] = getattr(paho, "time_func", time.monotonic)
 # topic, payload, qos, retain, packet id
 Delivery = Callable[[str, bytes, int, bool, int], None]
 
@@ -213,7 +214,7 @@ class _LeanReader:
             return self._paho_read()
         self.taken += handled
         with client._msgtime_mutex:
-            client._last_bytes_received = paho.time_func()  # its keepalive clock
+            client._last_bytes_received = _PAHO_CLOCK()  # its keepalive clock
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
