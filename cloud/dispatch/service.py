@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -250,7 +250,12 @@ def next_stage(
 
 
 def offer_next(
-    *, db_session: Session, ticket: Ticket, now: datetime, rules: policy.DispatchPolicy
+    *,
+    db_session: Session,
+    ticket: Ticket,
+    now: datetime,
+    rules: policy.DispatchPolicy,
+    demand: Mapping[str, int] | None = None,
 ) -> Offer | None:
     """Offer the ticket to the best eligible technician of the current stage (moving on to
     staff, then to an operator, when nobody of a stage can take it). An escalated ticket waits
@@ -270,7 +275,8 @@ def offer_next(
     kinds = {c.id: c.kind for c in ranked_all}
     pressure = None
     if rules.weights.reserve:
-        demand = recent_demand(db_session=db_session, now=now)
+        if demand is None:
+            demand = recent_demand(db_session=db_session, now=now)
         pressure = matching.skill_pressure(demand, ranked_all)
     ranked = matching.rank(ranked_all, job, now, rules.weights, pressure)
     if not rules.cascade:
@@ -432,18 +438,31 @@ def run_round(
             return 0
         due = due_offers(db_session=db, now=now())
         waiting = waiting_tickets(db_session=db, now=now(), triage=rules.triage)
+        # The week's skill demand, once a round rather than once an offer.
+        demand = (
+            recent_demand(db_session=db, now=now())
+            if rules.weights.reserve and (due or waiting)
+            else None
+        )
     moved = 0
     for offer_id in due:
         with writing(), transaction(sessions) as db:
-            moved += expire(db_session=db, offer_id=offer_id, now=now(), rules=rules)
+            moved += expire(db_session=db, offer_id=offer_id, now=now(), rules=rules, demand=demand)
     for ticket_id in waiting:
         with writing(), transaction(sessions) as db:
-            moved += start(db_session=db, ticket_id=ticket_id, now=now(), rules=rules)
+            moved += start(
+                db_session=db, ticket_id=ticket_id, now=now(), rules=rules, demand=demand
+            )
     return moved
 
 
 def expire(
-    *, db_session: Session, offer_id: int, now: datetime, rules: policy.DispatchPolicy
+    *,
+    db_session: Session,
+    offer_id: int,
+    now: datetime,
+    rules: policy.DispatchPolicy,
+    demand: Mapping[str, int] | None = None,
 ) -> bool:
     """Expire one due offer (once: the row is re-read under the ticket's lock) and cascade."""
     offer = db_session.get(Offer, offer_id)
@@ -455,18 +474,24 @@ def expire(
         return False
     _close_offer(db_session, offer, EXPIRED, now, "no answer before the deadline")
     _check_policy(db_session, offer.technician_id, now, rules)
-    offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules)
+    offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules, demand=demand)
     return True
 
 
 def start(
-    *, db_session: Session, ticket_id: int, now: datetime, rules: policy.DispatchPolicy
+    *,
+    db_session: Session,
+    ticket_id: int,
+    now: datetime,
+    rules: policy.DispatchPolicy,
+    demand: Mapping[str, int] | None = None,
 ) -> bool:
     """Make the next offer for a waiting ticket (no-op when someone else just did)."""
     ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
     if pending_offer(db_session=db_session, ticket_id=ticket_id) is not None:
         return False
-    return offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules) is not None
+    offer = offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules, demand=demand)
+    return offer is not None
 
 
 def _close_offer(db_session: Session, offer: Offer, state: str, now: datetime, reason: str) -> None:

@@ -80,6 +80,30 @@ def test_the_offer_spares_the_technician_whose_other_skill_is_short(sessions) ->
     assert verdicts["b-till"]["reserve"] > verdicts["a-both"]["reserve"]
 
 
+def test_a_round_offers_every_waiting_ticket_and_reads_the_weeks_demand_once(
+    sessions, monkeypatch
+) -> None:
+    """Five shops ask at once: one dispatcher round makes five offers to five people and
+    looks up the skill demand once, not once per offer (it is a week's worth of tickets)."""
+    for n in range(5):
+        located_shop(sessions, f"pos-{n}", site=f"shop-{n}")
+        add_tech(sessions, f"c-{n}", 47.3800, 8.5400 + n / 1000)
+        ingest(sessions, press(f"pos-{n}", "receipt-printer"))
+    lookups = []
+    real = dispatcher.recent_demand
+
+    def counted(**kwargs):
+        lookups.append(kwargs["now"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(dispatcher, "recent_demand", counted)
+    moved = dispatcher.run_round(sessions=sessions, now=lambda: at(1), rules=RULES)
+    assert moved == 5 and len(lookups) == 1
+    with sessions() as db:
+        pending = db.scalars(select(Offer.technician_id).where(Offer.state == "pending")).all()
+    assert sorted(pending) == [f"c-{n}" for n in range(5)]
+
+
 def offers(sessions, ticket_id: int) -> list[Offer]:
     with sessions() as db:
         return list(dispatcher.offers_of(db_session=db, ticket_id=ticket_id))
