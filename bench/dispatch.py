@@ -289,7 +289,9 @@ def run_chained(city: City, seed: int, hours: float, spare: bool = False) -> Out
                 continue
             there = start + timedelta(minutes=matching.eta_min(km))
             on_time = spare and there <= opened + timedelta(minutes=60 - SPARE_MARGIN_MIN)
-            elsewhere = sum(pressure.get(s, 0.0) for s in p.skills if s != skill)
+            elsewhere = matching.pressed_elsewhere(
+                frozenset(p.skills), frozenset({skill}), pressure
+            )
             key = (not on_time, elsewhere if on_time else 0.0, there)
             if best is None or (key, p.id) < best[:2]:
                 best = (key, p.id, p, start, km)

@@ -41,6 +41,12 @@ from mqttlink import BrokerSettings, Inbound, MqttLink
 
 BROKER_CONFIG = "max_queued_messages 2000000\nmax_inflight_messages 2000\n"
 TARGET_RATIO = 0.5
+# Subscribers that only count, each timed before and after the workers (the faster run is
+# the one compared with): the baseline, and the worker's own reader.
+BASELINES = {
+    "paho": "plain paho subscriber, the baseline",
+    "crowdfix": "the worker's MQTT reader, counting only",
+}
 TARGET_P99_MS = 20.0
 
 
@@ -124,8 +130,9 @@ class Worker:
             self.process.wait(30)
 
 
-def publish_backlog(url: str, count: int, processes: int = 2, seed: int = 1) -> None:
-    """Queue `count` telemetry messages with QoS 1 from several generator processes."""
+def publish_backlog(url: str, count: int, devices: int, processes: int = 2, seed: int = 1) -> None:
+    """Queue `count` telemetry messages from `devices` devices with QoS 1, from several
+    generator processes."""
     share = count // processes
     generators = [
         subprocess.Popen(
@@ -138,6 +145,8 @@ def publish_backlog(url: str, count: int, processes: int = 2, seed: int = 1) -> 
                 url,
                 "--count",
                 str(share),
+                "--devices",
+                str(devices),
                 "--seed",
                 str(seed * 10 + i),
                 "--client-id",
@@ -167,7 +176,7 @@ def cpu_meter(pids: dict[str, int]) -> Iterator[dict[str, float]]:
 
 
 def raw_rate(
-    broker: MosquittoBroker, count: int, reader: str = "paho"
+    broker: MosquittoBroker, count: int, devices: int, reader: str = "paho"
 ) -> tuple[float, dict[str, float]]:
     """Messages per second a subscriber that only counts takes off a backlog: plain paho, or
     ("crowdfix") the worker's own MQTT connection with nothing behind it."""
@@ -193,7 +202,7 @@ def raw_rate(
     sub.stdout.readline()  # ready: subscribed
     time.sleep(0.5)
     sub.send_signal(signal.SIGSTOP)
-    publish_backlog(broker.url, count, seed=2)
+    publish_backlog(broker.url, count, devices, seed=2)
     pids = {"broker": broker.process.pid}  # type: ignore[union-attr]
     with cpu_meter(pids) as shares:
         sub.send_signal(signal.SIGCONT)
@@ -207,14 +216,19 @@ def raw_rate(
 
 
 def worker_rate(
-    broker: MosquittoBroker, database_url: str, n_workers: int, count: int, label: str
+    broker: MosquittoBroker,
+    database_url: str,
+    n_workers: int,
+    count: int,
+    devices: int,
+    label: str,
 ) -> tuple[float, dict[str, float]]:
     """Messages per second n workers take off a backlog (stored and acknowledged)."""
     workers = [Worker(database_url, broker, f"{label}-{i}") for i in range(n_workers)]
     try:
         for w in workers:
             w.process.send_signal(signal.SIGSTOP)
-        publish_backlog(broker.url, count, seed=3 + n_workers)
+        publish_backlog(broker.url, count, devices, seed=3 + n_workers)
         pids = {"broker": broker.process.pid}  # type: ignore[union-attr]
         pids |= {f"worker {i + 1}": w.process.pid for i, w in enumerate(workers)}
         progress = Progress(f"{n_workers} worker(s) draining", count)
@@ -240,7 +254,11 @@ def worker_rate(
 
 
 def latency(
-    broker: MosquittoBroker, database_url: str, probes: list[str], background_rate: float
+    broker: MosquittoBroker,
+    database_url: str,
+    probes: list[str],
+    background_rate: float,
+    devices: int,
 ) -> tuple[list[float], dict[str, float], tuple[float, float]]:
     """Press → receipt (ticket committed) in milliseconds, under background telemetry; and
     the worker's own share (its histogram's bucket bounds for p50 and p99)."""
@@ -255,6 +273,8 @@ def latency(
             broker.url,
             "--count",
             str(int(background_rate * (len(probes) / 20 + 15))),
+            "--devices",
+            str(devices),
             "--rate",
             str(background_rate),
             "--seed",
@@ -324,15 +344,17 @@ def run(args: argparse.Namespace) -> int:
         try:
             # The baseline before and after the workers: the faster of the two is the one
             # compared with (this machine's speed drifts between runs).
-            raws = [raw_rate(broker, args.count)]
-            leans = [raw_rate(broker, args.count, "crowdfix")]
-            one, one_cpu = worker_rate(broker, database_url, 1, args.count, "solo")
-            two, two_cpu = worker_rate(broker, database_url, 2, args.count, "pair")
-            raws.append(raw_rate(broker, args.count))
-            leans.append(raw_rate(broker, args.count, "crowdfix"))
-            raw, raw_cpu = max(raws, key=lambda r: r[0])
-            lean, lean_cpu = max(leans, key=lambda r: r[0])
-            lat, lat_cpu, in_worker = latency(broker, database_url, probes, args.background_rate)
+            n, devices = args.count, args.devices
+            runs = {reader: [raw_rate(broker, n, devices, reader)] for reader in BASELINES}
+            one, one_cpu = worker_rate(broker, database_url, 1, n, devices, "solo")
+            two, two_cpu = worker_rate(broker, database_url, 2, n, devices, "pair")
+            for reader, found in runs.items():
+                found.append(raw_rate(broker, n, devices, reader))
+            fastest = {reader: max(found, key=lambda r: r[0]) for reader, found in runs.items()}
+            raw, lean = fastest["paho"][0], fastest["crowdfix"][0]
+            lat, lat_cpu, in_worker = latency(
+                broker, database_url, probes, args.background_rate, devices
+            )
         finally:
             broker.stop()
     print(
@@ -349,21 +371,16 @@ def run(args: argparse.Namespace) -> int:
             ],
             [
                 [
-                    "plain paho subscriber (baseline: the faster of "
-                    f"{' and '.join(f'{r:,.0f}' for r, _ in raws)})",
-                    raw,
-                    1.0,
-                    "",
-                    _shares(raw_cpu),
-                ],
-                [
-                    "the worker's MQTT reader, counting only (the faster of "
-                    f"{' and '.join(f'{r:,.0f}' for r, _ in leans)})",
-                    lean,
-                    lean / raw,
-                    1.0,
-                    _shares(lean_cpu),
-                ],
+                    f"{BASELINES[reader]} (the faster of "
+                    f"{' and '.join(f'{r:,.0f}' for r, _ in runs[reader])})",
+                    rate,
+                    rate / raw,
+                    rate / lean if reader != "paho" else "",
+                    _shares(cpu),
+                ]
+                for reader, (rate, cpu) in fastest.items()
+            ]
+            + [
                 ["1 crowdfix worker", one, one / raw, one / lean, _shares(one_cpu)],
                 ["2 crowdfix workers", two, two / raw, two / lean, _shares(two_cpu)],
             ],

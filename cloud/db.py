@@ -59,6 +59,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 # -- writing many rows past the ORM (the ingest's hot path) ---------------------------------
 
 
+_ZERO = timedelta(0)
+
+
 @functools.lru_cache(maxsize=8192)
 def sqlite_time(at: datetime) -> str:
     """The form UTCDateTime stores on SQLite (naive UTC, microseconds). Cached: the readings
@@ -66,9 +69,6 @@ def sqlite_time(at: datetime) -> str:
     if at.tzinfo is not None and at.utcoffset() == _ZERO:
         return at.isoformat(" ", "microseconds")[:26]  # already UTC: drop the "+00:00"
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-_ZERO = timedelta(0)
 
 
 def db_time(dialect: str) -> Callable[[datetime], datetime | str]:

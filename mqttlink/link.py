@@ -140,8 +140,8 @@ def parse_publish(
     size = len(data)
     header = data[at]
     qos = (header >> 1) & 3
-    if header & 0xF0 != _PUBLISH or qos == 2 or (qos == 1 and not manual_ack) or qos == 3:
-        return None
+    if header & 0xF0 != _PUBLISH or qos > 1 or (qos == 1 and not manual_ack):
+        return None  # QoS 2 (and the invalid 3), or QoS 1 that paho acknowledges itself
     length, multiplier, i = 0, 1, at + 1
     while True:  # remaining length: at most four bytes, seven bits each
         if i >= size or i - at > 4:

@@ -213,6 +213,14 @@ def skill_pressure(demand: Mapping[str, int], pool: Sequence[Candidate]) -> dict
     return pressure
 
 
+def pressed_elsewhere(
+    skills: frozenset[str], needed: frozenset[str], pressure: Mapping[str, float] | None
+) -> float:
+    """The pressure of a technician's skills this job does not need: what sending them
+    leaves uncovered (the reserve part)."""
+    return sum((pressure or {}).get(s, 0.0) for s in skills - needed)
+
+
 def score(
     tech: Candidate,
     job: Job,
@@ -225,7 +233,7 @@ def score(
     eta = eta_min(km)
     reasons = ineligible_because(tech, job, now, km)
     idle_h = (now - tech.last_job_at).total_seconds() / 3600 if tech.last_job_at else 24.0
-    elsewhere = sum((pressure or {}).get(s, 0.0) for s in tech.skills - job.skills)
+    elsewhere = pressed_elsewhere(tech.skills, job.skills, pressure)
     parts = {
         # Expected minutes until someone is on the way: 1 at the door, 0.5 at 30 min.
         "eta": weights.eta

@@ -253,7 +253,8 @@ def test_the_fast_lane_and_paho_deliver_a_mixed_stream_whole_and_in_order(
     mosquitto: MosquittoBroker,
 ) -> None:
     """Plain messages take the fast lane; ones with properties, and one larger than the read
-    buffer, take paho's reader in between: every message arrives once, whole, in order."""
+    buffer, take paho's reader in between: every message arrives once and whole, the QoS 1
+    ones in order."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
     from paho.mqtt.packettypes import PacketTypes
