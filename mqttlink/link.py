@@ -206,10 +206,7 @@ class _LeanReader:
                     break
                 buffer._at, topic, payload, qos, retain, mid = packet
                 handled += 1
-                try:
-                    self._deliver(topic, payload, qos, retain, mid)
-                except Exception:
-                    _LOGGER.exception("message handler failed on %s", topic)
+                self._deliver(topic, payload, qos, retain, mid)
         if not handled:
             return self._paho_read()
         self.taken += handled
@@ -558,10 +555,17 @@ class MqttLink:
         self._deliver(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), msg.mid)
 
     def _deliver(self, topic: str, payload: bytes, qos: int, retain: bool, mid: int) -> None:
-        if self._on_message is not None:
+        """Hand a message to the application (both lanes). A handler that fails is logged and
+        the connection goes on: the message stays unacknowledged (with manual_ack), so the
+        broker redelivers it on the next connection."""
+        if self._on_message is None:
+            return
+        try:
             self._on_message(
                 Inbound(topic, payload, qos, retain, mid, self._generation, time.monotonic())
             )
+        except Exception:
+            _LOGGER.exception("mqtt %s: the handler failed on %s", self._client_id, topic)
 
     def _handle_subscribe(
         self, _c: paho.Client, _u: Any, mid: int, reasons: list[ReasonCode], _p: Any

@@ -295,3 +295,44 @@ def test_the_fast_lane_and_paho_deliver_a_mixed_stream_whole_and_in_order(
         pub.loop_stop()
         pub.disconnect()
         sub.stop(timeout=1)
+
+
+def test_a_handler_that_fails_on_one_message_does_not_stop_the_others(
+    mosquitto: MosquittoBroker, caplog
+) -> None:
+    """Through either lane (plain messages, and one with properties that paho's reader
+    takes): the failure is logged, the connection stays up and later messages arrive."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    inbox: queue.Queue[Inbound] = queue.Queue()
+
+    def handler(message: Inbound) -> None:
+        if message.payload.startswith(b"bad"):
+            raise ValueError("cannot take this one")
+        inbox.put(message)
+
+    sub = MqttLink(BrokerSettings.from_url(mosquitto.url), "picky", on_message=handler)
+    sub.subscribe("picky/#", qos=0)
+    sub.start()
+    pub = paho.Client(CallbackAPIVersion.VERSION2, "picky-writer", protocol=paho.MQTTv5)
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    try:
+        assert sub.wait_subscribed(10)
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = ("k", "v")
+        for n, (payload, properties) in enumerate(
+            [(b"bad-plain", None), (b"ok-1", None), (b"bad-props", props), (b"ok-2", None)]
+        ):
+            pub.publish(f"picky/{n}", payload, qos=0, properties=properties).wait_for_publish(5)
+        assert [inbox.get(timeout=10).payload for _ in range(2)] == [b"ok-1", b"ok-2"]
+        assert sub.connected
+        failures = [r for r in caplog.records if "the handler failed" in r.getMessage()]
+        assert len(failures) == 2
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        sub.stop(timeout=1)
