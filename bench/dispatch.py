@@ -340,9 +340,16 @@ class CrowdfixRun:
     """The city's tickets through cloud/dispatch, with simulated people answering offers."""
 
     def __init__(
-        self, city: City, seed: int, workdir: Path, name: str, rules: DispatchPolicy
+        self,
+        city: City,
+        seed: int,
+        workdir: Path,
+        name: str,
+        rules: DispatchPolicy,
+        instant_yes: bool = False,
     ) -> None:
         self.city, self.seed = city, seed
+        self.instant_yes = instant_yes  # everyone takes every offer at once (a ceiling)
         engine = make_engine(f"sqlite:///{workdir / 'sim.sqlite3'}")
         migrate(engine)
         self.sessions = make_sessionmaker(engine)
@@ -451,7 +458,9 @@ class CrowdfixRun:
             person = self.people[offer.technician_id]
             ticket_no = self.ticket_no.get(offer.ticket_id, offer.ticket_id)
             km = self._km(offer)
-            yes, delay = answer(self.seed, ticket_no, person, km)
+            yes, delay = (
+                (True, 0.0) if self.instant_yes else answer(self.seed, ticket_no, person, km)
+            )
             if yes is None:
                 continue  # the deadline will pass
             when = now + timedelta(minutes=delay)
@@ -566,10 +575,18 @@ NAIVE = DispatchPolicy(
 )
 
 
-def simulate(city: City, seed: int, hours: float, name: str, rules: DispatchPolicy) -> Outcome:
-    """One dispatcher through the city's day, on a fresh database."""
+def simulate(
+    city: City,
+    seed: int,
+    hours: float,
+    name: str,
+    rules: DispatchPolicy,
+    instant_yes: bool = False,
+) -> Outcome:
+    """One dispatcher through the city's day, on a fresh database. instant_yes: every offer
+    is taken the moment it is made (what is left is the supply, for this policy)."""
     with tempfile.TemporaryDirectory(prefix="crowdfix-city-") as tmp:
-        return CrowdfixRun(city, seed, Path(tmp), name, rules).run(hours)
+        return CrowdfixRun(city, seed, Path(tmp), name, rules, instant_yes).run(hours)
 
 
 # -- the command --------------------------------------------------------------------------
@@ -609,6 +626,7 @@ def pooled(name: str, runs: list[Outcome]) -> Outcome:
     return out
 
 
+CEILING = "crowdfix, every offer taken at once (its ceiling here)"
 HEADER = ["dispatcher", "tickets", "accepted <= 5 min", "on site <= 60 min",
           "median to site", "p90 to site", "utilisation", "offers/ticket"]  # fmt: skip
 
@@ -654,37 +672,48 @@ def main(argv: list[str] | None = None) -> int:
         spared[seed] = run_chained(city, seed, args.hours, spare=True)
     print(f"running both dispatchers on simulated time in {len(seeds)} cities (a few minutes)…",
           file=sys.stderr)  # fmt: skip
-    policies = (("naive: nearest, fixed 5 min", NAIVE), ("crowdfix", DispatchPolicy()))
+    # The real machinery: the naive policy, crowdfix's, and crowdfix's with every offer taken
+    # at once (its ceiling in this city: what is left is the supply).
+    policies = (
+        ("naive: nearest, fixed 5 min", NAIVE, False),
+        ("crowdfix", DispatchPolicy(), False),
+        (CEILING, DispatchPolicy(), True),
+    )
     with ProcessPoolExecutor(2) as pool:
         runs = {
-            (seed, name): pool.submit(simulate, city, seed, args.hours, name, rules)
+            (seed, name): pool.submit(simulate, city, seed, args.hours, name, rules, instant)
             for seed, (_crowd, city, _naive) in cities.items()
-            for name, rules in policies
+            for name, rules, instant in policies
         }
         results = {key: run.result() for key, run in runs.items()}
+    real = [name for name, _rules, instant in policies if not instant]
     for seed, (crowd, city, naive) in cities.items():
         title = (
             f"City simulation (seed {seed}): {len(city.sites)} sites, {crowd} crowd + "
             f"{args.staff} staff technicians, {len(city.arrivals)} tickets over {args.hours:g} h"
         )
-        rows = [naive.row(), *(results[(seed, name)].row() for name, _ in policies)]
+        rows = [naive.row(), *(results[(seed, name)].row() for name in real)]
         rows += [bounds[seed].row(), chained[seed].row(), spared[seed].row()]
+        rows += [results[(seed, CEILING)].row()]
         print(table(title, HEADER, rows))
     every = [
         pooled(
             "naive, quick model (density search)", [naive for _c, _city, naive in cities.values()]
         ),
-        *(pooled(name, [results[(seed, name)] for seed in cities]) for name, _ in policies),
+        *(pooled(name, [results[(seed, name)] for seed in cities]) for name in real),
         pooled("quick model, every answer an instant yes", list(bounds.values())),
         pooled(chained[seeds[0]].name, list(chained.values())),
         pooled(spared[seeds[0]].name, list(spared.values())),
+        pooled(CEILING, [results[(seed, CEILING)] for seed in cities]),
     ]
     print(table(f"All {len(cities)} cities together (seeds {args.seeds})", HEADER,
                 [run.row() for run in every]))  # fmt: skip
-    ours = every[len(policies)]  # crowdfix, pooled (after the quick model and the naive)
-    assert ours.name == policies[-1][0]
+    ours, ceiling = every[len(real)], every[-1]  # after the quick model and the naive policy
+    assert ours.name == "crowdfix" and ceiling.name == CEILING
     verdict = "met" if ours.on_site_share() >= 0.95 else "missed"
-    print(f"goal (crowdfix >= 95% on site within 60 min where naive is ~80%): {verdict}")
+    print(f"goal (crowdfix >= 95% on site within 60 min where naive is ~80%): {verdict}; "
+          f"crowdfix {ours.on_site_share():.1%}, its ceiling with every offer taken at once "
+          f"{ceiling.on_site_share():.1%}")  # fmt: skip
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from bench.dispatch import NAIVE, build_city, run_chained, run_naive, simulate
+from bench.dispatch import NAIVE, TICK, build_city, run_chained, run_naive, simulate
 from cloud.dispatch.policy import DispatchPolicy
 
 SEED, HOURS = 5, 3.0
@@ -36,3 +36,14 @@ def test_with_people_to_spare_every_ticket_gets_someone_on_site() -> None:
         assert len(outcome.to_site) == len(city.arrivals)
         assert all(m < math.inf for m in outcome.to_site), outcome.name
         assert all(a <= s for a, s in zip(outcome.to_accept, outcome.to_site, strict=True))
+
+
+def test_the_ceiling_run_takes_every_first_offer_at_once() -> None:
+    """crowdfix's ceiling row: the real dispatcher with every offer taken the moment it is
+    made; with people to spare, one offer per ticket, accepted within the round it is made."""
+    city = small_city(40)
+    ceiling = simulate(city, SEED, HOURS, "ceiling", DispatchPolicy(), instant_yes=True)
+    assert ceiling.offers == [1] * len(city.arrivals)
+    assert all(m <= TICK.total_seconds() / 60 for m in ceiling.to_accept)
+    real = simulate(city, SEED, HOURS, "crowdfix", DispatchPolicy())
+    assert sum(real.offers) > len(city.arrivals), "some real answers are a no or none at all"
