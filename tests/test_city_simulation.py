@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from bench.dispatch import NAIVE, TICK, build_city, run_chained, run_naive, simulate
+from bench.dispatch import NAIVE, TICK, Answers, build_city, run_chained, run_naive, simulate
 from cloud.dispatch.policy import DispatchPolicy
 
 SEED, HOURS = 5, 3.0
@@ -42,8 +42,32 @@ def test_the_ceiling_run_takes_every_first_offer_at_once() -> None:
     """crowdfix's ceiling row: the real dispatcher with every offer taken the moment it is
     made; with people to spare, one offer per ticket, accepted within the round it is made."""
     city = small_city(40)
-    ceiling = simulate(city, SEED, HOURS, "ceiling", DispatchPolicy(), instant_yes=True)
+    ceiling = simulate(city, SEED, HOURS, "ceiling", DispatchPolicy(), Answers.ALL_YES)
     assert ceiling.offers == [1] * len(city.arrivals)
     assert all(m <= TICK.total_seconds() / 60 for m in ceiling.to_accept)
     real = simulate(city, SEED, HOURS, "crowdfix", DispatchPolicy())
     assert sum(real.offers) > len(city.arrivals), "some real answers are a no or none at all"
+
+
+def test_answers_at_once_keep_each_persons_yes_or_no_without_the_wait() -> None:
+    """The 'answers at once' row: the same people say yes to the same jobs, only without
+    the minutes of reading and the deadlines that lapse."""
+    city = small_city(40)
+    real = simulate(city, SEED, HOURS, "crowdfix", DispatchPolicy())
+    at_once = simulate(city, SEED, HOURS, "at once", DispatchPolicy(), Answers.AT_ONCE)
+    tick = TICK.total_seconds() / 60
+    assert sum(m <= tick for m in at_once.to_accept) > sum(m <= tick for m in real.to_accept)
+    assert sum(at_once.offers) > len(city.arrivals), "the no's are still there"
+    assert sum(m for m in at_once.to_accept) < sum(m for m in real.to_accept)
+
+
+def test_a_less_responsive_crowd_is_the_same_city_with_people_who_answer_less() -> None:
+    default = build_city(SEED, 200, staff=2, sites=10, daily=60, hours=HOURS)
+    slack = build_city(SEED, 200, staff=2, sites=10, daily=60, hours=HOURS, answering=(3, 1))
+    assert default.sites == slack.sites and len(default.people) == len(slack.people)
+
+    def crowd_mean(city) -> float:
+        crowd = [p.reliability for p in city.people if p.kind == "crowd"]
+        return sum(crowd) / len(crowd)
+
+    assert crowd_mean(default) > 0.85 > 0.8 > crowd_mean(slack) > 0.65
