@@ -14,10 +14,13 @@ Travel takes the estimated time with noise; work takes 20-60 minutes.
 `python -m bench dispatch` does this for several cities (seeds 7, 3 and 11 by default): it
 first finds, with a quick sequential model of the naive dispatcher, the crowd size at which
 it puts a technician on site within 60 minutes for ~80% of tickets; then runs the naive
-policy and crowdfix's on simulated time at that size and prints all three side by side:
+policy and crowdfix's on simulated time at that size and prints them side by side:
 accepted within 5 min, on site within 60 min, median and p90 time to site, utilisation,
 offers per ticket; then the same over all cities' tickets together (one city's ~130 tickets
-make differences of a few points noise).
+make differences of a few points noise). Beside them, what bounds them: quick models that
+know the future, and crowdfix's own dispatcher with idealised answers (each person's yes or
+no given at once; every offer taken at once, its ceiling in that city). --answering makes
+the crowd less (or more) responsive.
 """
 
 from __future__ import annotations
@@ -621,14 +624,17 @@ def simulate(
 # -- the command --------------------------------------------------------------------------
 
 
+def city_for(args: argparse.Namespace, seed: int, crowd: int) -> City:
+    """The city the command line describes, with this seed and crowd size."""
+    return build_city(seed, crowd, args.staff, args.sites, args.daily, args.hours, args.answering)
+
+
 def find_density(args: argparse.Namespace) -> tuple[int, Outcome]:
     """The crowd size at which the naive baseline is closest to 80% on site within 60 min:
     coarse steps up to the first size past 80%, then every size in the last step."""
 
     def naive_at(crowd: int) -> Outcome:
-        city = build_city(
-            args.seed, crowd, args.staff, args.sites, args.daily, args.hours, args.answering
-        )
+        city = city_for(args, args.seed, crowd)
         naive = run_naive(city, args.seed, args.hours)
         print(f"  crowd {crowd:3d}: naive on site within 60 min {naive.on_site_share():.1%}",
               file=sys.stderr)  # fmt: skip
@@ -698,6 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    quick = "naive, quick model" + ("" if args.crowd else " (density search)")
     cities: dict[int, tuple[int, City, Outcome]] = {}
     bounds: dict[int, Outcome] = {}
     chained: dict[int, Outcome] = {}
@@ -706,25 +713,21 @@ def main(argv: list[str] | None = None) -> int:
         args.seed = seed
         if args.crowd:
             crowd = args.crowd
-            city = build_city(
-                seed, crowd, args.staff, args.sites, args.daily, args.hours, args.answering
-            )
+            city = city_for(args, seed, crowd)
             naive = run_naive(city, seed, args.hours)
         else:
             print(f"seed {seed}: finding the density where the naive baseline reaches 80% on "
                   "site in 60 min…", file=sys.stderr)  # fmt: skip
             crowd, naive = find_density(args)
-        naive.name = "naive, quick model (density search)"
-        city = build_city(
-            seed, crowd, args.staff, args.sites, args.daily, args.hours, args.answering
-        )
+        naive.name = quick
+        city = city_for(args, seed, crowd)
         cities[seed] = (crowd, city, naive)
         bound = run_naive(city, seed, args.hours, Answers.ALL_YES)
         bound.name = "quick model, every answer an instant yes"
         bounds[seed] = bound
         chained[seed] = run_chained(city, seed, args.hours)
         spared[seed] = run_chained(city, seed, args.hours, spare=True)
-    print(f"running both dispatchers on simulated time in {len(seeds)} cities (a few minutes)…",
+    print(f"running the dispatchers on simulated time in {len(seeds)} cities (a few minutes)…",
           file=sys.stderr)  # fmt: skip
     # The real machinery: the naive policy, crowdfix's, and crowdfix's with idealised answers:
     # each given at once (what waiting for answers costs), and every one a yes (its ceiling
@@ -753,9 +756,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += [results[(seed, AT_ONCE)].row(), results[(seed, CEILING)].row()]
         print(table(title, HEADER, rows))
     every = [
-        pooled(
-            "naive, quick model (density search)", [naive for _c, _city, naive in cities.values()]
-        ),
+        pooled(quick, [naive for _c, _city, naive in cities.values()]),
         *(pooled(name, [results[(seed, name)] for seed in cities]) for name in real),
         pooled("quick model, every answer an instant yes", list(bounds.values())),
         pooled(chained[seeds[0]].name, list(chained.values())),
@@ -765,13 +766,14 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(table(f"All {len(cities)} cities together (seeds {args.seeds})", HEADER,
                 [run.row() for run in every]))  # fmt: skip
-    ours, ceiling = every[len(real)], every[-1]  # after the quick model and the naive policy
-    assert ours.name == "crowdfix" and ceiling.name == CEILING
-    verdict = "met" if ours.on_site_share() >= 0.95 else "missed"
+    share = {run.name: run.on_site_share() for run in every}
+    verdict = "met" if share["crowdfix"] >= 0.95 else "missed"
+    if args.crowd:  # the goal is set where the naive baseline reaches 80%, not at any size
+        verdict = f"not judged at a fixed --crowd (naive here: {share[quick]:.1%})"
     print(f"goal (crowdfix >= 95% on site within 60 min where naive is ~80%): {verdict}; "
-          f"crowdfix {ours.on_site_share():.1%}; with every answer given at once "
-          f"{every[-2].on_site_share():.1%}; its ceiling, every offer taken at once, "
-          f"{ceiling.on_site_share():.1%}")  # fmt: skip
+          f"crowdfix {share['crowdfix']:.1%}; with every answer given at once "
+          f"{share[AT_ONCE]:.1%}; its ceiling, every offer taken at once, "
+          f"{share[CEILING]:.1%}")  # fmt: skip
     return 0
 
 

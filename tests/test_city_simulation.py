@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from bench.dispatch import NAIVE, TICK, Answers, build_city, run_chained, run_naive, simulate
+from bench.dispatch import NAIVE, TICK, Answers, City, build_city, run_chained, run_naive, simulate
 from cloud.dispatch.policy import DispatchPolicy
 
 SEED, HOURS = 5, 3.0
@@ -66,8 +66,24 @@ def test_a_less_responsive_crowd_is_the_same_city_with_people_who_answer_less() 
     slack = build_city(SEED, 200, staff=2, sites=10, daily=60, hours=HOURS, answering=(3, 1))
     assert default.sites == slack.sites and len(default.people) == len(slack.people)
 
-    def crowd_mean(city) -> float:
+    def crowd_mean(city: City) -> float:
         crowd = [p.reliability for p in city.people if p.kind == "crowd"]
         return sum(crowd) / len(crowd)
 
     assert crowd_mean(default) > 0.85 > 0.8 > crowd_mean(slack) > 0.65
+
+
+def test_the_command_prints_every_row_and_does_not_judge_a_fixed_size(capsys) -> None:
+    """`python -m bench dispatch` end to end on a small city: every dispatcher and bound is
+    printed, and the goal (set where the naive baseline reaches 80%) is not called met at a
+    size given by hand."""
+    from bench.dispatch import AT_ONCE, CEILING, main
+
+    argv = ["--seeds", str(SEED), "--crowd", "20", "--hours", "3", "--sites", "10"]
+    assert main([*argv, "--daily", "60"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    for row in ("naive, quick model ", "naive: nearest", "crowdfix ", AT_ONCE, CEILING):
+        # once in the city's table, once in the pooled one
+        assert sum(line.startswith(row) for line in lines) == 2, row
+    assert "not judged at a fixed --crowd" in out and ": met" not in out
