@@ -87,3 +87,7 @@ def test_the_command_prints_every_row_and_does_not_judge_a_fixed_size(capsys) ->
         # once in the city's table, once in the pooled one
         assert sum(line.startswith(row) for line in lines) == 2, row
     assert "not judged at a fixed --crowd" in out and ": met" not in out
+    # the oracle's table: the city and all cities, crowdfix beside what no dispatcher beats
+    oracle = lines.index(next(line for line in lines if line.startswith("What no dispatcher")))
+    assert [line.split()[0] for line in lines[oracle + 3 : oracle + 5]] == ["seed", "all"]
+    assert "no dispatcher, knowing every ticket and answer in advance" in lines[-1]
