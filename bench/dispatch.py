@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -63,9 +62,6 @@ from cloud.tickets.lifecycle import TicketState
 from cloud.tickets.models import Ticket
 from cloud.tickets.taxonomy import load_taxonomy
 from contracts import ButtonEvent
-
-if TYPE_CHECKING:
-    from bench import oracle
 
 START = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # a Monday morning
 CENTRE = (47.3769, 8.5417)
@@ -230,6 +226,9 @@ class Outcome:
     offers: list[int] = field(default_factory=list)
     busy_minutes: float = 0.0
     staffed_minutes: float = 0.0
+    tickets: list[int] = field(default_factory=list)  # the city's arrival index of each
+    # every job taken: (person, arrival index, minutes after START it was taken, freed)
+    jobs: list[tuple[str, int, float, float]] = field(default_factory=list)
 
     def row(self) -> list[object]:
         """A table row."""
@@ -542,6 +541,8 @@ class CrowdfixRun:
         trip = travel_minutes(self.seed, ticket_no, person, km)
         work = work_minutes(self.seed, ticket_no)
         self.out.busy_minutes += trip + work
+        taken = (now - START).total_seconds() / 60
+        self.out.jobs.append((person.id, ticket_no, taken, taken + trip + work))
         self.at(
             now + timedelta(minutes=trip),
             lambda t, i=ticket_id, p=person: self._step(t, i, p, TicketState.ON_SITE),
@@ -587,6 +588,7 @@ class CrowdfixRun:
             arrived = self.arrived_at.get(ticket_id)
             out.to_accept.append((accepted - opened).total_seconds() / 60 if accepted else math.inf)
             out.to_site.append((arrived - opened).total_seconds() / 60 if arrived else math.inf)
+            out.tickets.append(self.ticket_no[ticket_id])
             out.offers.append(len(self._offers_of(ticket_id)))
         out.staffed_minutes = _staffed(self.city, hours)
         return out
@@ -790,7 +792,9 @@ def main(argv: list[str] | None = None) -> int:
     share = {run.name: run.on_site_share() for run in every}
     beyond = ""
     if bounds_of:
-        print(_oracle_table(args, cities, results, bounds_of))
+        crowdfix = {seed: results[(seed, "crowdfix")] for seed in bounds_of}
+        city_of = {seed: city for seed, (_crowd, city, _naive) in cities.items()}
+        print(oracle.report(args.oracle_seconds, city_of, crowdfix, bounds_of))
         most = sum(b.at_most for b in bounds_of.values()) / sum(
             b.tickets for b in bounds_of.values()
         )
@@ -803,34 +807,6 @@ def main(argv: list[str] | None = None) -> int:
           f"{share[AT_ONCE]:.1%}; its ceiling, every offer taken at once, "
           f"{share[CEILING]:.1%}{beyond}")  # fmt: skip
     return 0
-
-
-def _oracle_table(
-    args: argparse.Namespace,
-    cities: dict[int, tuple[int, City, Outcome]],
-    results: dict[tuple[int, str], Outcome],
-    bounds_of: dict[int, oracle.Bound],
-) -> str:
-    """crowdfix beside the most any dispatcher could do in each city (bench/oracle.py)."""
-    rows: list[list[object]] = []
-    for seed, bound in bounds_of.items():
-        run = results[(seed, "crowdfix")]
-        proven = "" if bound.optimal else f" (proven: at most {bound.at_most})"
-        rows.append([f"seed {seed}", bound.tickets, f"{run.on_site_share():.1%}",
-                     f"{bound.share():.1%}", f"{bound.on_time}{proven}"])  # fmt: skip
-    tickets = sum(b.tickets for b in bounds_of.values())
-    most = sum(b.at_most for b in bounds_of.values())
-    crowdfix = pooled("crowdfix", [results[(seed, "crowdfix")] for seed in bounds_of])
-    rows.append(["all", tickets, f"{crowdfix.on_site_share():.1%}", f"{most / tickets:.1%}",
-                 sum(b.on_time for b in bounds_of.values())])  # fmt: skip
-    header = ["city", "tickets", "crowdfix on site <= 60 min", "no dispatcher above",
-              "oracle's tickets on time"]  # fmt: skip
-    title = (
-        "What no dispatcher can beat: the most tickets on site within 60 min, knowing every "
-        f"ticket, answer, trip and job in advance (exact, HiGHS, <= {args.oracle_seconds:g} s "
-        "a city)"
-    )
-    return table(title, header, rows)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,16 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
+from bench.common import table
 from bench.dispatch import (
     CATEGORIES,
     START,
     Answers,
     City,
+    Outcome,
     Person,
     on_duty,
+    pooled,
     respond,
     travel_minutes,
     work_minutes,
@@ -153,3 +156,55 @@ def _overlapping(options: list[Slot], person_cols: list[int]) -> list[list[int]]
         if len(active) > 1:
             cliques.append(list(active))
     return cliques
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The tickets the oracle puts on site in time and a run does not, by why not."""
+
+    busy: int  # the oracle's technician was on another job in the run at that minute
+    free: int  # they were free in the run, which did not get them (or anyone) there in time
+
+
+def gap(bound: Bound, city: City, run: Outcome) -> Gap:
+    """Where a simulated run (one with its jobs recorded) loses against the oracle."""
+    late = {n for n, m in zip(run.tickets, run.to_site, strict=True) if m > ON_SITE_MIN}
+    late |= set(range(len(city.arrivals))) - set(run.tickets)  # never even a ticket
+    busy = free = 0
+    for slot in bound.schedule:
+        if slot.ticket in late:
+            who = city.people[slot.person].id
+            if any(p == who and taken <= slot.start < freed for p, _n, taken, freed in run.jobs):
+                busy += 1
+            else:
+                free += 1
+    return Gap(busy, free)
+
+
+def report(
+    seconds: float, cities: dict[int, City], runs: dict[int, Outcome], bounds: dict[int, Bound]
+) -> str:
+    """crowdfix's runs beside the most any dispatcher could do in each city (seed → ...)."""
+    rows: list[list[object]] = []
+    busy = free = 0
+    for seed, bound in bounds.items():
+        run = runs[seed]
+        proven = "" if bound.optimal else f" (proven: at most {bound.at_most})"
+        why = gap(bound, cities[seed], run)
+        busy, free = busy + why.busy, free + why.free
+        rows.append([f"seed {seed}", bound.tickets, f"{run.on_site_share():.1%}",
+                     f"{bound.share():.1%}", f"{bound.on_time}{proven}",
+                     f"{why.busy} / {why.free}"])  # fmt: skip
+    tickets = sum(b.tickets for b in bounds.values())
+    every = pooled("all", list(runs.values()))
+    rows.append(["all", tickets, f"{every.on_site_share():.1%}",
+                 f"{sum(b.at_most for b in bounds.values()) / max(1, tickets):.1%}",
+                 sum(b.on_time for b in bounds.values()), f"{busy} / {free}"])  # fmt: skip
+    header = ["city", "tickets", "crowdfix on site <= 60 min", "no dispatcher above",
+              "oracle's tickets on time",
+              "crowdfix late, oracle's technician busy elsewhere / free"]  # fmt: skip
+    title = (
+        "What no dispatcher can beat: the most tickets on site within 60 min, knowing every "
+        f"ticket, answer, trip and job in advance (exact, HiGHS, <= {seconds:g} s a city)"
+    )
+    return table(title, header, rows)

@@ -16,6 +16,7 @@ from bench.dispatch import (
     START,
     Answers,
     City,
+    Outcome,
     Person,
     build_city,
     on_duty,
@@ -26,7 +27,7 @@ from bench.dispatch import (
     travel_minutes,
     work_minutes,
 )
-from bench.oracle import ON_SITE_MIN, clairvoyant
+from bench.oracle import ON_SITE_MIN, Gap, clairvoyant, gap
 from cloud.dispatch import matching
 from cloud.dispatch.policy import DispatchPolicy
 
@@ -118,7 +119,28 @@ def test_no_dispatcher_beats_the_oracle_in_a_short_handed_city(crowd: int) -> No
     ]
     for run in runs:
         assert on_time(run.to_site) <= real, run.name
+    crowdfix, bound = runs[0], clairvoyant(city, SEED, Answers.REAL)
+    assert sorted(crowdfix.tickets) == list(range(len(city.arrivals)))
+    late = {n for n, m in zip(crowdfix.tickets, crowdfix.to_site, strict=True) if m > 60}
+    why = gap(bound, city, crowdfix)
+    assert why.busy + why.free == sum(slot.ticket in late for slot in bound.schedule)
     for run in idealised:
         assert on_time(run.to_site) <= every_yes, run.name
     # Short-handed: the bound is not simply every ticket, so it says something.
     assert real < len(city.arrivals)
+
+
+def test_a_ticket_lost_against_the_oracle_is_told_busy_or_free() -> None:
+    city = city_of([person("c-1")], site_km=8, arrivals=1)
+    bound = clairvoyant(city, SEED, Answers.ALL_YES)
+    (slot,) = bound.schedule
+
+    def run(to_site: float, jobs: list[tuple[str, int, float, float]]) -> Outcome:
+        return Outcome("run", to_site=[to_site], tickets=[0], jobs=jobs)
+
+    elsewhere = [("c-1", 99, slot.start - 30.0, slot.start + 30.0)]
+    assert gap(bound, city, run(75, elsewhere)) == Gap(1, 0)
+    assert gap(bound, city, run(75, [("c-1", 99, slot.start + 5.0, slot.start + 30.0)])) == Gap(
+        0, 1
+    )
+    assert gap(bound, city, run(40, elsewhere)) == Gap(0, 0)  # not lost at all
