@@ -391,6 +391,7 @@ class CrowdfixRun:
         migrate(engine)
         self.sessions = make_sessionmaker(engine)
         self.people = {p.id: p for p in city.people}
+        self.site_at = dict(city.sites)
         self.rules = rules
         self.ctx = IngestContext(load_taxonomy())
         self.events: list[tuple[datetime, int, Callable[[datetime], None]]] = []
@@ -493,7 +494,7 @@ class CrowdfixRun:
             if offer.state != "pending":
                 continue
             person = self.people[offer.technician_id]
-            ticket_no = self.ticket_no.get(offer.ticket_id, offer.ticket_id)
+            ticket_no = self.ticket_no[offer.ticket_id]
             km = self._km(offer)
             yes, delay = respond(self.answers, self.seed, ticket_no, person, km)
             if yes is None:
@@ -506,10 +507,10 @@ class CrowdfixRun:
             return list(dispatcher.offers_of(db_session=db, ticket_id=ticket_id))
 
     def _km(self, offer: Offer) -> float:
-        for candidate in offer.candidates:
-            if candidate["technician_id"] == offer.technician_id:
-                return float(candidate["distance_km"])
-        return 10.0
+        """How far the job is from the person (exact, not the offer's rounded figure, so
+        answers and trips are the very ones the other dispatchers and the oracle see)."""
+        _opened, site, _category = self.city.arrivals[self.ticket_no[offer.ticket_id]]
+        return matching.distance_km(self.people[offer.technician_id].home, self.site_at[site])
 
     def _respond(self, now: datetime, offer_id: int, person: Person, yes: bool, km: float) -> None:
         caller = Principal(0, person.id, Role.TECHNICIAN, person.id)
@@ -537,7 +538,7 @@ class CrowdfixRun:
                 return
             ticket_id = ticket.id
         self.accepted_at[ticket_id] = now
-        ticket_no = self.ticket_no.get(ticket_id, ticket_id)
+        ticket_no = self.ticket_no[ticket_id]
         trip = travel_minutes(self.seed, ticket_no, person, km)
         work = work_minutes(self.seed, ticket_no)
         self.out.busy_minutes += trip + work

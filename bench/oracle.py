@@ -18,6 +18,7 @@ schedule it found.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -136,10 +137,10 @@ def clairvoyant(city: City, seed: int, answers: Answers, seconds: float = 120.0)
     return Bound(tickets, len(chosen), max(len(chosen), at_most), result.status == 0, chosen)
 
 
-def _group(options: list[Slot], key: object) -> dict[int, list[int]]:
+def _group(options: list[Slot], key: Callable[[Slot], int]) -> dict[int, list[int]]:
     groups: dict[int, list[int]] = {}
     for col, option in enumerate(options):
-        groups.setdefault(key(option), []).append(col)  # type: ignore[operator]
+        groups.setdefault(key(option), []).append(col)
     return groups
 
 
