@@ -677,6 +677,35 @@ HEADER = ["dispatcher", "tickets", "accepted <= 5 min", "on site <= 60 min",
           "median to site", "p90 to site", "utilisation", "offers/ticket"]  # fmt: skip
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers such as 7,3,11, got {text!r}"
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text!r}")
+    return value
+
+
 def _beta(text: str) -> tuple[float, float]:
     try:
         a, b = (float(part) for part in text.split(","))
@@ -695,15 +724,39 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench dispatch", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("--seeds", default="7,3,11", help="cities to simulate (comma list)")
-    parser.add_argument("--sites", type=int, default=80)
-    parser.add_argument("--daily", type=float, default=160, help="tickets per day")
-    parser.add_argument("--hours", type=float, default=16, help="simulated hours from 06:00")
-    parser.add_argument("--staff", type=int, default=4)
-    parser.add_argument("--crowd", type=int, help="crowd size (default: searched, see above)")
-    parser.add_argument("--min-crowd", type=int, default=10)
-    parser.add_argument("--max-crowd", type=int, default=120)
-    parser.add_argument("--step", type=int, default=5)
+    parser.add_argument(
+        "--seeds",
+        type=_seeds,
+        default="7,3,11",
+        help="cities to simulate (comma list; default 7,3,11)",
+    )
+    parser.add_argument(
+        "--sites", type=_positive_int, default=80, help="shops in the city (default 80)"
+    )
+    parser.add_argument(
+        "--daily", type=_positive_float, default=160, help="tickets per day (default 160)"
+    )
+    parser.add_argument(
+        "--hours", type=_positive_float, default=16, help="simulated hours from 06:00 (default 16)"
+    )
+    parser.add_argument(
+        "--staff", type=_positive_int, default=4, help="staff technicians (default 4)"
+    )
+    parser.add_argument(
+        "--crowd", type=_positive_int, help="crowd size (default: searched, see above)"
+    )
+    parser.add_argument(
+        "--min-crowd", type=_positive_int, default=10, help="smallest crowd the search tries"
+    )
+    parser.add_argument(
+        "--max-crowd", type=_positive_int, default=120, help="largest crowd the search tries"
+    )
+    parser.add_argument(
+        "--step",
+        type=_positive_int,
+        default=5,
+        help="the search's coarse step (then every size in the last one)",
+    )
     parser.add_argument(
         "--answering",
         type=_beta,
@@ -721,7 +774,10 @@ def main(argv: list[str] | None = None) -> int:
         "the future could put on site in time (bench/oracle.py; 0 skips it)",
     )
     args = parser.parse_args(argv)
-    seeds = [int(seed) for seed in args.seeds.split(",")]
+    if args.min_crowd > args.max_crowd:
+        parser.error(f"--min-crowd {args.min_crowd} is above --max-crowd {args.max_crowd}")
+    seeds: list[int] = args.seeds  # parsed by _seeds (the default too)
+    args.seeds = ",".join(map(str, seeds))  # as the tables name them
     quick = "naive, quick model" + ("" if args.crowd else " (density search)")
     cities: dict[int, tuple[int, City, Outcome]] = {}
     bounds: dict[int, Outcome] = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from bench.dispatch import NAIVE, TICK, Answers, City, build_city, run_chained, run_naive, simulate
 from cloud.dispatch.policy import DispatchPolicy
 
@@ -91,3 +93,24 @@ def test_the_command_prints_every_row_and_does_not_judge_a_fixed_size(capsys) ->
     oracle = lines.index(next(line for line in lines if line.startswith("What no dispatcher")))
     assert [line.split()[0] for line in lines[oracle + 3 : oracle + 5]] == ["seed", "all"]
     assert "no dispatcher, knowing every ticket and answer in advance" in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--seeds", "7,x"], "expected whole numbers such as 7,3,11"),
+        (["--crowd", "0"], "--crowd: must be above 0"),
+        (["--hours", "-2"], "--hours: must be above 0"),
+        (["--daily", "nan"], "--daily: must be above 0"),
+        (["--step", "1.5"], "--step: expected a whole number"),
+        (["--answering", "1"], "expected A,B such as 10,1"),
+        (["--min-crowd", "50", "--max-crowd", "20"], "--min-crowd 50 is above --max-crowd 20"),
+    ],
+)
+def test_the_command_turns_bad_input_away_with_what_is_wrong(argv, says, capsys) -> None:
+    from bench.dispatch import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
