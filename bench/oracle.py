@@ -18,7 +18,7 @@ schedule it found.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -70,7 +70,13 @@ class Bound:
 
     def share(self) -> float:
         """The proven bound as a share of the tickets."""
-        return self.at_most / max(1, self.tickets)
+        return pooled_share([self])
+
+
+def pooled_share(bounds: Iterable[Bound]) -> float:
+    """The proven bounds of several cities as a share of all their tickets."""
+    bounds = list(bounds)
+    return sum(b.at_most for b in bounds) / max(1, sum(b.tickets for b in bounds))
 
 
 def slots(city: City, seed: int, answers: Answers) -> list[Slot]:
@@ -196,11 +202,10 @@ def report(
         rows.append([f"seed {seed}", bound.tickets, f"{run.on_site_share():.1%}",
                      f"{bound.share():.1%}", f"{bound.on_time}{proven}",
                      f"{why.busy} / {why.free}"])  # fmt: skip
-    tickets = sum(b.tickets for b in bounds.values())
     every = pooled("all", list(runs.values()))
-    rows.append(["all", tickets, f"{every.on_site_share():.1%}",
-                 f"{sum(b.at_most for b in bounds.values()) / max(1, tickets):.1%}",
-                 sum(b.on_time for b in bounds.values()), f"{busy} / {free}"])  # fmt: skip
+    rows.append(["all", sum(b.tickets for b in bounds.values()), f"{every.on_site_share():.1%}",
+                 f"{pooled_share(bounds.values()):.1%}", sum(b.on_time for b in bounds.values()),
+                 f"{busy} / {free}"])  # fmt: skip
     header = ["city", "tickets", "crowdfix on site <= 60 min", "no dispatcher above",
               "oracle's tickets on time",
               "crowdfix late, oracle's technician busy elsewhere / free"]  # fmt: skip

@@ -105,6 +105,7 @@ def test_the_command_prints_every_row_and_does_not_judge_a_fixed_size(capsys) ->
         (["--step", "1.5"], "--step: expected a whole number"),
         (["--answering", "1"], "expected A,B such as 10,1"),
         (["--min-crowd", "50", "--max-crowd", "20"], "--min-crowd 50 is above --max-crowd 20"),
+        (["--oracle-seconds", "-1"], "--oracle-seconds: must be 0 or more"),
     ],
 )
 def test_the_command_turns_bad_input_away_with_what_is_wrong(argv, says, capsys) -> None:

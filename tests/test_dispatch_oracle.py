@@ -27,7 +27,7 @@ from bench.dispatch import (
     travel_minutes,
     work_minutes,
 )
-from bench.oracle import ON_SITE_MIN, Gap, clairvoyant, gap
+from bench.oracle import AFTER_SHIFT_MIN, ON_SITE_MIN, Gap, clairvoyant, gap
 from cloud.dispatch import matching
 from cloud.dispatch.policy import DispatchPolicy
 
@@ -86,7 +86,7 @@ def check_schedule(city: City, answers: Answers) -> int:
         assert waited >= delay  # not before their answer (starts are rounded down)
         trip = travel_minutes(SEED, slot.ticket, who, km)
         assert waited - 1 + trip <= ON_SITE_MIN
-        ends = (slot.start - 10, slot.start + 1)
+        ends = (slot.start - AFTER_SHIFT_MIN, slot.start + 1)
         assert any(on_duty(who, START + timedelta(minutes=m)) for m in ends)
         busy.setdefault(slot.person, []).append((slot.start, slot.start + slot.busy))
         assert trip + work_minutes(SEED, slot.ticket) >= slot.busy
@@ -121,7 +121,7 @@ def test_no_dispatcher_beats_the_oracle_in_a_short_handed_city(crowd: int) -> No
         assert on_time(run.to_site) <= real, run.name
     crowdfix, bound = runs[0], clairvoyant(city, SEED, Answers.REAL)
     assert sorted(crowdfix.tickets) == list(range(len(city.arrivals)))
-    late = {n for n, m in zip(crowdfix.tickets, crowdfix.to_site, strict=True) if m > 60}
+    late = {n for n, m in zip(crowdfix.tickets, crowdfix.to_site, strict=True) if m > ON_SITE_MIN}
     why = gap(bound, city, crowdfix)
     assert why.busy + why.free == sum(slot.ticket in late for slot in bound.schedule)
     for run in idealised:
