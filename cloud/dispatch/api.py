@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from cloud.auth.roles import Principal, Role
 from cloud.clock import utc_now
 from cloud.deps import AdminDep, CallerDep, IdPath, SessionDep, StaffDep, WriterSessionDep, require
-from cloud.dispatch import csvimport, ratings, service
+from cloud.dispatch import csvimport, history, ratings, service
 from cloud.dispatch.models import Offer, Technician
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.dispatch.schemas import (
@@ -22,6 +22,8 @@ from cloud.dispatch.schemas import (
     ComplianceOut,
     DeclineIn,
     GiveBackIn,
+    HistoryJobOut,
+    HistoryTotalsOut,
     ImportResult,
     KpiOut,
     OfferOut,
@@ -32,6 +34,7 @@ from cloud.dispatch.schemas import (
     RequesterRatingIn,
     ReviewIn,
     SlaOut,
+    TechnicianHistoryOut,
     TechnicianId,
     TechnicianIn,
     TechnicianOut,
@@ -75,6 +78,53 @@ def get_technician(
     service.forbid_foreign_technician(caller, technician_id)
     tech = service.get_technician(db_session=db_session, technician_id=technician_id)
     return technician_out(db_session, tech, service.active_jobs(db_session=db_session))
+
+
+@router.get("/api/technicians/{technician_id}/history", response_model=TechnicianHistoryOut)
+def technician_history(
+    technician_id: TechnicianId,
+    caller: CallerDep,
+    db_session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="jobs and offers listed")] = 50,
+) -> TechnicianHistoryOut:
+    """Every job the technician held (given back or reassigned ones too) and every offer
+    made to them, counted, with the latest listed (a technician may read only their own)."""
+    service.forbid_foreign_technician(caller, technician_id)
+    tech = service.get_technician(db_session=db_session, technician_id=technician_id)
+    jobs, held = service.jobs_held(db_session=db_session, technician_id=technician_id)
+    counts = service.offer_counts(db_session=db_session, technician_id=technician_id)
+    done = history.totals(jobs, {i: t.sla_arrive_by for i, t in held.items()})
+    offers = db_session.scalars(
+        select(Offer)
+        .where(Offer.technician_id == technician_id)
+        .order_by(Offer.offered_at.desc(), Offer.id.desc())
+        .limit(limit)
+    )
+    return TechnicianHistoryOut(
+        technician=technician_out(db_session, tech, service.active_jobs(db_session=db_session)),
+        totals=HistoryTotalsOut(offers=counts.total(), offers_by_state=dict(counts), jobs=done),
+        jobs=[_job_out(job, held[job.ticket_id]) for job in reversed(jobs[-limit:])],
+        offers=[_offer_out(o, caller, db_session) for o in offers],
+    )
+
+
+def _job_out(job: history.HeldJob, ticket: Ticket) -> HistoryJobOut:
+    resolved_it = job.ending is history.Ending.RESOLVED and job.ended_at == ticket.resolved_at
+    return HistoryJobOut(
+        ticket_id=job.ticket_id,
+        title=ticket.title,
+        category=ticket.category,
+        assigned_at=job.assigned_at,
+        assigned_how=job.assigned_how,
+        en_route_at=job.en_route_at,
+        on_site_at=job.on_site_at,
+        on_site_by=ticket.sla_arrive_by,
+        on_site_in_time=history.in_time(job, ticket.sla_arrive_by),
+        ended_at=job.ended_at,
+        ending=job.ending.value,
+        end_reason=job.end_reason,
+        rating=ticket.rating if resolved_it else None,
+    )
 
 
 @router.put("/api/technicians/{technician_id}", response_model=TechnicianOut)

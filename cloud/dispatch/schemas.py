@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints
 
+from cloud.dispatch.history import JobTotals
+
 TechnicianId = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")]
 Skill = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 Reason = Annotated[str, Field(max_length=500)]
@@ -107,6 +109,41 @@ class OfferOut(BaseModel):
     candidates: list[dict[str, Any]] = []
     title: str = ""  # the ticket's, so the technician knows what the job is
     category: str = ""
+
+
+class HistoryJobOut(BaseModel):
+    """One job a technician held: how it came and how it ended."""
+
+    ticket_id: int
+    title: str
+    category: str
+    assigned_at: datetime
+    assigned_how: str  # "accepted offer 7", or the operator's assignment and its reason
+    en_route_at: datetime | None
+    on_site_at: datetime | None
+    on_site_by: datetime  # the ticket's on-site target
+    on_site_in_time: bool | None  # None: they did not get there on this job
+    ended_at: datetime | None
+    ending: Literal["open", "resolved", "handed on", "cancelled"]
+    end_reason: str  # why it was handed on or cancelled, or the resolution notes
+    rating: int | None  # the ticket's stars, on the job that resolved it
+
+
+class HistoryTotalsOut(BaseModel):
+    """Everything the technician was offered and held, counted (not just the listed part)."""
+
+    offers: int
+    offers_by_state: dict[str, int]  # pending, accepted, declined, expired, withdrawn
+    jobs: JobTotals
+
+
+class TechnicianHistoryOut(BaseModel):
+    """A technician's record: totals, their latest jobs and offers (newest first)."""
+
+    technician: TechnicianOut
+    totals: HistoryTotalsOut
+    jobs: list[HistoryJobOut]
+    offers: list[OfferOut]
 
 
 class AcceptIn(BaseModel):

@@ -21,7 +21,7 @@ from cloud.auth.roles import Principal
 from cloud.clock import utc_now
 from cloud.db import transaction
 from cloud.devices.models import Device
-from cloud.dispatch import matching, policy
+from cloud.dispatch import history, matching, policy
 from cloud.dispatch.models import Offer, Technician
 from cloud.dispatch.schemas import OfferNotice
 from cloud.errors import Conflict, Forbidden, NotFound
@@ -29,7 +29,7 @@ from cloud.outbound import service as outbound
 from cloud.sites.models import Site
 from cloud.tickets import service as tickets
 from cloud.tickets.lifecycle import DISPATCHED, OPEN, TicketState
-from cloud.tickets.models import Ticket
+from cloud.tickets.models import Ticket, TicketEvent
 
 _LOGGER = logging.getLogger(__name__)
 PENDING, ACCEPTED, DECLINED, EXPIRED, WITHDRAWN = (
@@ -771,6 +771,51 @@ def review(*, db_session: Session, technician_id: str, caller: Principal, note: 
     tech.paused, tech.paused_reason = False, f"reviewed by {caller.username}: {note}"
     wake_waiting(db_session=db_session, now=utc_now())
     return tech
+
+
+def jobs_held(
+    *, db_session: Session, technician_id: str
+) -> tuple[list[history.HeldJob], dict[int, Ticket]]:
+    """Every job the technician held (history.jobs_held, from the tickets' audit trails),
+    and those tickets by id."""
+    held = select(TicketEvent.ticket_id).where(
+        TicketEvent.to_state == TicketState.ASSIGNED.value,
+        TicketEvent.actor == technician_id,
+        TicketEvent.kind == "transition",
+    )
+    rows = db_session.execute(
+        select(
+            TicketEvent.ticket_id,
+            TicketEvent.at,
+            TicketEvent.actor,
+            TicketEvent.to_state,
+            TicketEvent.reason,
+        )
+        .where(TicketEvent.ticket_id.in_(held), TicketEvent.kind == "transition")
+        .order_by(TicketEvent.at, TicketEvent.id)
+    )
+    changes = [
+        history.Change(ticket_id, at, actor, TicketState(to_state), reason)
+        for ticket_id, at, actor, to_state, reason in rows
+        if to_state is not None  # every transition has one
+    ]
+    # Top-level tickets only: a child follows its parent's changes, it is not a job of its own.
+    held_tickets = db_session.scalars(
+        select(Ticket).where(Ticket.id.in_(held), Ticket.parent_id.is_(None))
+    )
+    by_id = {t.id: t for t in held_tickets}
+    jobs = history.jobs_held(technician_id, [c for c in changes if c.ticket_id in by_id])
+    return jobs, by_id
+
+
+def offer_counts(*, db_session: Session, technician_id: str) -> Counter[str]:
+    """Every offer made to the technician, counted by state."""
+    rows = db_session.execute(
+        select(Offer.state, func.count())
+        .where(Offer.technician_id == technician_id)
+        .group_by(Offer.state)
+    )
+    return Counter({state: count for state, count in rows})
 
 
 def forbid_foreign_technician(caller: Principal, technician_id: str) -> None:

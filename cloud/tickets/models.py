@@ -86,6 +86,8 @@ class TicketEvent(Base):
     """One entry of a ticket's audit trail: who did what, when, why."""
 
     __tablename__ = "ticket_events"
+    # A technician's history starts from the changes that assigned tickets to them.
+    __table_args__ = (Index("ix_ticket_events_state_actor", "to_state", "actor"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)

@@ -42,6 +42,7 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/quarantine/counts"): STAFF,
     ("GET", "/api/technicians"): STAFF,
     ("GET", "/api/technicians/{technician_id}"): SELF,
+    ("GET", "/api/technicians/{technician_id}/history"): SELF,
     ("PUT", "/api/technicians/{technician_id}"): {ADMIN},
     ("POST", "/api/technicians/import"): {ADMIN},
     ("PUT", "/api/technicians/{technician_id}/availability"): SELF,

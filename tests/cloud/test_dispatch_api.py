@@ -177,3 +177,91 @@ def test_a_new_link_replaces_the_old_and_links_expire(sessions) -> None:
         ratings.purge_expired(db_session=db, now=datetime.now(UTC))
     with sessions() as db:
         assert db.scalars(select(RatingLink)).all() == []
+
+
+def test_a_technicians_history_keeps_jobs_given_back_and_every_offer(sessions, worker_for) -> None:
+    from datetime import UTC, datetime
+
+    located_shop(sessions, "pos-1", "pos-2")
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin = headers(token_for(sessions, "admin"))
+    operator = headers(token_for(sessions, "operator", username="olga"))
+    ana = headers(token_for(sessions, "technician", username="ana-user", technician_id="ana"))
+    ben = headers(token_for(sessions, "technician", technician_id="ben"))
+    client.post(
+        "/api/technicians/import", content=CSV, headers=admin | {"Content-Type": "text/csv"}
+    )
+    worker = worker_for(sessions)
+
+    def offer_to(who: dict[str, str]) -> int:
+        assert worker.dispatch() >= 1
+        return next(o["id"] for o in client.get("/api/offers?state=pending", headers=who).json())
+
+    def step(ticket: int, who: dict[str, str], state: str, notes: str = "") -> None:
+        body = {"state": state, "notes": notes}
+        done = client.post(f"/api/jobs/{ticket}/progress", json=body, headers=who)
+        assert done.status_code == 200, done.text
+
+    # A printer ticket from long ago: ana takes it, gets there late, and gives it back.
+    late = ingest(sessions, press("pos-1", "receipt-printer")).ticket_id
+    taken = offer_to(ana)
+    assert client.post(f"/api/offers/{taken}/accept", json={}, headers=ana).status_code == 200
+    step(late, ana, "on_site")
+    gave = client.post(
+        f"/api/jobs/{late}/give-back", json={"reason": "needs a new board"}, headers=ana
+    )
+    assert gave.status_code == 200, gave.text
+    # An operator sends ben; he fixes it and is rated.
+    moved = client.post(
+        f"/api/tickets/{late}/assign", json={"technician_id": "ben"}, headers=operator
+    )
+    assert moved.status_code == 200, moved.text
+    step(late, ben, "resolved")
+    client.post(f"/api/tickets/{late}/rating", json={"stars": 4}, headers=operator)
+    # A till ticket pressed now: offered to ana, who says no; then the operator gives it to her.
+    now = ingest(sessions, press("pos-2", "till", base=datetime.now(UTC))).ticket_id
+    said_no = offer_to(ana)
+    declined = client.post(f"/api/offers/{said_no}/decline", json={"reason": "busy"}, headers=ana)
+    assert declined.status_code == 200, declined.text
+    body = {"technician_id": "ana", "reason": "nobody else has pos"}
+    assert client.post(f"/api/tickets/{now}/assign", json=body, headers=operator).status_code == 200
+    step(now, ana, "en_route")
+    step(now, ana, "on_site")
+    step(now, ana, "resolved", "reseated the cable")
+    client.post(f"/api/tickets/{now}/rating", json={"stars": 5}, headers=operator)
+
+    mine = client.get("/api/technicians/ana/history", headers=ana)
+    assert mine.status_code == 200, mine.text
+    record = mine.json()
+    assert record["technician"]["id"] == "ana"
+    jobs = record["jobs"]  # newest first
+    assert [(j["ticket_id"], j["ending"]) for j in jobs] == [
+        (now, "resolved"),
+        (late, "handed on"),
+    ]
+    assert jobs[0]["assigned_how"] == "assigned by olga: nobody else has pos"
+    assert jobs[0]["end_reason"] == "reseated the cable" and jobs[0]["rating"] == 5
+    assert jobs[0]["on_site_in_time"] is True and jobs[0]["en_route_at"] is not None
+    assert jobs[1]["assigned_how"] == f"accepted offer {taken}"
+    assert jobs[1]["end_reason"] == "given back: needs a new board"
+    assert jobs[1]["on_site_in_time"] is False and jobs[1]["rating"] is None  # ben's stars
+    totals = record["totals"]
+    assert totals["offers"] == 2
+    assert totals["offers_by_state"] == {"withdrawn": 1, "declined": 1}  # the given-back one
+    held = totals["jobs"]
+    assert (held["held"], held["resolved"], held["handed_on"], held["open"]) == (2, 1, 1, 0)
+    assert (held["on_site_in_time"], held["on_site_late"]) == (1, 1)
+    assert [o["id"] for o in record["offers"]] == [said_no, taken]
+    assert all(o["candidates"] == [] for o in record["offers"])  # others' scores stay hidden
+
+    assert client.get("/api/technicians/ana/history", headers=ben).status_code == 403
+    seen = client.get("/api/technicians/ana/history?limit=1", headers=operator).json()
+    assert len(seen["jobs"]) == 1 and seen["totals"]["jobs"]["held"] == 2
+    assert seen["offers"][0]["candidates"]  # staff see why
+    bens = client.get("/api/technicians/ben/history", headers=operator).json()
+    assert [(j["ticket_id"], j["ending"], j["rating"]) for j in bens["jobs"]] == [
+        (late, "resolved", 4)
+    ]
+    assert bens["jobs"][0]["on_site_at"] is None  # ana's arrival was not his
+    assert client.get("/api/technicians/ana/history?limit=0", headers=operator).status_code == 422
+    assert client.get("/api/technicians/nobody/history", headers=operator).status_code == 404
