@@ -241,6 +241,28 @@ class OfferNotice(BaseModel):
     eta_min: float
 
 
+class OfferWithdrawn(BaseModel):
+    """Pushed to the technician's offer topic (and webhook) when a pending offer is taken
+    back: the ticket was cancelled, resolved or assigned by hand before they answered."""
+
+    schema_version: Literal[1] = 1
+    type: Literal["offer_withdrawn"] = "offer_withdrawn"
+    offer_id: int
+    ticket_id: int
+    reason: str
+
+
+class JobCalledOff(BaseModel):
+    """Pushed to the technician's job topic (and webhook) when a job they hold is taken from
+    them: cancelled (at the device or by an operator), reassigned or unassigned."""
+
+    schema_version: Literal[1] = 1
+    type: Literal["job_called_off"] = "job_called_off"
+    ticket_id: int
+    state: str  # what the ticket is now: cancelled, assigned (to someone else), dispatching…
+    reason: str
+
+
 class DurationOut(BaseModel):
     """Minutes from the event to a milestone, over the tickets that reached it."""
 

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+from pydantic import BaseModel
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,7 +24,7 @@ from cloud.db import transaction
 from cloud.devices.models import Device
 from cloud.dispatch import history, matching, policy
 from cloud.dispatch.models import Offer, Technician
-from cloud.dispatch.schemas import OfferNotice
+from cloud.dispatch.schemas import JobCalledOff, OfferNotice, OfferWithdrawn
 from cloud.errors import Conflict, Forbidden, NotFound
 from cloud.outbound import service as outbound
 from cloud.sites.models import Site
@@ -49,11 +50,15 @@ RECHECK_AFTER = timedelta(minutes=1)  # an escalated ticket nobody can take: loo
 # at most this many of the latest.
 DEMAND_WINDOW = timedelta(days=7)
 DEMAND_SAMPLE = 2000
+# Tickets changed this long ago are not looked at again for a technician to tell.
+LOOSE_ENDS_WINDOW = timedelta(days=1)
+LET_GO = {TicketState.CANCELLED.value, *(s.value for s in WAITING)}
 
 
-def technician_topic(technician_id: str) -> str:
-    """`tech/crowdfix/v1/<technician>/offer`: offers pushed to one technician's app."""
-    return f"tech/crowdfix/v1/{technician_id}/offer"
+def technician_topic(technician_id: str, about: str = "offer") -> str:
+    """`tech/crowdfix/v1/<technician>/offer` (offers made and withdrawn) or `…/job` (jobs
+    called off): what is pushed to one technician's app."""
+    return f"tech/crowdfix/v1/{technician_id}/{about}"
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -358,12 +363,113 @@ def _push(db_session: Session, ticket: Ticket, offer: Offer, now: datetime) -> N
         deadline=offer.deadline,
         eta_min=round(offer.eta_min, 1),
     )
-    topic = technician_topic(offer.technician_id)
+    _tell(db_session, offer.technician_id, "offer", notice, now)
+
+
+def _tell(
+    db_session: Session, technician_id: str, about: str, notice: BaseModel, now: datetime
+) -> None:
+    """Queue a notice for the technician's topic, and their webhook if they have one."""
+    topic = technician_topic(technician_id, about)
     outbound.enqueue(db_session=db_session, topic=topic, message=notice, now=now)
-    tech = get_technician(db_session=db_session, technician_id=offer.technician_id)
+    tech = get_technician(db_session=db_session, technician_id=technician_id)
     if tech.webhook_url:
         webhook = outbound.WEBHOOK_PREFIX + tech.webhook_url
         outbound.enqueue(db_session=db_session, topic=webhook, message=notice, now=now)
+
+
+def withdraw(*, db_session: Session, offer: Offer, now: datetime, reason: str) -> None:
+    """Take a pending offer back and tell the technician (it no longer holds a slot of theirs,
+    and a withdrawn offer never counts against their acceptance)."""
+    _close_offer(db_session, offer, WITHDRAWN, now, reason)
+    notice = OfferWithdrawn(offer_id=offer.id, ticket_id=offer.ticket_id, reason=reason)
+    _tell(db_session, offer.technician_id, "offer", notice, now)
+
+
+def call_off(
+    *, db_session: Session, ticket: Ticket, held_by: str, now: datetime, reason: str
+) -> None:
+    """The job was taken from the technician who held it: tell them (audited)."""
+    tickets.record(
+        db_session=db_session,
+        ticket=ticket,
+        actor=DISPATCHER,
+        kind="job_called_off",
+        now=now,
+        reason=f"{held_by} told: {reason}",
+        data={"technician_id": held_by},
+    )
+    notice = JobCalledOff(ticket_id=ticket.id, state=ticket.state, reason=reason)
+    _tell(db_session, held_by, "job", notice, now)
+
+
+def waits(ticket: Ticket) -> bool:
+    """Still to be dispatched: waiting, and not merged into a site ticket."""
+    return TicketState(ticket.state) in WAITING and ticket.parent_id is None
+
+
+def loose_ends(*, db_session: Session, now: datetime) -> tuple[list[int], list[int]]:
+    """Pending offers whose ticket no longer waits (cancelled, resolved, assigned by hand,
+    merged), and tickets that may have been taken from whoever held them (cancelled, or sent
+    back to dispatch by hand) in the last LOOSE_ENDS_WINDOW: (offer ids, ticket ids)."""
+    offers = db_session.scalars(
+        select(Offer.id)
+        .join(Ticket, Ticket.id == Offer.ticket_id)
+        .where(
+            Offer.state == PENDING,
+            or_(Ticket.state.not_in([s.value for s in WAITING]), Ticket.parent_id.is_not(None)),
+        )
+    ).all()
+    dropped = db_session.scalars(
+        select(Ticket.id).where(
+            Ticket.technician_id.is_not(None),
+            Ticket.state.in_([TicketState.CANCELLED.value, *(s.value for s in WAITING)]),
+            Ticket.updated_at >= now - LOOSE_ENDS_WINDOW,
+        )
+    ).all()
+    return list(offers), [i for i in dropped if _taken_away(db_session, i) is not None]
+
+
+def _taken_away(db_session: Session, ticket_id: int) -> TicketEvent | None:
+    """The change that took a dispatched ticket from its technician (None: it was not; a
+    ticket reopened after it was resolved still names who resolved it, but their job ended)."""
+    last = db_session.scalars(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "transition")
+        .order_by(TicketEvent.id.desc())
+        .limit(1)
+    ).first()
+    dispatched = {s.value for s in DISPATCHED}
+    return last if last is not None and last.from_state in dispatched else None
+
+
+def tidy_offer(*, db_session: Session, offer_id: int, now: datetime) -> bool:
+    """Withdraw one pending offer whose ticket no longer waits (once, under the ticket's lock)."""
+    offer = db_session.get(Offer, offer_id)
+    if offer is None:
+        return False
+    ticket = tickets.get_or_raise(db_session=db_session, ticket_id=offer.ticket_id, lock=True)
+    db_session.refresh(offer)
+    if offer.state != PENDING or waits(ticket):
+        return False
+    why = f"merged into ticket {ticket.parent_id}" if ticket.parent_id else ticket.state
+    withdraw(db_session=db_session, offer=offer, now=now, reason=f"the ticket is {why} now")
+    return True
+
+
+def tidy_ticket(*, db_session: Session, ticket_id: int, now: datetime) -> bool:
+    """Tell the technician a ticket was taken from them, and free them (once: the ticket no
+    longer names them afterwards)."""
+    ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
+    change = _taken_away(db_session, ticket_id)
+    held_by = ticket.technician_id
+    if held_by is None or change is None or ticket.state not in LET_GO:
+        return False
+    ticket.technician_id = None
+    reason = change.reason or f"{change.to_state} by {change.actor}"
+    call_off(db_session=db_session, ticket=ticket, held_by=held_by, now=now, reason=reason)
+    wake_waiting(db_session=db_session, now=now)  # they are free for the next one
+    return True
 
 
 def _escalate(db_session: Session, ticket: Ticket, now: datetime, reason: str) -> None:
@@ -436,6 +542,7 @@ def run_round(
     with sessions() as db:
         if not db.scalar(select(func.count()).select_from(Technician)):
             return 0
+        stale, dropped = loose_ends(db_session=db, now=now())
         due = due_offers(db_session=db, now=now())
         waiting = waiting_tickets(db_session=db, now=now(), triage=rules.triage)
         # The week's skill demand, once a round rather than once an offer.
@@ -445,6 +552,12 @@ def run_round(
             else None
         )
     moved = 0
+    for offer_id in stale:
+        with writing(), transaction(sessions) as db:
+            moved += tidy_offer(db_session=db, offer_id=offer_id, now=now())
+    for ticket_id in dropped:
+        with writing(), transaction(sessions) as db:
+            moved += tidy_ticket(db_session=db, ticket_id=ticket_id, now=now())
     for offer_id in due:
         with writing(), transaction(sessions) as db:
             moved += expire(db_session=db, offer_id=offer_id, now=now(), rules=rules, demand=demand)
@@ -472,6 +585,8 @@ def expire(
     db_session.refresh(offer)
     if offer.state != PENDING or offer.deadline > now:
         return False
+    if not waits(ticket):  # not held against them: there was nothing left to take
+        return tidy_offer(db_session=db_session, offer_id=offer_id, now=now)
     _close_offer(db_session, offer, EXPIRED, now, "no answer before the deadline")
     _check_policy(db_session, offer.technician_id, now, rules)
     offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules, demand=demand)
@@ -546,6 +661,10 @@ def accept(
     if offer.state != PENDING or offer.deadline < now:
         status = offer.state if offer.state != PENDING else "past its deadline"
         raise Conflict(f"offer {offer_id} is {status}: it can no longer be accepted")
+    if not waits(ticket):
+        raise Conflict(
+            f"ticket {ticket.id} is {ticket.state}: the offer is withdrawn, there is no job to take"
+        )
     tech = get_technician(db_session=db_session, technician_id=offer.technician_id)
     if active_jobs(db_session=db_session).get(tech.id, 0) >= tech.capacity:
         raise Conflict(f"{tech.id} is at capacity ({tech.capacity} jobs): finish one first")
@@ -701,7 +820,10 @@ def assign(
         raise Conflict(f"ticket {ticket_id} is {ticket.state}: it cannot be assigned")
     pending = pending_offer(db_session=db_session, ticket_id=ticket_id)
     if pending is not None:
-        _close_offer(db_session, pending, WITHDRAWN, now, f"assigned by {caller.username}")
+        withdraw(
+            db_session=db_session, offer=pending, now=now, reason=f"assigned by {caller.username}"
+        )
+    previous = ticket.technician_id if TicketState(ticket.state) in DISPATCHED else None
     if TicketState(ticket.state) in DISPATCHED:
         tickets.transition(
             db_session=db_session,
@@ -720,6 +842,9 @@ def assign(
     _assign(
         db_session, ticket, tech.id, now, f"assigned by {caller.username}: {reason}", round(eta)
     )
+    if previous is not None and previous != tech.id:
+        why = f"reassigned to {tech.id} by {caller.username}" + (f": {reason}" if reason else "")
+        call_off(db_session=db_session, ticket=ticket, held_by=previous, now=now, reason=why)
     return ticket
 
 

@@ -81,7 +81,7 @@ def acl_file(accounts: Iterable[Account], *, ingest_group: str = "crowdfix-inges
                 f"topic read {data}/+/+",
                 *([f"topic read $share/{ingest_group}/{data}/+/+"] if ingest_group else []),
                 f"topic write {commands}/+/+",
-                # Offers pushed to technicians' apps (docs/protocol.md).
+                # Offers and job notices pushed to technicians' apps (docs/protocol.md).
                 f"topic write tech/{APP}/{NAMESPACE_VERSION}/+/+",
                 # Broker figures the worker exports (messages Mosquitto dropped, clients).
                 "topic read $SYS/broker/#",

@@ -417,3 +417,152 @@ def test_a_technician_free_again_wakes_the_tickets_waiting_for_someone(sessions)
     assert ticket_of(sessions, second).next_dispatch_at == at(1.2)  # the next round offers it
     with sessions() as db:
         assert dispatcher.waiting_tickets(db_session=db, now=at(1.2)) == [second]
+
+
+def pushed_to(sessions, technician_id: str, about: str) -> list[dict[str, object]]:
+    """What was queued for the technician's topic (offer or job), oldest first."""
+    with sessions() as db:
+        payloads = db.scalars(
+            select(OutboundMessage.payload)
+            .where(OutboundMessage.topic == f"tech/crowdfix/v1/{technician_id}/{about}")
+            .order_by(OutboundMessage.id)
+        ).all()
+    return [json.loads(p) for p in payloads]
+
+
+def accept_first(sessions, ticket_id: int, minutes: float) -> str:
+    """The ticket's first offer accepted; by whom."""
+    offer = offers(sessions, ticket_id)[0]
+    with transaction(sessions) as db:
+        dispatcher.accept(
+            db_session=db,
+            offer_id=offer.id,
+            caller=techie(offer.technician_id),
+            now=at(minutes),
+            eta_min=None,
+        )
+    return offer.technician_id
+
+
+def move(sessions, ticket_id: int, to: TicketState, reason: str, minutes: float) -> None:
+    """A state change by hand (as POST /api/tickets/{id}/transitions makes it)."""
+    with transaction(sessions) as db:
+        ticket = db.get(Ticket, ticket_id)
+        assert ticket is not None
+        dispatcher.tickets.transition(
+            db_session=db, ticket=ticket, to=to, actor="olga", reason=reason, now=at(minutes)
+        )
+
+
+def round_at(sessions, minutes: float) -> int:
+    return dispatcher.run_round(sessions=sessions, now=lambda: at(minutes), rules=RULES)
+
+
+def test_a_cancel_at_the_device_withdraws_the_offer_and_tells_the_technician(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    [offer] = offers(sessions, ticket_id)
+    ingest(sessions, press("pos-1", "receipt-printer", action="cancel", minutes=2))
+    assert ticket_of(sessions, ticket_id).state == "cancelled"
+    with transaction(sessions) as db, pytest.raises(Conflict, match="no job to take"):
+        dispatcher.accept(
+            db_session=db, offer_id=offer.id, caller=techie("c-near"), now=at(2.5), eta_min=None
+        )
+
+    assert round_at(sessions, 2.5) == 1
+    [withdrawn] = offers(sessions, ticket_id)
+    assert (withdrawn.state, withdrawn.reason) == ("withdrawn", "the ticket is cancelled now")
+    [notice] = pushed_to(sessions, "c-near", "offer")[1:]  # after the offer itself
+    assert notice == {
+        "schema_version": 1,
+        "type": "offer_withdrawn",
+        "offer_id": offer.id,
+        "ticket_id": ticket_id,
+        "reason": "the ticket is cancelled now",
+    }
+    assert round_at(sessions, 3) == 0 and round_at(sessions, 10) == 0  # once; never a lapse
+    assert len(pushed_to(sessions, "c-near", "offer")) == 2
+    with sessions() as db:
+        assert dispatcher.recent_outcomes(db_session=db, technician_id="c-near", window=20) == []
+        assert dispatcher.pending_per_technician(db_session=db) == {}  # free for the next one
+
+
+def test_a_job_cancelled_at_the_device_is_called_off_for_its_technician(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    holder = accept_first(sessions, ticket_id, 2)
+    ingest(sessions, press("pos-1", "receipt-printer", action="cancel", minutes=3))
+
+    assert round_at(sessions, 3.5) == 1
+    [notice] = pushed_to(sessions, holder, "job")
+    assert (notice["type"], notice["ticket_id"], notice["state"]) == (
+        "job_called_off",
+        ticket_id,
+        "cancelled",
+    )
+    assert str(notice["reason"]).startswith("cancelled at the device")
+    ticket = ticket_of(sessions, ticket_id)
+    assert (ticket.state, ticket.technician_id) == ("cancelled", None)
+    with sessions() as db:
+        assert dispatcher.active_jobs(db_session=db) == {}
+        jobs, _ = dispatcher.jobs_held(db_session=db, technician_id=holder)
+    assert [(j.ticket_id, j.ending.value) for j in jobs] == [(ticket_id, "cancelled")]
+    assert round_at(sessions, 4) == 0 and len(pushed_to(sessions, holder, "job")) == 1
+
+
+def test_reassigning_or_unassigning_by_hand_tells_who_loses_the_job(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    holder = accept_first(sessions, ticket_id, 2)
+    with transaction(sessions) as db:
+        dispatcher.assign(
+            db_session=db,
+            ticket_id=ticket_id,
+            technician_id="c-far",
+            caller=OPERATOR,
+            now=at(4),
+            reason="c-far is already next door",
+        )
+    [notice] = pushed_to(sessions, holder, "job")
+    assert notice["state"] == "assigned"
+    assert notice["reason"] == "reassigned to c-far by olga: c-far is already next door"
+    assert pushed_to(sessions, "c-far", "job") == []
+
+    # an operator sends it back to dispatch
+    move(sessions, ticket_id, TicketState.DISPATCHING, "c-far's van broke down", 6)
+    round_at(sessions, 6.5)
+    [notice] = pushed_to(sessions, "c-far", "job")
+    assert (notice["state"], notice["reason"]) == ("dispatching", "c-far's van broke down")
+    assert offers(sessions, ticket_id)[-1].state == "pending"  # and it is offered again
+
+
+def test_a_manual_assignment_withdraws_the_pending_offer_with_a_notice(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    with transaction(sessions) as db:
+        dispatcher.assign(
+            db_session=db,
+            ticket_id=ticket_id,
+            technician_id="s-1",
+            caller=OPERATOR,
+            now=at(2),
+            reason="",
+        )
+    [offer] = offers(sessions, ticket_id)
+    assert offer.state == "withdrawn"
+    assert pushed_to(sessions, "c-near", "offer")[-1]["type"] == "offer_withdrawn"
+    assert pushed_to(sessions, "c-near", "job") == []  # it was never theirs
+
+
+def test_a_resolved_job_reopened_is_not_called_off(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    holder = accept_first(sessions, ticket_id, 2)
+    with transaction(sessions) as db:
+        job = dispatcher.own_ticket(db_session=db, ticket_id=ticket_id, caller=techie(holder))
+        dispatcher.progress(
+            db_session=db, ticket=job, to=TicketState.RESOLVED, actor=holder, now=at(30)
+        )
+    move(sessions, ticket_id, TicketState.NEW, "the fault came back", 60)
+    round_at(sessions, 61)
+    assert pushed_to(sessions, holder, "job") == []
