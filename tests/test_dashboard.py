@@ -364,6 +364,17 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.wait_for_selector("tr[data-technician=sam]:not(.paused)", timeout=15000)
         assert "receiving offers" in page.inner_text("tr[data-technician=sam]")
 
+        # Sam's record: the job assigned by hand, resolved and rated; no offer was made to him.
+        page.click("a[data-history=sam]")
+        job = page.wait_for_selector("#history-jobs tr[data-job]")
+        assert "Sam is next door" in job.inner_text() and "★★★★" in job.inner_text()
+        assert "resolved" in job.inner_text()
+        assert "No offer yet." in page.inner_text("#history-offers")
+        assert "Jobs (the latest 1 of 1)" in page.inner_text("main")
+        page.screenshot(path=str(SHOTS / "10b-technician-record.png"), full_page=True)
+        page.click("text=← the crowd")
+        page.wait_for_selector("tr[data-technician=sam]")
+
         # KPIs: the period's times and tickets by category and site, as charts.
         page.click("nav a[data-nav=kpis]")
         page.wait_for_selector("#by-category svg rect")

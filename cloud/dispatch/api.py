@@ -263,7 +263,7 @@ def job_progress(
         db_session=db_session,
         ticket=ticket,
         to=TicketState(body.state),
-        actor=caller.username,
+        actor=caller.technician_id or caller.username,  # the technician, or staff by name
         now=utc_now(),
         reason=body.notes,
         eta_min=body.eta_min,
@@ -281,7 +281,7 @@ def job_give_back(
     service.give_back(
         db_session=db_session,
         ticket=ticket,
-        actor=caller.username,
+        actor=caller.technician_id or caller.username,
         now=utc_now(),
         reason=body.reason,
         extra_skills=body.needs_skills,

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from cloud.auth.roles import Principal
 from cloud.clock import utc_now
@@ -52,7 +52,8 @@ DEMAND_WINDOW = timedelta(days=7)
 DEMAND_SAMPLE = 2000
 # Tickets changed this long ago are not looked at again for a technician to tell.
 LOOSE_ENDS_WINDOW = timedelta(days=1)
-LET_GO = {TicketState.CANCELLED.value, *(s.value for s in WAITING)}
+LET_GO = [s.value for s in (TicketState.CANCELLED, TicketState.RESOLVED, *WAITING)]
+CALLED_OFF = "job_called_off"  # the audit entry of a technician told their job is off
 
 
 def technician_topic(technician_id: str, about: str = "offer") -> str:
@@ -394,7 +395,7 @@ def call_off(
         db_session=db_session,
         ticket=ticket,
         actor=DISPATCHER,
-        kind="job_called_off",
+        kind=CALLED_OFF,
         now=now,
         reason=f"{held_by} told: {reason}",
         data={"technician_id": held_by},
@@ -410,8 +411,7 @@ def waits(ticket: Ticket) -> bool:
 
 def loose_ends(*, db_session: Session, now: datetime) -> tuple[list[int], list[int]]:
     """Pending offers whose ticket no longer waits (cancelled, resolved, assigned by hand,
-    merged), and tickets that may have been taken from whoever held them (cancelled, or sent
-    back to dispatch by hand) in the last LOOSE_ENDS_WINDOW: (offer ids, ticket ids)."""
+    merged), and tickets taken from whoever held them, not told yet: (offer ids, ticket ids)."""
     offers = db_session.scalars(
         select(Offer.id)
         .join(Ticket, Ticket.id == Offer.ticket_id)
@@ -420,27 +420,35 @@ def loose_ends(*, db_session: Session, now: datetime) -> tuple[list[int], list[i
             or_(Ticket.state.not_in([s.value for s in WAITING]), Ticket.parent_id.is_not(None)),
         )
     ).all()
-    dropped = db_session.scalars(
-        select(Ticket.id).where(
+    dropped = db_session.scalars(_taken_away(now).distinct()).all()
+    return list(offers), list(dropped)
+
+
+def _taken_away(now: datetime) -> Select[int]:
+    """Tickets a change took from the technician who held them, in the last
+    LOOSE_ENDS_WINDOW, and nobody told them yet: cancelled, sent back to dispatch, or resolved
+    by someone else (an operator, say). The change must leave a dispatched state: a ticket
+    reopened after they resolved it still names them, but their job had ended."""
+    took, told = aliased(TicketEvent), aliased(TicketEvent)
+    told_since = (
+        select(told.id)
+        .where(told.ticket_id == took.ticket_id, told.kind == CALLED_OFF, told.id > took.id)
+        .exists()
+    )
+    return (
+        select(Ticket.id)
+        .join(took, took.ticket_id == Ticket.id)
+        .where(
             Ticket.technician_id.is_not(None),
-            Ticket.state.in_([TicketState.CANCELLED.value, *(s.value for s in WAITING)]),
-            Ticket.updated_at >= now - LOOSE_ENDS_WINDOW,
+            Ticket.state.in_(LET_GO),
+            took.kind == "transition",
+            took.to_state == Ticket.state,
+            took.from_state.in_([s.value for s in DISPATCHED]),
+            took.actor != Ticket.technician_id,  # not their own resolution
+            took.at >= now - LOOSE_ENDS_WINDOW,
+            ~told_since,
         )
-    ).all()
-    return list(offers), [i for i in dropped if _taken_away(db_session, i) is not None]
-
-
-def _taken_away(db_session: Session, ticket_id: int) -> TicketEvent | None:
-    """The change that took a dispatched ticket from its technician (None: it was not; a
-    ticket reopened after it was resolved still names who resolved it, but their job ended)."""
-    last = db_session.scalars(
-        select(TicketEvent)
-        .where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "transition")
-        .order_by(TicketEvent.id.desc())
-        .limit(1)
-    ).first()
-    dispatched = {s.value for s in DISPATCHED}
-    return last if last is not None and last.from_state in dispatched else None
+    )
 
 
 def tidy_offer(*, db_session: Session, offer_id: int, now: datetime) -> bool:
@@ -458,14 +466,15 @@ def tidy_offer(*, db_session: Session, offer_id: int, now: datetime) -> bool:
 
 
 def tidy_ticket(*, db_session: Session, ticket_id: int, now: datetime) -> bool:
-    """Tell the technician a ticket was taken from them, and free them (once: the ticket no
-    longer names them afterwards)."""
+    """Tell the technician a ticket was taken from them (once: under the ticket's lock, the
+    notice is its own marker), and free them unless it was resolved (their rating stays)."""
     ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
-    change = _taken_away(db_session, ticket_id)
     held_by = ticket.technician_id
-    if held_by is None or change is None or ticket.state not in LET_GO:
+    if held_by is None or db_session.scalar(_taken_away(now).where(Ticket.id == ticket_id)) is None:
         return False
-    ticket.technician_id = None
+    change = tickets.events(db_session=db_session, ticket_id=ticket_id, kind="transition")[-1]
+    if ticket.state != TicketState.RESOLVED:
+        ticket.technician_id = None  # nobody holds it now
     reason = change.reason or f"{change.to_state} by {change.actor}"
     call_off(db_session=db_session, ticket=ticket, held_by=held_by, now=now, reason=reason)
     wake_waiting(db_session=db_session, now=now)  # they are free for the next one

@@ -289,11 +289,14 @@ def children(*, db_session: Session, ticket: Ticket) -> Sequence[Ticket]:
     ).all()
 
 
-def events(*, db_session: Session, ticket_id: int) -> Sequence[TicketEvent]:
-    """A ticket's audit trail, oldest first."""
-    return db_session.scalars(
-        select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)
-    ).all()
+def events(
+    *, db_session: Session, ticket_id: int, kind: str | None = None
+) -> Sequence[TicketEvent]:
+    """A ticket's audit trail (of one kind, when given), oldest first."""
+    query = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)
+    if kind is not None:
+        query = query.where(TicketEvent.kind == kind)
+    return db_session.scalars(query.order_by(TicketEvent.id)).all()
 
 
 @dataclass(frozen=True, slots=True)

@@ -563,6 +563,23 @@ def test_a_resolved_job_reopened_is_not_called_off(desk) -> None:
         dispatcher.progress(
             db_session=db, ticket=job, to=TicketState.RESOLVED, actor=holder, now=at(30)
         )
+    assert round_at(sessions, 31) == 0  # their own resolution is nothing to tell them
     move(sessions, ticket_id, TicketState.NEW, "the fault came back", 60)
     round_at(sessions, 61)
     assert pushed_to(sessions, holder, "job") == []
+
+
+def test_a_job_resolved_by_an_operator_is_called_off_and_still_rated_as_theirs(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    holder = accept_first(sessions, ticket_id, 2)
+    move(sessions, ticket_id, TicketState.RESOLVED, "reset it remotely", 5)
+    assert round_at(sessions, 5.5) == 1
+    [notice] = pushed_to(sessions, holder, "job")
+    assert (notice["state"], notice["reason"]) == ("resolved", "reset it remotely")
+    assert round_at(sessions, 6) == 0 and len(pushed_to(sessions, holder, "job")) == 1
+    assert ticket_of(sessions, ticket_id).technician_id == holder
+    with transaction(sessions) as db:
+        dispatcher.rate(
+            db_session=db, ticket_id=ticket_id, stars=5, rated_by="olga", now=at(7), rules=RULES
+        )

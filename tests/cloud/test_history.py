@@ -20,7 +20,7 @@ def test_a_job_runs_from_assignment_to_what_ended_it() -> None:
     changes = [
         change(1, 0, S.DISPATCHING, "dispatcher"),
         change(1, 2, S.ASSIGNED, "ana", "accepted offer 1"),
-        change(1, 5, S.EN_ROUTE, "ana-user"),  # progress is by the user, not the technician id
+        change(1, 5, S.EN_ROUTE, "olga"),  # whoever records a step, it is her job
         change(1, 20, S.ON_SITE, "ana-user"),
         change(1, 40, S.RESOLVED, "ana-user", "new roll"),
         change(1, 300, S.NEW, "ingest", "the fault came back"),  # reopened: her job had ended

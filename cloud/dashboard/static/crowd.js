@@ -1,6 +1,10 @@
 // The crowd: every technician with availability, skills, where they are, their KPIs (rating,
-// acceptance, jobs), current jobs, and the policy pause with the review that lifts it.
+// acceptance, jobs), current jobs, and the policy pause with the review that lifts it; and
+// one technician's record (?technician=id): every job held and offer made, counted, the
+// latest listed, for the review.
 "use strict";
+
+const TECHNICIAN = param("technician");
 
 function percent(value) {
   return value === null || value === undefined ? "–" : `${Math.round(value * 100)} %`;
@@ -24,7 +28,8 @@ async function refresh() {
   const jobs = {};
   for (const t of page.items) if (t.technician_id) (jobs[t.technician_id] = jobs[t.technician_id] || []).push(t);
   const rows = techs.map((tech) => el("tr", {"data-technician": tech.id, class: tech.paused ? "paused" : ""},
-    el("td", {}, el("b", {}, tech.name), el("div", {class: "muted"}, `${tech.id} · ${tech.kind}`)),
+    el("td", {}, el("a", {href: `/ui/crowd?technician=${encodeURIComponent(tech.id)}`, "data-history": tech.id}, el("b", {}, tech.name)),
+       el("div", {class: "muted"}, `${tech.id} · ${tech.kind}`)),
     el("td", {}, tech.available ? pill("available", "ok") : pill("off shift", "muted")),
     el("td", {}, tech.skills.join(", "),
        Object.keys(tech.certifications).length ? el("div", {class: "muted"},
@@ -47,4 +52,49 @@ async function refresh() {
       el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 9, class: "muted"}, "No technicians yet: import them with POST /api/technicians/import."))]))));
 }
 
-desk("crowd", refresh);
+function arrival(job) {
+  if (job.on_site_in_time === null) return el("span", {class: "muted"}, "–");
+  return pill(`${clock(job.on_site_at)}${job.on_site_in_time ? "" : " (late)"}`, job.on_site_in_time ? "ok" : "bad");
+}
+
+function jobRow(job) {
+  return el("tr", {"data-job": job.ticket_id},
+    el("td", {}, el("a", {href: `/ui/ticket?id=${job.ticket_id}`}, `#${job.ticket_id}`), ` ${job.title}`,
+       el("div", {class: "muted"}, job.category)),
+    el("td", {}, clock(job.assigned_at), el("div", {class: "muted"}, job.assigned_how)),
+    el("td", {}, arrival(job)),
+    el("td", {}, pill(job.ending, job.ending === "handed on" ? "warn" : job.ending.replace(" ", "-")),
+       job.end_reason ? el("div", {class: "muted"}, job.end_reason) : null),
+    el("td", {class: "num"}, job.rating ? "★".repeat(job.rating) : el("span", {class: "muted"}, "–")));
+}
+
+function offerRow(offer) {
+  return el("tr", {"data-offer": offer.id},
+    el("td", {}, el("a", {href: `/ui/ticket?id=${offer.ticket_id}`}, `#${offer.ticket_id}`), ` ${offer.title}`),
+    el("td", {}, clock(offer.offered_at), el("div", {class: "muted"}, `${offer.stage} · ETA ${Math.round(offer.eta_min)} min`)),
+    el("td", {}, pill(offer.state), offer.reason ? el("div", {class: "muted"}, offer.reason) : null));
+}
+
+function table(id, headings, rows, empty) {
+  return el("table", {id},
+    el("thead", {}, el("tr", {}, ...headings.map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", {colspan: headings.length, class: "muted"}, empty))])));
+}
+
+async function record() {
+  const {technician: tech, totals, jobs, offers} = await api(`/api/technicians/${encodeURIComponent(TECHNICIAN)}/history?limit=100`);
+  const held = totals.jobs;
+  counts([[held.held, "jobs"], [held.resolved, "resolved", "ok"], [held.handed_on, "handed on", "warn"],
+          [held.on_site_in_time, "on site in time", "ok"], [held.on_site_late, "arrived late", "bad"], [totals.offers, "offers"],
+          [totals.offers_by_state.declined || 0, "declined", "bad"], [totals.offers_by_state.expired || 0, "let lapse", "bad"]]);
+  document.getElementById("main").replaceChildren(
+    el("p", {}, el("a", {href: "/ui/crowd"}, "← the crowd")),
+    el("h2", {}, `${tech.name} `, el("span", {class: "muted"}, `${tech.id} · ${tech.kind}`), " ",
+       tech.paused ? pill(`paused: ${tech.paused_reason}`, "bad") : null),
+    el("h3", {}, `Jobs (the latest ${jobs.length} of ${held.held})`),
+    table("history-jobs", ["Ticket", "Assigned", "On site", "Ended", "Rating"], jobs.map(jobRow), "No job yet."),
+    el("h3", {}, `Offers (the latest ${offers.length} of ${totals.offers})`),
+    table("history-offers", ["Ticket", "Offered", "Answer"], offers.map(offerRow), "No offer yet."));
+}
+
+desk("crowd", TECHNICIAN ? record : refresh);
