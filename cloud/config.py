@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from socket import gethostname
 from typing import Annotated, Literal
@@ -10,6 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from cloud.dispatch.policy import DispatchPolicy
 from cloud.errors import ConfigError
 from cloud.tickets.taxonomy import Taxonomy, load_taxonomy
 from mqttlink import BrokerSettings, Protocol
@@ -53,6 +55,21 @@ class CloudSettings(BaseSettings):
     recent_window_h: float = Field(default=6, gt=0)
     # Workers run the dispatcher (offers, deadlines, cascade) once technicians exist.
     dispatch: bool = True
+    # Dispatch rules (docs/dispatch.md): how long a technician has to answer an offer (cut
+    # short, never below the minimum, when the SLA has less slack); how many crowd offers, or
+    # minutes, before staff get a ticket, and how many staff offers before an operator must
+    # act; below which rating (over at least so many ratings) or acceptance (over the last so
+    # many offers) a crowd technician is paused; when an SLA clock warns.
+    dispatch_offer_timeout_s: int = Field(default=300, ge=30, le=3600)
+    dispatch_min_offer_timeout_s: int = Field(default=120, ge=15, le=3600)
+    dispatch_crowd_attempts: int = Field(default=3, ge=0, le=100)
+    dispatch_crowd_minutes: float = Field(default=15, ge=0, le=24 * 60)
+    dispatch_staff_attempts: int = Field(default=2, ge=0, le=100)
+    dispatch_min_rating: float = Field(default=4.8, ge=1, le=5)
+    dispatch_min_ratings: int = Field(default=10, ge=1, le=10_000)
+    dispatch_min_acceptance: float = Field(default=0.8, ge=0, le=1)
+    dispatch_acceptance_window: int = Field(default=20, ge=1, le=1000)
+    sla_warning_share: float = Field(default=0.8, gt=0, lt=1)
     # Prometheus endpoint of an ingest worker (the API serves /metrics itself); 0: none.
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     # InfluxDB for telemetry history; off when no URL is set.
@@ -65,6 +82,31 @@ class CloudSettings(BaseSettings):
     public_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=500)] | None = None
     # Grafana's fleet telemetry dashboard, linked from the operator's pages when set.
     grafana_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=500)] | None = None
+
+    @model_validator(mode="after")
+    def _offer_timeouts_in_order(self) -> CloudSettings:
+        if self.dispatch_min_offer_timeout_s > self.dispatch_offer_timeout_s:
+            raise ConfigError(
+                f"CROWDFIX_DISPATCH_MIN_OFFER_TIMEOUT_S ({self.dispatch_min_offer_timeout_s}) is "
+                f"above CROWDFIX_DISPATCH_OFFER_TIMEOUT_S ({self.dispatch_offer_timeout_s}): "
+                "the shortest deadline cannot be longer than the usual one"
+            )
+        return self
+
+    def dispatch_policy(self) -> DispatchPolicy:
+        """The dispatch rules these settings make (the API and every worker use the same)."""
+        return DispatchPolicy(
+            offer_timeout=timedelta(seconds=self.dispatch_offer_timeout_s),
+            min_offer_timeout=timedelta(seconds=self.dispatch_min_offer_timeout_s),
+            crowd_attempts=self.dispatch_crowd_attempts,
+            crowd_minutes=self.dispatch_crowd_minutes,
+            staff_attempts=self.dispatch_staff_attempts,
+            sla_warning_share=self.sla_warning_share,
+            min_rating=self.dispatch_min_rating,
+            min_ratings=self.dispatch_min_ratings,
+            min_acceptance=self.dispatch_min_acceptance,
+            acceptance_window=self.dispatch_acceptance_window,
+        )
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> CloudSettings:

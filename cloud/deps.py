@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from cloud.auth import service as auth
 from cloud.auth.roles import Principal, Role
 from cloud.clock import utc_now
+from cloud.dispatch.policy import DispatchPolicy
 from cloud.errors import Forbidden, Unauthorized
 
 SESSION_COOKIE = "crowdfix_session"
@@ -32,7 +33,14 @@ def get_writer_db(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_rules(request: Request) -> DispatchPolicy:
+    """The dispatch rules of the app's settings."""
+    rules: DispatchPolicy = request.app.state.rules
+    return rules
+
+
 SessionDep = Annotated[Session, Depends(get_db)]
+RulesDep = Annotated[DispatchPolicy, Depends(get_rules)]
 # Row ids in paths: positive and within a 32-bit integer (bigger ones cannot exist).
 IdPath = Annotated[int, Path(ge=1, le=2_147_483_647)]
 WriterSessionDep = Annotated[Session, Depends(get_writer_db)]

@@ -40,6 +40,7 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
     app.state.sessions = sessions
     app.state.writer_sessions = writer_sessions(sessions)
     app.state.settings = settings
+    app.state.rules = settings.dispatch_policy()
     routers = (auth_router, tickets_router, dispatch_router, devices_router, sites_router)
     for router in (*routers, fleet_router, quarantine_router, dashboard_router):
         app.include_router(router)

@@ -34,7 +34,6 @@ from cloud.db import transaction
 from cloud.devices import service as devices
 from cloud.dispatch import ratings
 from cloud.dispatch import service as dispatcher
-from cloud.dispatch.policy import DispatchPolicy
 from cloud.ingest.service import (
     BulkMessage,
     DeviceDirectory,
@@ -116,7 +115,7 @@ class IngestWorker:
         self._bulk = Batches()
         self._stopping = threading.Event()
         self._event_busy = threading.Event()  # an event is being handled: bulk work waits
-        self._rules = DispatchPolicy()
+        self._rules = settings.dispatch_policy()
         self._webhook_rest: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
         self.stats = IngestStats()

@@ -71,8 +71,14 @@ class CrewApp:
     """Every demo technician's phone: offers are accepted (now and then declined) and the job
     is worked through on a timer. Runs in a thread of its own until stop()."""
 
-    def __init__(self, sessions: sessionmaker[Session], seed: int | None = None) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        seed: int | None = None,
+        rules: DispatchPolicy | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._rules = rules or DispatchPolicy()
         self._rng = random.Random(seed)
         self._stop = threading.Event()
         self._jobs: list[_Job] = []
@@ -134,7 +140,7 @@ class CrewApp:
                 caller=caller,
                 reason="on another job",
                 now=utc_now(),
-                rules=DispatchPolicy(),
+                rules=self._rules,
             )
             return False
         _LOGGER.info("demo crew: %s accepts offer %d", caller.technician_id, offer_id)

@@ -266,7 +266,7 @@ class Demo:
         self.logins = demo_accounts(sessions, cfg.state_dir)
         register_crew(sessions, utc_now())
         self.logins.append(technician_login(sessions, cfg.state_dir, CREW[0][0]))
-        self.crew = CrewApp(sessions)
+        self.crew = CrewApp(sessions, rules=settings.dispatch_policy())
         self.crew.start()
         self.worker = IngestWorker(settings, sessions)
         self.worker.start()

@@ -11,7 +11,16 @@ from sqlalchemy.orm import Session
 
 from cloud.auth.roles import Principal, Role
 from cloud.clock import utc_now
-from cloud.deps import AdminDep, CallerDep, IdPath, SessionDep, StaffDep, WriterSessionDep, require
+from cloud.deps import (
+    AdminDep,
+    CallerDep,
+    IdPath,
+    RulesDep,
+    SessionDep,
+    StaffDep,
+    WriterSessionDep,
+    require,
+)
 from cloud.dispatch import csvimport, history, ratings, service
 from cloud.dispatch.models import Offer, Technician
 from cloud.dispatch.policy import DispatchPolicy
@@ -45,16 +54,15 @@ from cloud.tickets.lifecycle import TicketState
 from cloud.tickets.models import Ticket
 from cloud.tickets.schemas import TicketDetail, TicketOut
 
-RULES = DispatchPolicy()
 TechnicianDep = Annotated[Principal, Depends(require(Role.TECHNICIAN))]
 router = APIRouter(tags=["dispatch"])
 
 
-def technician_out(db_session: Session, tech: Technician, jobs: dict[str, int]) -> TechnicianOut:
+def technician_out(
+    db_session: Session, tech: Technician, jobs: dict[str, int], rules: DispatchPolicy
+) -> TechnicianOut:
     """A technician with their KPIs."""
-    outcomes = service.recent_outcomes(
-        db_session=db_session, technician_id=tech.id, window=RULES.acceptance_window
-    )
+    outcomes = service.recent_outcomes(db_session=db_session, technician_id=tech.id, rules=rules)
     out = TechnicianOut.model_validate(tech)
     out.rating = round(tech.rating_sum / tech.rating_count, 2) if tech.rating_count else None
     out.acceptance_rate = round(sum(outcomes) / len(outcomes), 3) if outcomes else None
@@ -63,21 +71,23 @@ def technician_out(db_session: Session, tech: Technician, jobs: dict[str, int]) 
 
 
 @router.get("/api/technicians", response_model=list[TechnicianOut])
-def list_technicians(_staff: StaffDep, db_session: SessionDep) -> list[TechnicianOut]:
+def list_technicians(
+    _staff: StaffDep, db_session: SessionDep, rules: RulesDep
+) -> list[TechnicianOut]:
     """Every technician with availability, skills and KPIs."""
     jobs = service.active_jobs(db_session=db_session)
     techs = db_session.scalars(select(Technician).order_by(Technician.id))
-    return [technician_out(db_session, t, jobs) for t in techs]
+    return [technician_out(db_session, t, jobs, rules) for t in techs]
 
 
 @router.get("/api/technicians/{technician_id}", response_model=TechnicianOut)
 def get_technician(
-    technician_id: TechnicianId, caller: CallerDep, db_session: SessionDep
+    technician_id: TechnicianId, caller: CallerDep, db_session: SessionDep, rules: RulesDep
 ) -> TechnicianOut:
     """One technician (a technician may read only themselves)."""
     service.forbid_foreign_technician(caller, technician_id)
     tech = service.get_technician(db_session=db_session, technician_id=technician_id)
-    return technician_out(db_session, tech, service.active_jobs(db_session=db_session))
+    return technician_out(db_session, tech, service.active_jobs(db_session=db_session), rules)
 
 
 @router.get("/api/technicians/{technician_id}/history", response_model=TechnicianHistoryOut)
@@ -85,6 +95,7 @@ def technician_history(
     technician_id: TechnicianId,
     caller: CallerDep,
     db_session: SessionDep,
+    rules: RulesDep,
     limit: Annotated[int, Query(ge=1, le=500, description="jobs and offers listed")] = 50,
 ) -> TechnicianHistoryOut:
     """Every job the technician held (given back or reassigned ones too) and every offer
@@ -101,7 +112,9 @@ def technician_history(
         .limit(limit)
     )
     return TechnicianHistoryOut(
-        technician=technician_out(db_session, tech, service.active_jobs(db_session=db_session)),
+        technician=technician_out(
+            db_session, tech, service.active_jobs(db_session=db_session), rules
+        ),
         totals=HistoryTotalsOut(offers=counts.total(), offers_by_state=dict(counts), jobs=done),
         jobs=[_job_out(job, held[job.ticket_id]) for job in reversed(jobs[-limit:])],
         offers=[_offer_out(o, caller, db_session) for o in offers],
@@ -129,14 +142,18 @@ def _job_out(job: history.HeldJob, ticket: Ticket) -> HistoryJobOut:
 
 @router.put("/api/technicians/{technician_id}", response_model=TechnicianOut)
 def put_technician(
-    technician_id: TechnicianId, body: TechnicianIn, _admin: AdminDep, db_session: WriterSessionDep
+    technician_id: TechnicianId,
+    body: TechnicianIn,
+    _admin: AdminDep,
+    db_session: WriterSessionDep,
+    rules: RulesDep,
 ) -> TechnicianOut:
     """Create a technician or replace their details (KPIs are kept)."""
     tech = csvimport.upsert(
         db_session=db_session, technician_id=technician_id, body=body, now=utc_now()
     )
     db_session.commit()
-    return technician_out(db_session, tech, service.active_jobs(db_session=db_session))
+    return technician_out(db_session, tech, service.active_jobs(db_session=db_session), rules)
 
 
 @router.post("/api/technicians/import", response_model=ImportResult)
@@ -158,6 +175,7 @@ def set_availability(
     body: AvailabilityIn,
     caller: CallerDep,
     db_session: WriterSessionDep,
+    rules: RulesDep,
 ) -> TechnicianOut:
     """On or off shift, and the current position when shared (the technician, or staff)."""
     service.forbid_foreign_technician(caller, technician_id)
@@ -169,19 +187,23 @@ def set_availability(
     if body.lat is not None and body.lon is not None:
         tech.lat, tech.lon, tech.position_at = body.lat, body.lon, utc_now()
     db_session.commit()
-    return technician_out(db_session, tech, service.active_jobs(db_session=db_session))
+    return technician_out(db_session, tech, service.active_jobs(db_session=db_session), rules)
 
 
 @router.post("/api/technicians/{technician_id}/review", response_model=TechnicianOut)
 def review_technician(
-    technician_id: TechnicianId, body: ReviewIn, caller: StaffDep, db_session: WriterSessionDep
+    technician_id: TechnicianId,
+    body: ReviewIn,
+    caller: StaffDep,
+    db_session: WriterSessionDep,
+    rules: RulesDep,
 ) -> TechnicianOut:
     """Lift a policy pause after reviewing the technician."""
     tech = service.review(
         db_session=db_session, technician_id=technician_id, caller=caller, note=body.note
     )
     db_session.commit()
-    return technician_out(db_session, tech, service.active_jobs(db_session=db_session))
+    return technician_out(db_session, tech, service.active_jobs(db_session=db_session), rules)
 
 
 # -- offers and jobs ----------------------------------------------------------------------
@@ -225,7 +247,11 @@ def accept_offer(
 
 @router.post("/api/offers/{offer_id}/decline", response_model=OfferOut)
 def decline_offer(
-    offer_id: IdPath, body: DeclineIn, caller: TechnicianDep, db_session: WriterSessionDep
+    offer_id: IdPath,
+    body: DeclineIn,
+    caller: TechnicianDep,
+    db_session: WriterSessionDep,
+    rules: RulesDep,
 ) -> OfferOut:
     """Say no, with a reason; the next technician gets the offer at once."""
     service.decline(
@@ -234,7 +260,7 @@ def decline_offer(
         caller=caller,
         reason=body.reason,
         now=utc_now(),
-        rules=RULES,
+        rules=rules,
     )
     db_session.commit()
     offer = service.own_offer(db_session=db_session, offer_id=offer_id, caller=caller)
@@ -274,7 +300,11 @@ def job_progress(
 
 @router.post("/api/jobs/{ticket_id}/give-back", response_model=TicketOut)
 def job_give_back(
-    ticket_id: IdPath, body: GiveBackIn, caller: TechnicianDep, db_session: WriterSessionDep
+    ticket_id: IdPath,
+    body: GiveBackIn,
+    caller: TechnicianDep,
+    db_session: WriterSessionDep,
+    rules: RulesDep,
 ) -> TicketOut:
     """Drop the job or report that it needs other skills: it is dispatched again."""
     ticket = service.own_ticket(db_session=db_session, ticket_id=ticket_id, caller=caller)
@@ -285,7 +315,7 @@ def job_give_back(
         now=utc_now(),
         reason=body.reason,
         extra_skills=body.needs_skills,
-        rules=RULES,
+        rules=rules,
     )
     db_session.commit()
     return TicketOut.model_validate(ticket)
@@ -319,20 +349,26 @@ def ticket_offers(ticket_id: IdPath, _staff: StaffDep, db_session: SessionDep) -
 
 
 @router.get("/api/tickets/{ticket_id}/sla", response_model=list[SlaOut])
-def ticket_sla(ticket_id: IdPath, _staff: StaffDep, db_session: SessionDep) -> list[SlaOut]:
+def ticket_sla(
+    ticket_id: IdPath, _staff: StaffDep, db_session: SessionDep, rules: RulesDep
+) -> list[SlaOut]:
     """The ticket's SLA clocks: accepted, on site, resolved; warned, breached or met."""
     from cloud.tickets import service as tickets
 
     ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id)
     return [
         SlaOut.model_validate(c, from_attributes=True)
-        for c in service.sla(ticket, utc_now(), RULES)
+        for c in service.sla(ticket, utc_now(), rules)
     ]
 
 
 @router.post("/api/tickets/{ticket_id}/rating", response_model=TicketOut)
 def rate_ticket(
-    ticket_id: IdPath, body: RatingIn, caller: StaffDep, db_session: WriterSessionDep
+    ticket_id: IdPath,
+    body: RatingIn,
+    caller: StaffDep,
+    db_session: WriterSessionDep,
+    rules: RulesDep,
 ) -> TicketOut:
     """Rate the technician's work on a resolved ticket (1-5, once)."""
     ticket = service.rate(
@@ -341,7 +377,7 @@ def rate_ticket(
         stars=body.stars,
         rated_by=caller.username,
         now=utc_now(),
-        rules=RULES,
+        rules=rules,
     )
     db_session.commit()
     return TicketOut.model_validate(ticket)
@@ -406,7 +442,7 @@ def rating_invite(token: RatingToken, db_session: SessionDep) -> RatingInviteOut
 
 @router.post("/api/rate/{token}", response_model=RatingInviteOut)
 def rate_with_link(
-    token: RatingToken, body: RequesterRatingIn, db_session: WriterSessionDep
+    token: RatingToken, body: RequesterRatingIn, db_session: WriterSessionDep, rules: RulesDep
 ) -> RatingInviteOut:
     """Public, for the holder of the link: rate the finished job (once; the link is used up)."""
     done = ratings.rate_by_link(
@@ -415,7 +451,7 @@ def rate_with_link(
         stars=body.stars,
         comment=body.comment,
         now=utc_now(),
-        rules=RULES,
+        rules=rules,
     )
     db_session.commit()
     return done

@@ -44,7 +44,6 @@ DISPATCHER = "dispatcher"
 WAITING = (TicketState.NEW, TicketState.DISPATCHING, TicketState.ESCALATED)
 RETRY_AFTER = timedelta(minutes=10)
 MAX_LAPSES = 2  # offers of one ticket a technician may let lapse before they are not asked
-FULL_TIMEOUT = policy.DispatchPolicy().offer_timeout
 RECHECK_AFTER = timedelta(minutes=1)  # an escalated ticket nobody can take: look again then
 # Skill demand (for matching's reserve part): the skills of tickets opened this long back,
 # at most this many of the latest.
@@ -84,7 +83,7 @@ def active_jobs(*, db_session: Session) -> dict[str, int]:
 
 
 def outcomes(
-    *, db_session: Session, technician_id: str | None = None, full_timeout: timedelta = FULL_TIMEOUT
+    *, db_session: Session, full_timeout: timedelta, technician_id: str | None = None
 ) -> dict[str, list[bool]]:
     """Per technician, oldest first: True for an accepted offer, False for a declined one or
     one left to lapse. A lapse counts only when they had the full time to answer: a deadline
@@ -103,11 +102,14 @@ def outcomes(
     return result
 
 
-def recent_outcomes(*, db_session: Session, technician_id: str, window: int) -> list[bool]:
-    """The technician's last `window` outcomes, oldest first."""
-    return outcomes(db_session=db_session, technician_id=technician_id).get(technician_id, [])[
-        -window:
-    ]
+def recent_outcomes(
+    *, db_session: Session, technician_id: str, rules: policy.DispatchPolicy
+) -> list[bool]:
+    """The technician's outcomes in the rules' acceptance window, oldest first."""
+    history = outcomes(
+        db_session=db_session, technician_id=technician_id, full_timeout=rules.offer_timeout
+    )
+    return history.get(technician_id, [])[-rules.acceptance_window :]
 
 
 def cert_expiry(value: str) -> datetime:
@@ -152,15 +154,19 @@ def pending_per_technician(*, db_session: Session) -> dict[str, int]:
     return {tech_id: count for tech_id, count in rows}
 
 
-def candidates(*, db_session: Session, window: int) -> list[matching.Candidate]:
+def candidates(
+    *, db_session: Session, rules: policy.DispatchPolicy | None = None
+) -> list[matching.Candidate]:
     """Every technician as matching sees them (four queries, however many there are). An
-    offer they are considering counts as load: one decision at a time per free slot."""
+    offer they are considering counts as load: one decision at a time per free slot. No
+    rules: without their acceptance history (eligibility and ETA need none)."""
     jobs = active_jobs(db_session=db_session)
     for tech_id, count in pending_per_technician(db_session=db_session).items():
         jobs[tech_id] = jobs.get(tech_id, 0) + count
-    history = outcomes(db_session=db_session)
+    history = outcomes(db_session=db_session, full_timeout=rules.offer_timeout) if rules else {}
+    window = rules.acceptance_window if rules else 0
     return [
-        candidate(t, jobs.get(t.id, 0), history.get(t.id, [])[-window:])
+        candidate(t, jobs.get(t.id, 0), history.get(t.id, [])[-window:] if window else [])
         for t in db_session.scalars(select(Technician).order_by(Technician.id))
     ]
 
@@ -277,7 +283,7 @@ def offer_next(
         return None
     if ticket.dispatch_started_at is None:
         ticket.dispatch_started_at = now
-    ranked_all = candidates(db_session=db_session, window=rules.acceptance_window)
+    ranked_all = candidates(db_session=db_session, rules=rules)
     kinds = {c.id: c.kind for c in ranked_all}
     pressure = None
     if rules.weights.reserve:
@@ -521,7 +527,7 @@ def waiting_tickets(
     ids = db_session.scalars(query.order_by(Ticket.opened_at).limit(limit)).all()
     if not triage or len(ids) < 2:
         return ids
-    pool = candidates(db_session=db_session, window=1)  # eligibility and ETA need no history
+    pool = candidates(db_session=db_session)
     return policy.triage([_waiting(db_session, i, pool, now) for i in ids], now)
 
 
@@ -640,9 +646,7 @@ def _check_policy(
     tech = get_technician(db_session=db_session, technician_id=technician_id)
     if tech.kind != matching.Kind.CROWD or tech.paused or not rules.pause:
         return
-    outcomes = recent_outcomes(
-        db_session=db_session, technician_id=tech.id, window=rules.acceptance_window
-    )
+    outcomes = recent_outcomes(db_session=db_session, technician_id=tech.id, rules=rules)
     why = policy.below_policy(tech.rating_sum, tech.rating_count, outcomes, rules)
     if why:
         tech.paused, tech.paused_reason = True, why

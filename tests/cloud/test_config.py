@@ -54,3 +54,45 @@ def test_production_refuses_placeholder_secrets(values: dict[str, object], named
     with pytest.raises(ValidationError, match=named) as caught:
         production(**values)
     assert "random secret" in str(caught.value) or "anonymous" in str(caught.value)
+
+
+def test_the_dispatch_rules_come_from_the_environment(monkeypatch) -> None:
+    from datetime import timedelta
+
+    monkeypatch.setenv("CROWDFIX_DISPATCH_OFFER_TIMEOUT_S", "180")
+    monkeypatch.setenv("CROWDFIX_DISPATCH_CROWD_ATTEMPTS", "1")
+    monkeypatch.setenv("CROWDFIX_DISPATCH_MIN_ACCEPTANCE", "0.7")
+    rules = CloudSettings().dispatch_policy()
+    assert rules.offer_timeout == timedelta(minutes=3) and rules.crowd_attempts == 1
+    assert rules.min_acceptance == 0.7
+    assert rules.min_offer_timeout == timedelta(minutes=2) and rules.staff_attempts == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"dispatch_offer_timeout_s": 60}, "CROWDFIX_DISPATCH_MIN_OFFER_TIMEOUT_S"),
+        ({"dispatch_offer_timeout_s": 5}, "dispatch_offer_timeout_s"),
+        ({"dispatch_min_acceptance": 1.5}, "dispatch_min_acceptance"),
+        ({"sla_warning_share": 1}, "sla_warning_share"),
+    ],
+)
+def test_impossible_dispatch_rules_are_refused(values: dict[str, object], named: str) -> None:
+    with pytest.raises(ValidationError, match=named):
+        CloudSettings.model_validate(values)
+
+
+def test_the_dispatch_defaults_shown_in_the_deployment_env_are_the_real_ones() -> None:
+    from pathlib import Path
+
+    env = Path(__file__).parents[2] / "deploy" / "cloud.env"
+    shown = dict(
+        line.removeprefix("# ").split("=", 1)
+        for line in env.read_text().splitlines()
+        if line.startswith(("# CROWDFIX_DISPATCH_", "# CROWDFIX_SLA_"))
+    )
+    assert len(shown) == 10
+    defaults = CloudSettings()
+    for name, value in shown.items():
+        field = name.removeprefix("CROWDFIX_").lower()
+        assert float(value) == float(getattr(defaults, field)), name

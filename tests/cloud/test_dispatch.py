@@ -347,7 +347,7 @@ def test_a_lapse_under_a_deadline_cut_short_is_not_held_against_anyone(desk) -> 
     offer_history(sessions, ticket_id, lapses=6, answer_minutes=2)  # cut short for the SLA
     with transaction(sessions) as db:
         assert (
-            dispatcher.recent_outcomes(db_session=db, technician_id="c-near", window=20)
+            dispatcher.recent_outcomes(db_session=db, technician_id="c-near", rules=RULES)
             == [True] * 14
         )
         dispatcher._check_policy(db, "c-near", at(0), RULES)
@@ -483,7 +483,7 @@ def test_a_cancel_at_the_device_withdraws_the_offer_and_tells_the_technician(des
     assert round_at(sessions, 3) == 0 and round_at(sessions, 10) == 0  # once; never a lapse
     assert len(pushed_to(sessions, "c-near", "offer")) == 2
     with sessions() as db:
-        assert dispatcher.recent_outcomes(db_session=db, technician_id="c-near", window=20) == []
+        assert dispatcher.recent_outcomes(db_session=db, technician_id="c-near", rules=RULES) == []
         assert dispatcher.pending_per_technician(db_session=db) == {}  # free for the next one
 
 

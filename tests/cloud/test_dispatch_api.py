@@ -265,3 +265,35 @@ def test_a_technicians_history_keeps_jobs_given_back_and_every_offer(sessions, w
     assert bens["jobs"][0]["on_site_at"] is None  # ana's arrival was not his
     assert client.get("/api/technicians/ana/history?limit=0", headers=operator).status_code == 422
     assert client.get("/api/technicians/nobody/history", headers=operator).status_code == 404
+
+
+def test_the_api_and_the_workers_follow_the_configured_rules(sessions, worker_for) -> None:
+    from datetime import UTC, datetime
+
+    rules = {
+        "dispatch_offer_timeout_s": 120,
+        "dispatch_min_offer_timeout_s": 60,
+        "dispatch_crowd_attempts": 1,
+    }
+    located_shop(sessions, "pos-1")
+    client = TestClient(create_app(CloudSettings(**rules), sessions))
+    admin = headers(token_for(sessions, "admin"))
+    operator = headers(token_for(sessions, "operator"))
+    ana = headers(token_for(sessions, "technician", technician_id="ana"))
+    client.post(
+        "/api/technicians/import", content=CSV, headers=admin | {"Content-Type": "text/csv"}
+    )
+    worker = worker_for(sessions, **rules)
+    opened = ingest(sessions, press("pos-1", "receipt-printer", base=datetime.now(UTC)))
+    assert worker.dispatch() == 1
+    [first] = client.get("/api/offers", headers=ana).json()
+    given = datetime.fromisoformat(first["deadline"]) - datetime.fromisoformat(first["offered_at"])
+    assert given.total_seconds() == 120  # two minutes to answer, not five
+
+    no = client.post(f"/api/offers/{first['id']}/decline", json={"reason": "busy"}, headers=ana)
+    assert no.status_code == 200, no.text
+    offers = client.get(f"/api/tickets/{opened.ticket_id}/offers", headers=operator).json()
+    assert [(o["technician_id"], o["stage"]) for o in offers] == [
+        ("ana", "crowd"),
+        ("sam", "staff"),  # one crowd offer, then staff: the API cascaded by the same rules
+    ]
