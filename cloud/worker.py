@@ -34,6 +34,7 @@ from cloud.db import transaction
 from cloud.devices import service as devices
 from cloud.dispatch import ratings
 from cloud.dispatch import service as dispatcher
+from cloud.dispatch.models import Technician
 from cloud.ingest.service import (
     BulkMessage,
     DeviceDirectory,
@@ -47,6 +48,7 @@ from cloud.ingest.service import (
 )
 from cloud.metrics import metrics
 from cloud.outbound import service as outbound
+from cloud.outbound import signing
 from cloud.quarantine import service as quarantine
 from cloud.telemetry import service as telemetry
 from cloud.tickets.taxonomy import Taxonomy
@@ -338,18 +340,25 @@ class IngestWorker:
             return 0
         with self._writing(), transaction(self._sessions) as db:
             rows = outbound.claim(db_session=db)
-            sent = [r.id for r in rows if self._deliver(r.topic, r.payload, r.retain)]
+            sent = [r.id for r in rows if self._deliver(db, r.topic, r.payload, r.retain)]
             outbound.mark_sent(db_session=db, ids=sent, now=utc_now())
         return len(sent)
 
-    def _deliver(self, topic: str, payload: bytes, retain: bool) -> bool:
-        """Publish on MQTT, or POST to a technician's webhook (a failing URL rests a while)."""
-        if not topic.startswith(outbound.WEBHOOK_PREFIX):
+    def _deliver(self, db: Session, topic: str, payload: bytes, retain: bool) -> bool:
+        """Publish on MQTT, or POST to a technician's webhook, signed with their secret (a
+        failing URL rests a while)."""
+        webhook = outbound.parse_webhook(topic)
+        if webhook is None:
             return self.mqtt.link.publish(topic, payload, 1, retain).sent
-        url = topic.removeprefix(outbound.WEBHOOK_PREFIX)
+        technician_id, url = webhook
         if self._webhook_rest.get(url, 0.0) > time.monotonic():
             return False
-        if post_webhook(url, payload):
+        tech = db.get(Technician, technician_id) if technician_id else None
+        headers = {}
+        if tech is not None and tech.webhook_secret:
+            stamp = signing.sign(tech.webhook_secret, payload, int(time.time()))
+            headers[signing.SIGNATURE_HEADER] = stamp
+        if post_webhook(url, payload, headers):
             return True
         self._webhook_rest[url] = time.monotonic() + WEBHOOK_REST_S
         return False
@@ -500,13 +509,16 @@ def _influx(settings: CloudSettings) -> InfluxSink | None:
     return InfluxSink(settings.influx_url, token, settings.influx_org, settings.influx_bucket)
 
 
-def post_webhook(url: str, payload: bytes) -> bool:
-    """POST a JSON payload; True on a 2xx answer."""
+def post_webhook(url: str, payload: bytes, headers: dict[str, str] | None = None) -> bool:
+    """POST a JSON payload (with these extra headers); True on a 2xx answer."""
     import urllib.error
     import urllib.request
 
     request = urllib.request.Request(
-        url, data=payload, headers={"Content-Type": "application/json"}, method="POST"
+        url,
+        data=payload,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
     )
     try:
         with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:

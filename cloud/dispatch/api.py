@@ -47,6 +47,7 @@ from cloud.dispatch.schemas import (
     TechnicianId,
     TechnicianIn,
     TechnicianOut,
+    WebhookSecretOut,
 )
 from cloud.dispatch.sla import compliance, kpi_view
 from cloud.tickets.api import detail
@@ -188,6 +189,18 @@ def set_availability(
         tech.lat, tech.lon, tech.position_at = body.lat, body.lon, utc_now()
     db_session.commit()
     return technician_out(db_session, tech, service.active_jobs(db_session=db_session), rules)
+
+
+@router.post("/api/technicians/{technician_id}/webhook-secret", response_model=WebhookSecretOut)
+def new_webhook_secret(
+    technician_id: TechnicianId, caller: CallerDep, db_session: WriterSessionDep
+) -> WebhookSecretOut:
+    """A new secret for checking the signature on every POST to the technician's webhook,
+    shown this once (the old one stops at once; the technician, or staff)."""
+    service.forbid_foreign_technician(caller, technician_id)
+    secret = service.rotate_webhook_secret(db_session=db_session, technician_id=technician_id)
+    db_session.commit()
+    return WebhookSecretOut(secret=secret)
 
 
 @router.post("/api/technicians/{technician_id}/review", response_model=TechnicianOut)

@@ -35,6 +35,9 @@ class Technician(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     paused_reason: Mapped[str] = mapped_column(Text, default="")
     webhook_url: Mapped[str | None] = mapped_column(String(500))
+    # Signs every POST to the webhook (cloud/outbound/signing.py); kept as is, as the HMAC
+    # needs it, and shown only when made (POST /api/technicians/{id}/webhook-secret).
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))
     last_job_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints
 
 from cloud.dispatch.history import JobTotals
+from cloud.outbound.signing import SIGNATURE_HEADER
 
 TechnicianId = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")]
 Skill = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
@@ -63,6 +64,14 @@ class TechnicianOut(BaseModel):
     paused: bool
     paused_reason: str
     last_job_at: datetime | None
+
+
+class WebhookSecretOut(BaseModel):
+    """A new secret for the technician's webhook signatures, shown this once."""
+
+    secret: str
+    header: str = SIGNATURE_HEADER
+    scheme: str = "t=<unix seconds>,v1=<hex HMAC-SHA256, keyed with the secret, of '<t>.<body>'>"
 
 
 class AvailabilityIn(BaseModel):

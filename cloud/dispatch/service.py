@@ -27,6 +27,7 @@ from cloud.dispatch.models import Offer, Technician
 from cloud.dispatch.schemas import JobCalledOff, OfferNotice, OfferWithdrawn
 from cloud.errors import Conflict, Forbidden, NotFound
 from cloud.outbound import service as outbound
+from cloud.outbound import signing
 from cloud.sites.models import Site
 from cloud.tickets import service as tickets
 from cloud.tickets.lifecycle import DISPATCHED, OPEN, TicketState
@@ -381,7 +382,9 @@ def _tell(
     outbound.enqueue(db_session=db_session, topic=topic, message=notice, now=now)
     tech = get_technician(db_session=db_session, technician_id=technician_id)
     if tech.webhook_url:
-        webhook = outbound.WEBHOOK_PREFIX + tech.webhook_url
+        if not tech.webhook_secret:  # every POST is signed, from the first one
+            tech.webhook_secret = signing.new_secret()
+        webhook = outbound.webhook_topic(technician_id, tech.webhook_url)
         outbound.enqueue(db_session=db_session, topic=webhook, message=notice, now=now)
 
 
@@ -954,6 +957,13 @@ def offer_counts(*, db_session: Session, technician_id: str) -> Counter[str]:
         .group_by(Offer.state)
     )
     return Counter({state: count for state, count in rows})
+
+
+def rotate_webhook_secret(*, db_session: Session, technician_id: str) -> str:
+    """A new secret for the technician's webhook signatures (the old one stops at once)."""
+    tech = get_technician(db_session=db_session, technician_id=technician_id)
+    tech.webhook_secret = signing.new_secret()
+    return tech.webhook_secret
 
 
 def forbid_foreign_technician(caller: Principal, technician_id: str) -> None:

@@ -12,8 +12,26 @@ from sqlalchemy.orm import Session
 from cloud.outbound.models import OutboundMessage
 from contracts import encode
 
-# Outbound rows whose "topic" starts with this are POSTed to the URL after it, not published.
+# Outbound rows whose "topic" starts with this are POSTed to a technician's URL, not
+# published: `webhook:<technician id>:<url>` (an id has no colon).
 WEBHOOK_PREFIX = "webhook:"
+
+
+def webhook_topic(technician_id: str, url: str) -> str:
+    """The outbound "topic" of a POST to this technician's webhook."""
+    return f"{WEBHOOK_PREFIX}{technician_id}:{url}"
+
+
+def parse_webhook(topic: str) -> tuple[str | None, str] | None:
+    """(technician id, url) of a webhook row (None: a plain MQTT topic). Rows queued before
+    webhooks were signed name no technician."""
+    if not topic.startswith(WEBHOOK_PREFIX):
+        return None
+    rest = topic.removeprefix(WEBHOOK_PREFIX)
+    if rest.startswith(("http://", "https://")):
+        return None, rest
+    technician_id, _, url = rest.partition(":")
+    return technician_id, url
 
 
 def enqueue(

@@ -43,6 +43,7 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/technicians"): STAFF,
     ("GET", "/api/technicians/{technician_id}"): SELF,
     ("GET", "/api/technicians/{technician_id}/history"): SELF,
+    ("POST", "/api/technicians/{technician_id}/webhook-secret"): SELF,
     ("PUT", "/api/technicians/{technician_id}"): {ADMIN},
     ("POST", "/api/technicians/import"): {ADMIN},
     ("PUT", "/api/technicians/{technician_id}/availability"): SELF,

@@ -297,3 +297,26 @@ def test_the_api_and_the_workers_follow_the_configured_rules(sessions, worker_fo
         ("ana", "crowd"),
         ("sam", "staff"),  # one crowd offer, then staff: the API cascaded by the same rules
     ]
+
+
+def test_a_webhook_secret_is_shown_once_when_made(sessions) -> None:
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin = headers(token_for(sessions, "admin"))
+    ana = headers(token_for(sessions, "technician", technician_id="ana"))
+    body = {
+        "name": "Ana",
+        "home_lat": 47.38,
+        "home_lon": 8.54,
+        "webhook_url": "https://a.example/h",
+    }
+    assert client.put("/api/technicians/ana", json=body, headers=admin).status_code == 200
+    first = client.post("/api/technicians/ana/webhook-secret", headers=ana)
+    assert first.status_code == 200, first.text
+    made = first.json()
+    assert made["secret"].startswith("whsec_") and made["header"] == "X-Crowdfix-Signature"
+    again = client.post("/api/technicians/ana/webhook-secret", headers=admin).json()
+    assert again["secret"] != made["secret"]  # rotated: the old one stops
+    seen = [client.get("/api/technicians/ana", headers=h).text for h in (admin, ana)]
+    seen.append(client.get("/api/technicians", headers=admin).text)
+    assert not [text for text in seen if "whsec_" in text]  # never shown again
+    assert client.post("/api/technicians/nobody/webhook-secret", headers=admin).status_code == 404
