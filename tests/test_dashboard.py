@@ -75,14 +75,15 @@ def add_sam(sessions, kind: str, paused_because: str = "") -> None:
             sam.paused, sam.paused_reason = True, paused_because
 
 
-def press_printer(device: MqttLink) -> None:
-    """Someone at pos-1 presses the printer button."""
+def press_printer(device: MqttLink, seq: int = 1, action: str = "request") -> None:
+    """Someone at pos-1 presses the printer button (to ask for help, or to cancel)."""
     press = ButtonEvent(
         device_id="pos-1",
         timestamp=datetime.now(UTC),
-        seq=1,
+        seq=seq,
         button="printer",
         category="receipt-printer",
+        action=action,
     )
     publish(device, press, Channel.BUTTON)
 
@@ -251,6 +252,18 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         customer.wait_for_selector("#thanks", timeout=15000)
         ticket = cloud.get("/api/tickets")["items"][0]
         assert (ticket["rating"], ticket["rated_by"]) == (4, "requester")
+
+        # Another press; Ana takes it, and the person at the till cancels before she is there:
+        # the job leaves her list and she sees why.
+        press_printer(device, seq=2)
+        phone.wait_for_selector("[data-offer]", timeout=15000)
+        phone.click("[data-offer] button:has-text('Accept')")
+        phone.wait_for_selector("#jobs [data-job]", timeout=15000)
+        press_printer(device, seq=3, action="cancel")
+        gone = phone.wait_for_selector("#called-off [data-called-off]", timeout=15000)
+        assert "cancelled" in gone.inner_text() and "cancelled at the device" in gone.inner_text()
+        phone.wait_for_selector("#jobs [data-job]", state="detached", timeout=15000)
+        phone.screenshot(path=str(SHOTS / "15-technician-job-called-off.png"), full_page=True)
     finally:
         device.stop()
 

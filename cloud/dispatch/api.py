@@ -137,6 +137,7 @@ def _job_out(job: history.HeldJob, ticket: Ticket) -> HistoryJobOut:
         ended_at=job.ended_at,
         ending=job.ending.value,
         end_reason=job.end_reason,
+        ended_by=job.ended_by,
         rating=ticket.rating if resolved_it else None,
     )
 

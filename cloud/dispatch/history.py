@@ -55,6 +55,7 @@ class HeldJob:
     ended_at: datetime | None = None
     ending: Ending = Ending.OPEN
     end_reason: str = ""
+    ended_by: str = ""  # who made the change that ended it (the technician's own id: them)
 
 
 def jobs_held(technician_id: str, changes: Sequence[Change]) -> list[HeldJob]:
@@ -66,7 +67,8 @@ def jobs_held(technician_id: str, changes: Sequence[Change]) -> list[HeldJob]:
         job = holding.pop(change.ticket_id, None)
         if change.to_state is TicketState.ASSIGNED:
             if job is not None:  # assigned on without going back to dispatch first
-                jobs.append(replace(job, ended_at=change.at, ending=Ending.HANDED_ON))
+                handed = replace(job, ended_at=change.at, ending=Ending.HANDED_ON)
+                jobs.append(replace(handed, ended_by=change.actor))
             if change.actor == technician_id:
                 holding[change.ticket_id] = HeldJob(change.ticket_id, change.at, change.reason)
             continue
@@ -74,7 +76,8 @@ def jobs_held(technician_id: str, changes: Sequence[Change]) -> list[HeldJob]:
             continue
         if change.to_state in ENDS:
             ending = ENDS[change.to_state]
-            jobs.append(replace(job, ended_at=change.at, ending=ending, end_reason=change.reason))
+            ended = replace(job, ended_at=change.at, ending=ending, end_reason=change.reason)
+            jobs.append(replace(ended, ended_by=change.actor))
             continue
         if change.to_state is TicketState.EN_ROUTE:
             job = replace(job, en_route_at=job.en_route_at or change.at)

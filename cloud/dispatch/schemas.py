@@ -135,6 +135,7 @@ class HistoryJobOut(BaseModel):
     ended_at: datetime | None
     ending: Literal["open", "resolved", "handed on", "cancelled"]
     end_reason: str  # why it was handed on or cancelled, or the resolution notes
+    ended_by: str  # who ended it: the technician's own id, staff's name, a device, the system
     rating: int | None  # the ticket's stars, on the job that resolved it
 
 

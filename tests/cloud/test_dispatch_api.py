@@ -244,6 +244,7 @@ def test_a_technicians_history_keeps_jobs_given_back_and_every_offer(sessions, w
     assert jobs[0]["on_site_in_time"] is True and jobs[0]["en_route_at"] is not None
     assert jobs[1]["assigned_how"] == f"accepted offer {taken}"
     assert jobs[1]["end_reason"] == "given back: needs a new board"
+    assert (jobs[0]["ended_by"], jobs[1]["ended_by"]) == ("ana", "ana")  # her own steps
     assert jobs[1]["on_site_in_time"] is False and jobs[1]["rating"] is None  # ben's stars
     totals = record["totals"]
     assert totals["offers"] == 2

@@ -21,12 +21,14 @@ def test_a_job_runs_from_assignment_to_what_ended_it() -> None:
         change(1, 0, S.DISPATCHING, "dispatcher"),
         change(1, 2, S.ASSIGNED, "ana", "accepted offer 1"),
         change(1, 5, S.EN_ROUTE, "olga"),  # whoever records a step, it is her job
-        change(1, 20, S.ON_SITE, "ana-user"),
-        change(1, 40, S.RESOLVED, "ana-user", "new roll"),
+        change(1, 20, S.ON_SITE, "ana"),
+        change(1, 40, S.RESOLVED, "ana", "new roll"),
         change(1, 300, S.NEW, "ingest", "the fault came back"),  # reopened: her job had ended
     ]
     assert jobs_held("ana", changes) == [
-        HeldJob(1, at(2), "accepted offer 1", at(5), at(20), at(40), Ending.RESOLVED, "new roll")
+        HeldJob(
+            1, at(2), "accepted offer 1", at(5), at(20), at(40), Ending.RESOLVED, "new roll", "ana"
+        )
     ]
     assert jobs_held("ben", changes) == []
 
@@ -46,12 +48,12 @@ def test_given_back_reassigned_and_cancelled_jobs_stay_in_the_history() -> None:
         change(4, 80, S.ASSIGNED, "ana", "accepted offer 4"),
     ]
     ana = jobs_held("ana", changes)
-    assert [(j.ticket_id, j.ending, j.end_reason) for j in ana] == [
-        (1, Ending.HANDED_ON, "given back: needs network"),
-        (2, Ending.HANDED_ON, "reassigned: she is ill"),
-        (2, Ending.OPEN, ""),
-        (3, Ending.CANCELLED, "the shop closed"),
-        (4, Ending.OPEN, ""),
+    assert [(j.ticket_id, j.ending, j.end_reason, j.ended_by) for j in ana] == [
+        (1, Ending.HANDED_ON, "given back: needs network", "ana"),
+        (2, Ending.HANDED_ON, "reassigned: she is ill", "op"),
+        (2, Ending.OPEN, "", ""),
+        (3, Ending.CANCELLED, "the shop closed", "op"),
+        (4, Ending.OPEN, "", ""),
     ]
     assert ana[0].on_site_at == at(10) and ana[1].on_site_at is None
     ben = jobs_held("ben", changes)

@@ -1,5 +1,6 @@
 // The technician's page: their own offers (with the time left to answer) and jobs, and the
-// buttons to act on them. Polls every few seconds; the API only ever shows them their own.
+// buttons to act on them; jobs taken from them lately (cancelled at the device, reassigned),
+// with why. Polls every few seconds; the API only ever shows them their own.
 "use strict";
 
 const NEXT = {assigned: ["en_route", "On my way"], en_route: ["on_site", "I'm on site"],
@@ -50,6 +51,29 @@ function jobCard(job) {
 const links = {};  // job id → the rating link made on this page (kept across redraws)
 
 const RECENT_MS = 12 * 3600 * 1000;  // finished jobs stay here for the customer's rating link
+const RECORD_EVERY_MS = 30000;  // their record is read again this often, or when a job goes
+let me = null;
+let held = "";  // the open jobs' ids at the last poll
+let recordAt = 0;
+
+function calledOffCard(job) {
+  const how = job.ending === "cancelled" ? "cancelled" : "taken off you";
+  return el("div", {class: "card", "data-called-off": job.ticket_id},
+    el("div", {class: "title"}, `#${job.ticket_id} ${job.title}`),
+    el("div", {class: "meta"}, `${how} ${ago(job.ended_at)}: ${job.end_reason || job.ended_by}`));
+}
+
+async function calledOff(jobs) {
+  const ids = jobs.map((j) => j.id).join(",");
+  if (ids === held && Date.now() - recordAt < RECORD_EVERY_MS) return;
+  held = ids;
+  recordAt = Date.now();
+  const record = await api(`/api/technicians/${encodeURIComponent(me.technician_id)}/history?limit=50`);
+  const lately = record.jobs.filter((j) => ["cancelled", "handed on"].includes(j.ending)
+    && j.ended_by !== me.technician_id && Date.now() - Date.parse(j.ended_at) < RECENT_MS);
+  document.getElementById("called-off").replaceChildren(
+    ...(lately.length ? lately.map(calledOffCard) : [el("p", {class: "muted"}, "Nothing called off lately.")]));
+}
 
 async function refresh() {
   const [offers, jobs, all] = await Promise.all([
@@ -60,10 +84,11 @@ async function refresh() {
   const jobList = document.getElementById("jobs");
   jobList.replaceChildren(...(jobs.length ? jobs.map(jobCard) : [el("p", {class: "muted"}, "No open jobs.")]));
   document.getElementById("done").replaceChildren(...(done.length ? done.map(jobCard) : [el("p", {class: "muted"}, "Nothing finished lately.")]));
+  await calledOff(jobs);
 }
 
 async function start() {
-  const me = await api("/api/auth/me");
+  me = await api("/api/auth/me");
   document.getElementById("me").textContent = me.username;
   await refresh();
   setInterval(refresh, 3000);
