@@ -583,3 +583,34 @@ def test_a_job_resolved_by_an_operator_is_called_off_and_still_rated_as_theirs(d
         dispatcher.rate(
             db_session=db, ticket_id=ticket_id, stars=5, rated_by="olga", now=at(7), rules=RULES
         )
+
+
+def test_each_withdrawal_and_call_off_happens_once_with_several_dispatchers(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    holder = accept_first(sessions, ticket_id, 2)
+    located_shop(sessions, "pos-2", site="hb-2")
+    waiting = ingest(sessions, press("pos-2", "receipt-printer", minutes=3)).ticket_id
+    assert waiting is not None
+    start(sessions, waiting, 3)
+    [pending] = offers(sessions, waiting)
+    move(sessions, ticket_id, TicketState.CANCELLED, "the shop closed early", 4)
+    move(sessions, waiting, TicketState.CANCELLED, "the shop closed early", 4)
+    with sessions() as db:
+        stale, dropped = dispatcher.loose_ends(db_session=db, now=at(5))
+    assert (stale, dropped) == ([pending.id], [ticket_id])
+
+    def tidy(n: int) -> bool:
+        with transaction(sessions) as db:
+            if n % 2:
+                return dispatcher.tidy_offer(db_session=db, offer_id=pending.id, now=at(5))
+            return dispatcher.tidy_ticket(db_session=db, ticket_id=ticket_id, now=at(5))
+
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(tidy, range(8)))
+    assert done.count(True) == 2  # one withdrawal, one call-off
+    assert len(pushed_to(sessions, holder, "job")) == 1
+    told = pushed_to(sessions, pending.technician_id, "offer")
+    assert [n["type"] for n in told].count("offer_withdrawn") == 1
+    with sessions() as db:
+        assert dispatcher.loose_ends(db_session=db, now=at(6)) == ([], [])
