@@ -46,6 +46,24 @@ class Metrics:
         self.influx_failures = Counter(
             "crowdfix_influx_write_failures_total", "Telemetry batches InfluxDB refused"
         )
+        # Dispatch, read from the database when the API is scraped (the same in every process).
+        self.waiting = Gauge(
+            "crowdfix_dispatch_waiting_tickets",
+            "Open tickets no technician holds yet, by state (escalated: an operator must act)",
+            ["state"],
+        )
+        self.pending_offers = Gauge(
+            "crowdfix_dispatch_pending_offers", "Offers waiting for a technician's answer"
+        )
+        self.past_target = Gauge(
+            "crowdfix_dispatch_open_past_onsite_target",
+            "Open tickets whose on-site target passed with nobody there yet",
+        )
+        self.technicians = Gauge(
+            "crowdfix_technicians",
+            "Technicians by state: available (on shift, not paused), paused by policy, off",
+            ["state"],
+        )
 
 
 @cache

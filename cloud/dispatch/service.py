@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
@@ -957,6 +958,46 @@ def offer_counts(*, db_session: Session, technician_id: str) -> Counter[str]:
         .group_by(Offer.state)
     )
     return Counter({state: count for state, count in rows})
+
+
+@dataclass(frozen=True)
+class Board:
+    """The dispatch situation right now, for monitoring."""
+
+    waiting: dict[str, int]  # open tickets nobody holds, by state
+    pending_offers: int
+    past_target: int  # open, on-site target passed, nobody there
+    technicians: dict[str, int]  # available, paused, off
+
+
+def board(*, db_session: Session, now: datetime) -> Board:
+    """Counted in the database (a few aggregate queries)."""
+    waiting = dict.fromkeys((s.value for s in WAITING), 0)
+    for state, count in db_session.execute(
+        select(Ticket.state, func.count())
+        .where(Ticket.state.in_(list(waiting)), Ticket.parent_id.is_(None))
+        .group_by(Ticket.state)
+    ):
+        waiting[state] = count
+    past = select(func.count()).where(
+        Ticket.state.in_([s.value for s in OPEN]),
+        Ticket.parent_id.is_(None),
+        Ticket.on_site_at.is_(None),
+        Ticket.sla_arrive_by < now,
+    )
+    technicians = {"available": 0, "paused": 0, "off": 0}
+    for available, paused, count in db_session.execute(
+        select(Technician.available, Technician.paused, func.count()).group_by(
+            Technician.available, Technician.paused
+        )
+    ):
+        technicians["paused" if paused else "available" if available else "off"] += count
+    return Board(
+        waiting=waiting,
+        pending_offers=db_session.scalar(select(func.count()).where(Offer.state == PENDING)) or 0,
+        past_target=db_session.scalar(past) or 0,
+        technicians=technicians,
+    )
 
 
 def rotate_webhook_secret(*, db_session: Session, technician_id: str) -> str:

@@ -321,3 +321,48 @@ def test_a_webhook_secret_is_shown_once_when_made(sessions) -> None:
     seen.append(client.get("/api/technicians", headers=admin).text)
     assert not [text for text in seen if "whsec_" in text]  # never shown again
     assert client.post("/api/technicians/nobody/webhook-secret", headers=admin).status_code == 404
+
+
+def test_metrics_show_the_dispatch_board(sessions, worker_for) -> None:
+    """What an operations team alerts on: tickets waiting (escalated ones for an operator),
+    offers out, tickets past their on-site target, technicians available or paused."""
+    from datetime import UTC, datetime
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    located_shop(sessions, "pos-1", "pos-2")
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin = headers(token_for(sessions, "admin"))
+    client.post(
+        "/api/technicians/import", content=CSV, headers=admin | {"Content-Type": "text/csv"}
+    )
+    body = {"name": "Ben", "home_lat": 47.41, "home_lon": 8.56, "skills": ["printers"]}
+    client.put("/api/technicians/ben", json=body | {"available": False}, headers=admin)
+    ingest(sessions, press("pos-1", "receipt-printer"))  # long ago: past its on-site target
+    ingest(sessions, press("pos-2", "till", base=datetime.now(UTC)))
+    assert worker_for(sessions).dispatch() == 2
+
+    def scraped() -> dict[tuple[str, str], float]:
+        text = client.get("/metrics").text
+        return {
+            (sample.name, ",".join(sample.labels.values())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name.startswith(("crowdfix_dispatch", "crowdfix_technicians"))
+        }
+
+    figures = scraped()
+    assert figures[("crowdfix_dispatch_waiting_tickets", "dispatching")] == 2
+    assert figures[("crowdfix_dispatch_waiting_tickets", "escalated")] == 0
+    assert figures[("crowdfix_dispatch_pending_offers", "")] == 2
+    assert figures[("crowdfix_dispatch_open_past_onsite_target", "")] == 1
+    assert figures[("crowdfix_technicians", "available")] == 2  # ana and sam
+    assert figures[("crowdfix_technicians", "off")] == 1  # ben
+    offer = client.get("/api/offers?state=pending", headers=admin).json()[0]
+    operator = headers(token_for(sessions, "operator"))
+    client.post(
+        f"/api/tickets/{offer['ticket_id']}/assign", json={"technician_id": "sam"}, headers=operator
+    )
+    figures = scraped()
+    assert figures[("crowdfix_dispatch_waiting_tickets", "dispatching")] == 1
+    assert figures[("crowdfix_dispatch_pending_offers", "")] == 1
