@@ -11,6 +11,7 @@ BENCHMARKS = {
     "faults": "bench.faults",
     "scale": "bench.scale",
     "dispatch": "bench.dispatch",
+    "round": "bench.round",
 }
 
 

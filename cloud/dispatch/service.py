@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import Select, func, or_, select, update
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.auth.roles import Principal
 from cloud.clock import utc_now
@@ -52,7 +52,7 @@ RECHECK_AFTER = timedelta(minutes=1)  # an escalated ticket nobody can take: loo
 DEMAND_WINDOW = timedelta(days=7)
 DEMAND_SAMPLE = 2000
 # Tickets changed this long ago are not looked at again for a technician to tell.
-LOOSE_ENDS_WINDOW = timedelta(days=1)
+LOOSE_ENDS_WINDOW = timedelta(hours=1)
 LET_GO = [s.value for s in (TicketState.CANCELLED, TicketState.RESOLVED, *WAITING)]
 CALLED_OFF = "job_called_off"  # the audit entry of a technician told their job is off
 
@@ -430,34 +430,49 @@ def loose_ends(*, db_session: Session, now: datetime) -> tuple[list[int], list[i
             or_(Ticket.state.not_in([s.value for s in WAITING]), Ticket.parent_id.is_not(None)),
         )
     ).all()
-    dropped = db_session.scalars(_taken_away(now).distinct()).all()
-    return list(offers), list(dropped)
+    return list(offers), _taken_away(db_session, now)
 
 
-def _taken_away(now: datetime) -> Select[int]:
-    """Tickets a change took from the technician who held them, in the last
-    LOOSE_ENDS_WINDOW, and nobody told them yet: cancelled, sent back to dispatch, or resolved
-    by someone else (an operator, say). The change must leave a dispatched state: a ticket
-    reopened after they resolved it still names them, but their job had ended."""
-    took, told = aliased(TicketEvent), aliased(TicketEvent)
-    told_since = (
-        select(told.id)
-        .where(told.ticket_id == took.ticket_id, told.kind == CALLED_OFF, told.id > took.id)
-        .exists()
+def _taken_away(db_session: Session, now: datetime, ticket_id: int | None = None) -> list[int]:
+    """Tickets a change took from the technician who held them in the last LOOSE_ENDS_WINDOW,
+    and nobody told them yet: cancelled, sent back to dispatch, or resolved by someone else
+    (an operator, say). The change leaves a dispatched state (a ticket reopened after they
+    resolved it still names them, but their job had ended), and the ticket is still in the
+    state it led to. Read from the window's changes by the events' time index: the cost
+    follows the tickets of the last hour, not the history's size."""
+    let_go = and_(
+        TicketEvent.kind == "transition",
+        TicketEvent.from_state.in_([s.value for s in DISPATCHED]),
+        TicketEvent.to_state.in_(LET_GO),
     )
-    return (
-        select(Ticket.id)
-        .join(took, took.ticket_id == Ticket.id)
-        .where(
-            Ticket.technician_id.is_not(None),
-            Ticket.state.in_(LET_GO),
-            took.kind == "transition",
-            took.to_state == Ticket.state,
-            took.from_state.in_([s.value for s in DISPATCHED]),
-            took.actor != Ticket.technician_id,  # not their own resolution
-            took.at >= now - LOOSE_ENDS_WINDOW,
-            ~told_since,
+    query = select(
+        TicketEvent.id, TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.to_state,
+        TicketEvent.actor,
+    ).where(
+        TicketEvent.at >= now - LOOSE_ENDS_WINDOW, or_(let_go, TicketEvent.kind == CALLED_OFF)
+    )  # fmt: skip
+    if ticket_id is not None:
+        query = query.where(TicketEvent.ticket_id == ticket_id)
+    changed: dict[int, tuple[str | None, str]] = {}
+    # Sorted here: ordering in SQL would make the database scan by id instead of by time.
+    for _id, ticket, kind, to_state, actor in sorted(db_session.execute(query)):
+        if kind == CALLED_OFF:
+            changed.pop(ticket, None)  # told already
+        else:
+            changed[ticket] = (to_state, actor)  # the latest such change
+    if not changed:
+        return []
+    holders = db_session.execute(
+        select(Ticket.id, Ticket.state, Ticket.technician_id).where(
+            Ticket.id.in_(list(changed)), Ticket.parent_id.is_(None)
         )
+    )
+    return sorted(
+        ticket
+        for ticket, state, held_by in holders
+        if held_by is not None
+        and changed[ticket][0] == state
+        and changed[ticket][1] != held_by  # not their own resolution
     )
 
 
@@ -480,7 +495,7 @@ def tidy_ticket(*, db_session: Session, ticket_id: int, now: datetime) -> bool:
     notice is its own marker), and free them unless it was resolved (their rating stays)."""
     ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
     held_by = ticket.technician_id
-    if held_by is None or db_session.scalar(_taken_away(now).where(Ticket.id == ticket_id)) is None:
+    if held_by is None or not _taken_away(db_session, now, ticket_id):
         return False
     change = tickets.events(db_session=db_session, ticket_id=ticket_id, kind="transition")[-1]
     if ticket.state != TicketState.RESOLVED:
@@ -524,7 +539,10 @@ def waiting_tickets(
     pending = select(Offer.ticket_id).where(Offer.state == PENDING)
     query = select(Ticket.id).where(
         Ticket.state.in_([s.value for s in WAITING]),
-        Ticket.parent_id.is_(None),
+        # Top-level, written so no index serves it: the few waiting tickets are found by their
+        # state, never by a scan of every ticket ever opened, which SQLite's planner (knowing
+        # nothing of the data) picks for `parent_id IS NULL`, true of nearly all of them.
+        func.coalesce(Ticket.parent_id, 0) == 0,
         Ticket.id.not_in(pending),
         or_(Ticket.next_dispatch_at.is_(None), Ticket.next_dispatch_at <= now),
     )

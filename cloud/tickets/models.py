@@ -87,7 +87,11 @@ class TicketEvent(Base):
 
     __tablename__ = "ticket_events"
     # A technician's history starts from the changes that assigned tickets to them.
-    __table_args__ = (Index("ix_ticket_events_state_actor", "to_state", "actor"),)
+    __table_args__ = (
+        Index("ix_ticket_events_state_actor", "to_state", "actor"),
+        # The dispatcher looks at the last hour's changes every round (technicians to tell).
+        Index("ix_ticket_events_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
