@@ -46,7 +46,11 @@ DISPATCHER = "dispatcher"
 WAITING = (TicketState.NEW, TicketState.DISPATCHING, TicketState.ESCALATED)
 RETRY_AFTER = timedelta(minutes=10)
 MAX_LAPSES = 2  # offers of one ticket a technician may let lapse before they are not asked
-RECHECK_AFTER = timedelta(minutes=1)  # an escalated ticket nobody can take: look again then
+RECHECK_AFTER = timedelta(minutes=1)
+# Answers read per technician for the acceptance window: this many times the window, so the
+# lapses not held against them (a deadline cut short) can be left out and the window still
+# filled (short of it only if two thirds of their latest answers were such lapses).
+LOOKBACK = 3  # an escalated ticket nobody can take: look again then
 # Skill demand (for matching's reserve part): the skills of tickets opened this long back,
 # at most this many of the latest.
 DEMAND_WINDOW = timedelta(days=7)
@@ -85,22 +89,34 @@ def active_jobs(*, db_session: Session) -> dict[str, int]:
 
 
 def outcomes(
-    *, db_session: Session, full_timeout: timedelta, technician_id: str | None = None
+    *, db_session: Session, rules: policy.DispatchPolicy, technician_id: str | None = None
 ) -> dict[str, list[bool]]:
-    """Per technician, oldest first: True for an accepted offer, False for a declined one or
-    one left to lapse. A lapse counts only when they had the full time to answer: a deadline
-    cut short for the SLA is not held against anyone."""
-    query = select(Offer.technician_id, Offer.state, Offer.offered_at, Offer.deadline).where(
-        Offer.state.in_([ACCEPTED, DECLINED, EXPIRED])
+    """Per technician, their last answers in the rules' acceptance window, oldest first: True
+    for an accepted offer, False for a declined one or one left to lapse. A lapse counts only
+    when they had the full time to answer: a deadline cut short for the SLA is not held
+    against anyone. Each technician's latest LOOKBACK answers are read by the index on
+    (technician, time), so the cost follows the technicians, not every offer ever made."""
+    window = rules.acceptance_window
+    ids = (
+        [technician_id]
+        if technician_id is not None
+        else db_session.scalars(select(Technician.id)).all()
     )
-    if technician_id is not None:
-        query = query.where(Offer.technician_id == technician_id)
     result: dict[str, list[bool]] = {}
-    for tech_id, state, offered_at, deadline in db_session.execute(
-        query.order_by(Offer.technician_id, Offer.offered_at, Offer.id)
-    ):
-        if state != EXPIRED or deadline - offered_at >= full_timeout:
-            result.setdefault(tech_id, []).append(state == ACCEPTED)
+    for tech_id in ids:
+        latest = db_session.execute(
+            select(Offer.state, Offer.offered_at, Offer.deadline)
+            .where(Offer.technician_id == tech_id, Offer.state.in_([ACCEPTED, DECLINED, EXPIRED]))
+            .order_by(Offer.offered_at.desc(), Offer.id.desc())
+            .limit(LOOKBACK * window)
+        ).all()
+        answers = [
+            state == ACCEPTED
+            for state, offered_at, deadline in reversed(latest)
+            if state != EXPIRED or deadline - offered_at >= rules.offer_timeout
+        ]
+        if answers:
+            result[tech_id] = answers[-window:]
     return result
 
 
@@ -108,10 +124,8 @@ def recent_outcomes(
     *, db_session: Session, technician_id: str, rules: policy.DispatchPolicy
 ) -> list[bool]:
     """The technician's outcomes in the rules' acceptance window, oldest first."""
-    history = outcomes(
-        db_session=db_session, technician_id=technician_id, full_timeout=rules.offer_timeout
-    )
-    return history.get(technician_id, [])[-rules.acceptance_window :]
+    history = outcomes(db_session=db_session, technician_id=technician_id, rules=rules)
+    return history.get(technician_id, [])
 
 
 def cert_expiry(value: str) -> datetime:
@@ -165,10 +179,9 @@ def candidates(
     jobs = active_jobs(db_session=db_session)
     for tech_id, count in pending_per_technician(db_session=db_session).items():
         jobs[tech_id] = jobs.get(tech_id, 0) + count
-    history = outcomes(db_session=db_session, full_timeout=rules.offer_timeout) if rules else {}
-    window = rules.acceptance_window if rules else 0
+    history = outcomes(db_session=db_session, rules=rules) if rules else {}
     return [
-        candidate(t, jobs.get(t.id, 0), history.get(t.id, [])[-window:] if window else [])
+        candidate(t, jobs.get(t.id, 0), history.get(t.id, []))
         for t in db_session.scalars(select(Technician).order_by(Technician.id))
     ]
 
@@ -207,7 +220,8 @@ def recent_demand(*, db_session: Session, now: datetime) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for skills in db_session.scalars(
         select(Ticket.skills)
-        .where(Ticket.opened_at >= now - DEMAND_WINDOW, Ticket.parent_id.is_(None))
+        # coalesce: no index for parent_id here, so the latest are read by their time index
+        .where(Ticket.opened_at >= now - DEMAND_WINDOW, func.coalesce(Ticket.parent_id, 0) == 0)
         .order_by(Ticket.opened_at.desc())
         .limit(DEMAND_SAMPLE)
     ):

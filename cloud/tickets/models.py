@@ -38,6 +38,8 @@ class Ticket(Base):
             postgresql_where=text(f"{OPEN_SQL} AND is_site"),
         ),
         Index("ix_tickets_site_problem_opened", "site_id", "problem_key", "opened_at"),
+        # The latest tickets (the week's skill demand the dispatcher weighs every round).
+        Index("ix_tickets_opened_at", "opened_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
