@@ -171,15 +171,25 @@ def pending_per_technician(*, db_session: Session) -> dict[str, int]:
 
 
 def candidates(
-    *, db_session: Session, rules: policy.DispatchPolicy | None = None
+    *,
+    db_session: Session,
+    rules: policy.DispatchPolicy | None = None,
+    answers: Mapping[str, list[bool]] | None = None,
 ) -> list[matching.Candidate]:
-    """Every technician as matching sees them (four queries, however many there are). An
-    offer they are considering counts as load: one decision at a time per free slot. No
-    rules: without their acceptance history (eligibility and ETA need none)."""
+    """Every technician as matching sees them. An offer they are considering counts as load:
+    one decision at a time per free slot. answers: their outcomes, when the caller has them
+    (a round reads them once); no rules either: without acceptance history (eligibility and
+    ETA need none)."""
     jobs = active_jobs(db_session=db_session)
     for tech_id, count in pending_per_technician(db_session=db_session).items():
         jobs[tech_id] = jobs.get(tech_id, 0) + count
-    history = outcomes(db_session=db_session, rules=rules) if rules else {}
+    history = (
+        answers
+        if answers is not None
+        else outcomes(db_session=db_session, rules=rules)
+        if rules
+        else {}
+    )
     return [
         candidate(t, jobs.get(t.id, 0), history.get(t.id, []))
         for t in db_session.scalars(select(Technician).order_by(Technician.id))
@@ -284,6 +294,7 @@ def offer_next(
     now: datetime,
     rules: policy.DispatchPolicy,
     demand: Mapping[str, int] | None = None,
+    answers: Mapping[str, list[bool]] | None = None,
 ) -> Offer | None:
     """Offer the ticket to the best eligible technician of the current stage (moving on to
     staff, then to an operator, when nobody of a stage can take it). An escalated ticket waits
@@ -299,7 +310,7 @@ def offer_next(
         return None
     if ticket.dispatch_started_at is None:
         ticket.dispatch_started_at = now
-    ranked_all = candidates(db_session=db_session, rules=rules)
+    ranked_all = candidates(db_session=db_session, rules=rules, answers=answers)
     kinds = {c.id: c.kind for c in ranked_all}
     pressure = None
     if rules.weights.reserve:
@@ -596,12 +607,14 @@ def run_round(
         stale, dropped = loose_ends(db_session=db, now=now())
         due = due_offers(db_session=db, now=now())
         waiting = waiting_tickets(db_session=db, now=now(), triage=rules.triage)
-        # The week's skill demand, once a round rather than once an offer.
+        # The week's skill demand and the technicians' answers, once a round rather than once
+        # an offer (a lapse in this round is added to the answers as it happens).
         demand = (
             recent_demand(db_session=db, now=now())
             if rules.weights.reserve and (due or waiting)
             else None
         )
+        answers = outcomes(db_session=db, rules=rules) if due or waiting else None
     moved = 0
     for offer_id in stale:
         with writing(), transaction(sessions) as db:
@@ -611,11 +624,23 @@ def run_round(
             moved += tidy_ticket(db_session=db, ticket_id=ticket_id, now=now())
     for offer_id in due:
         with writing(), transaction(sessions) as db:
-            moved += expire(db_session=db, offer_id=offer_id, now=now(), rules=rules, demand=demand)
+            moved += expire(
+                db_session=db,
+                offer_id=offer_id,
+                now=now(),
+                rules=rules,
+                demand=demand,
+                answers=answers,
+            )
     for ticket_id in waiting:
         with writing(), transaction(sessions) as db:
             moved += start(
-                db_session=db, ticket_id=ticket_id, now=now(), rules=rules, demand=demand
+                db_session=db,
+                ticket_id=ticket_id,
+                now=now(),
+                rules=rules,
+                demand=demand,
+                answers=answers,
             )
     return moved
 
@@ -627,8 +652,10 @@ def expire(
     now: datetime,
     rules: policy.DispatchPolicy,
     demand: Mapping[str, int] | None = None,
+    answers: dict[str, list[bool]] | None = None,
 ) -> bool:
-    """Expire one due offer (once: the row is re-read under the ticket's lock) and cascade."""
+    """Expire one due offer (once: the row is re-read under the ticket's lock) and cascade.
+    answers: the round's outcomes, kept up to date with this lapse."""
     offer = db_session.get(Offer, offer_id)
     if offer is None:
         return False
@@ -639,8 +666,14 @@ def expire(
     if not waits(ticket):  # not held against them: there was nothing left to take
         return tidy_offer(db_session=db_session, offer_id=offer_id, now=now)
     _close_offer(db_session, offer, EXPIRED, now, "no answer before the deadline")
+    if answers is not None and offer.deadline - offer.offered_at >= rules.offer_timeout:
+        lapsed = answers.setdefault(offer.technician_id, [])
+        lapsed.append(False)
+        del lapsed[: -rules.acceptance_window]
     _check_policy(db_session, offer.technician_id, now, rules)
-    offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules, demand=demand)
+    offer_next(
+        db_session=db_session, ticket=ticket, now=now, rules=rules, demand=demand, answers=answers
+    )
     return True
 
 
@@ -651,12 +684,15 @@ def start(
     now: datetime,
     rules: policy.DispatchPolicy,
     demand: Mapping[str, int] | None = None,
+    answers: Mapping[str, list[bool]] | None = None,
 ) -> bool:
     """Make the next offer for a waiting ticket (no-op when someone else just did)."""
     ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
     if pending_offer(db_session=db_session, ticket_id=ticket_id) is not None:
         return False
-    offer = offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules, demand=demand)
+    offer = offer_next(
+        db_session=db_session, ticket=ticket, now=now, rules=rules, demand=demand, answers=answers
+    )
     return offer is not None
 
 

@@ -84,7 +84,7 @@ def test_a_round_offers_every_waiting_ticket_and_reads_the_weeks_demand_once(
     sessions, monkeypatch
 ) -> None:
     """Five shops ask at once: one dispatcher round makes five offers to five people and
-    looks up the skill demand once, not once per offer (it is a week's worth of tickets)."""
+    looks up the skill demand and the technicians' answers once, not once per offer."""
     for n in range(5):
         located_shop(sessions, f"pos-{n}", site=f"shop-{n}")
         add_tech(sessions, f"c-{n}", 47.3800, 8.5400 + n / 1000)
@@ -97,8 +97,17 @@ def test_a_round_offers_every_waiting_ticket_and_reads_the_weeks_demand_once(
         return real(**kwargs)
 
     monkeypatch.setattr(dispatcher, "recent_demand", counted)
+    answers = []
+    real_outcomes = dispatcher.outcomes
+
+    def counted_outcomes(**kwargs):
+        answers.append(kwargs.get("technician_id"))
+        return real_outcomes(**kwargs)
+
+    monkeypatch.setattr(dispatcher, "outcomes", counted_outcomes)
     moved = dispatcher.run_round(sessions=sessions, now=lambda: at(1), rules=RULES)
     assert moved == 5 and len(lookups) == 1
+    assert answers == [None]  # everyone's, once
     with sessions() as db:
         pending = db.scalars(select(Offer.technician_id).where(Offer.state == "pending")).all()
     assert sorted(pending) == [f"c-{n}" for n in range(5)]
@@ -614,3 +623,20 @@ def test_each_withdrawal_and_call_off_happens_once_with_several_dispatchers(desk
     assert [n["type"] for n in told].count("offer_withdrawn") == 1
     with sessions() as db:
         assert dispatcher.loose_ends(db_session=db, now=at(6)) == ([], [])
+
+
+def test_a_lapse_in_a_round_counts_for_the_next_offer_of_that_round(desk) -> None:
+    """The round reads everyone's answers once; a lapse it sees is added as it happens, so
+    the ranking that follows in the same round knows it (as a fresh read would)."""
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    [offer] = offers(sessions, ticket_id)
+    with sessions() as db:
+        answers = dispatcher.outcomes(db_session=db, rules=RULES)
+    with transaction(sessions) as db:
+        assert dispatcher.expire(
+            db_session=db, offer_id=offer.id, now=at(6), rules=RULES, answers=answers
+        )
+    with sessions() as db:
+        fresh = dispatcher.outcomes(db_session=db, rules=RULES)
+    assert answers == fresh == {offer.technician_id: [False]}
