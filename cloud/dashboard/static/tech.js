@@ -65,6 +65,7 @@ function calledOffCard(job) {
 
 async function calledOff(jobs) {
   const ids = jobs.map((j) => j.id).join(",");
+  if (!me || !me.technician_id) return;  // an account not bound to a technician has no record
   if (ids === held && Date.now() - recordAt < RECORD_EVERY_MS) return;
   held = ids;
   recordAt = Date.now();
