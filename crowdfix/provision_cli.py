@@ -1,4 +1,5 @@
-"""`crowdfix provision`: broker accounts for devices and the cloud, and the device registry."""
+"""`crowdfix provision`: broker accounts for devices, technicians' apps and the cloud, and the
+device registry."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ CaFile = Annotated[
 ]
 DEFAULT_BROKER_DIR = Path("secrets/mosquitto")
 DEFAULT_CREDENTIALS_DIR = Path("secrets/devices")
+DEFAULT_TECHNICIAN_DIR = Path("secrets/technicians")
 DEFAULT_DEVICE_BROKER_URL = "mqtts://localhost:8883"
 
 
@@ -136,8 +138,10 @@ def provision_rotate(
 
     store = _store(broker_dir)
     account = store.accounts().get(device_id)
-    if account is not None and account.kind is not AccountKind.DEVICE:
+    if account is not None and account.kind is AccountKind.CLOUD:
         raise fail(f"{device_id} is the cloud's account: use `crowdfix provision cloud-account`")
+    if account is not None and account.kind is AccountKind.TECHNICIAN:
+        raise fail(f"{device_id} is a technician's: use `crowdfix provision technician --rotate`")
     try:
         folder = rotate_device(
             store=store,
@@ -194,6 +198,43 @@ def provision_cloud_account(
         env_file, {"CROWDFIX_MQTT_USERNAME": username, "CROWDFIX_MQTT_PASSWORD": password}
     )
     _done(f"cloud account {username}: CROWDFIX_MQTT_USERNAME/PASSWORD written to {env_file}")
+
+
+@provision_app.command("technician")
+def provision_technician(
+    technician_id: Annotated[str, typer.Argument(help="Technician id; also the MQTT username.")],
+    rotate: Annotated[bool, typer.Option(help="Replace the password of an existing account.")] = (
+        False
+    ),
+    broker_dir: BrokerDir = DEFAULT_BROKER_DIR,
+    credentials_dir: Annotated[
+        Path, typer.Option("--credentials-dir", help="Where the app's mqtt-password is written.")
+    ] = DEFAULT_TECHNICIAN_DIR,
+) -> None:
+    """A technician's app account: it may only read its own offers and job notices."""
+    from cloud.errors import CloudError
+    from cloud.provisioning.mosquitto import TECHNICIANS, AccountKind
+    from cloud.provisioning.store import write_file
+
+    store = _store(broker_dir)
+    account = store.accounts().get(technician_id)
+    if rotate and account is not None and account.kind is not AccountKind.TECHNICIAN:
+        raise fail(f"{technician_id} is a {account.kind.value} account, not a technician's")
+    try:
+        password = (
+            store.rotate(technician_id)
+            if rotate
+            else store.add(technician_id, AccountKind.TECHNICIAN)
+        )
+    except (CloudError, ValueError) as exc:
+        raise fail(f"{exc} (or pass --rotate)" if not rotate else str(exc)) from exc
+    folder = credentials_dir / technician_id
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_file(folder / "mqtt-password", password + "\n", 0o600)
+    _done(
+        f"technician {technician_id}: password in {folder}/mqtt-password; their app logs in as "
+        f"{technician_id} and subscribes to {TECHNICIANS}/{technician_id}/+"
+    )
 
 
 @provision_app.command("list")

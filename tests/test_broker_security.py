@@ -146,3 +146,33 @@ def test_a_rotated_password_replaces_the_old_one(fleet) -> None:
     secure.broker.reload()
     assert_refused(secure.settings(A, old))
     connect(secure, clients, A)
+
+
+def test_a_technicians_app_reads_only_its_own_offers_and_cannot_forge_them(fleet) -> None:
+    from cloud.dispatch.service import technician_topic
+    from cloud.provisioning.mosquitto import AccountKind
+
+    secure, clients = fleet
+    secure.add("ana.m", AccountKind.TECHNICIAN)
+    secure.add("ben", AccountKind.TECHNICIAN)
+    secure.broker.reload()
+    ana = connect(secure, clients, "ana.m", "tech/crowdfix/v1/+/+", "dt/crowdfix/v1/+/+")
+    ben = connect(secure, clients, "ben", "tech/crowdfix/v1/ben/+")
+    cloud = connect(secure, clients, CLOUD_ACCOUNT, "dt/crowdfix/v1/+/+")
+    # Ana cannot put an offer in her own list, or in Ben's, or speak for a device.
+    ana.send(technician_topic("ana.m"), b"forged by ana")
+    ana.send(technician_topic("ben"), b"forged by ana for ben")
+    ana.send(uplink_topic(A, Channel.BUTTON), b"forged press")
+    cloud.send(technician_topic("ben", "job"), b"ben's job called off")
+    cloud.send(technician_topic("ana.m"), b"an offer for ana")
+    cloud.send(technician_topic("ana.m", "job"), b"ana's job called off")
+    assert ana.received_until(b"ana's job called off") == [
+        (technician_topic("ana.m"), b"an offer for ana"),
+        (technician_topic("ana.m", "job"), b"ana's job called off"),
+    ]
+    assert ben.received_until(b"ben's job called off") == [
+        (technician_topic("ben", "job"), b"ben's job called off")
+    ]
+    device_a = connect(secure, clients, A)
+    device_a.send(uplink_topic(A, Channel.STATUS), b"probe")
+    assert [p for _t, p in cloud.received_until(b"probe")] == [b"probe"]  # no forged press

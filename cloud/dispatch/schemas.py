@@ -10,7 +10,9 @@ from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints
 from cloud.dispatch.history import JobTotals
 from cloud.outbound.signing import SIGNATURE_HEADER
 
-TechnicianId = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")]
+# A technician's id: also their MQTT username and a level of their topics.
+TECHNICIAN_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
+TechnicianId = Annotated[str, Field(pattern=TECHNICIAN_ID_PATTERN)]
 Skill = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 Reason = Annotated[str, Field(max_length=500)]
 WebhookUrl = Annotated[AnyUrl, UrlConstraints(max_length=280, allowed_schemes=["http", "https"])]

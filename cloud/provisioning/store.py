@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cloud.errors import Conflict, NotFound
 from cloud.provisioning.mosquitto import (
+    TECHNICIAN_ID,
     Account,
     AccountKind,
     acl_file,
@@ -70,7 +71,12 @@ class CredentialStore:
     def add_many(self, usernames: list[str], kind: AccountKind) -> dict[str, str]:
         """Create several accounts in one write (a fleet roll-out); their new passwords."""
         for username in usernames:
-            if not is_device_id(username):
+            if kind is AccountKind.TECHNICIAN and not TECHNICIAN_ID.match(username):
+                raise ValueError(
+                    f"{username!r} is not a technician id: 1-64 lowercase letters, digits, "
+                    "dots, dashes and underscores (a technician's username is their id)"
+                )
+            if kind is not AccountKind.TECHNICIAN and not is_device_id(username):
                 raise ValueError(
                     f"{username!r} cannot be an MQTT username: use 1-64 lowercase letters, "
                     "digits and dashes (a device's username is its device id)"

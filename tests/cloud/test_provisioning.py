@@ -170,3 +170,29 @@ def test_concurrent_provisioning_loses_no_account(tmp_path: Path) -> None:
         list(pool.map(lambda i: store.add(f"dev-{i}", AccountKind.DEVICE), range(40)))
     assert len(CredentialStore(tmp_path / "broker").accounts()) == 40
     assert len(store.passwd_path.read_text().splitlines()) == 40
+
+
+def test_a_technicians_app_account_reads_only_its_own_topics(env) -> None:
+    from cloud.provisioning.mosquitto import verify_password
+
+    code, out = run("technician", "ana.m")
+    assert code == 0, out
+    assert "tech/crowdfix/v1/ana.m/+" in out
+    password_file = Path("secrets/technicians/ana.m/mqtt-password")
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    acl = Path("secrets/mosquitto/acl").read_text()
+    assert "user ana.m\ntopic read tech/crowdfix/v1/ana.m/+\n" in acl  # and nothing more
+    stored = dict(
+        line.split(":", 1) for line in Path("secrets/mosquitto/passwd").read_text().splitlines()
+    )
+    assert verify_password(password_file.read_text().strip(), stored["ana.m"])
+    code, out = run("technician", "ana.m")
+    assert code == 2 and "--rotate" in out
+    first = password_file.read_text()
+    assert run("technician", "ana.m", "--rotate")[0] == 0
+    assert password_file.read_text() != first
+    code, out = run("rotate", "ana.m")  # the device command refuses, and says which to use
+    assert code == 2 and "provision technician --rotate" in out
+    code, out = run("technician", "Ana M")
+    assert code == 2 and "not a technician id" in out
+    assert "ana.m" in run("list")[1] and "technician" in run("list")[1]
