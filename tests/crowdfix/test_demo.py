@@ -27,6 +27,8 @@ def test_demo_turns_presses_into_tickets_and_stops_cleanly(broker: str, tmp_path
     if broker == "mosquitto" and find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (.ci/run installs it)")
     api_port, mqtt_port = free_port(), free_port()
+    while mqtt_port == api_port:  # the OS may hand out the same free port twice in a row
+        mqtt_port = free_port()
     state = tmp_path / "demo-state"
     demo = subprocess.Popen(
         [
@@ -59,7 +61,14 @@ def test_demo_turns_presses_into_tickets_and_stops_cleanly(broker: str, tmp_path
         return httpx.get(f"{api}{path}", headers={"Authorization": f"Bearer {token}"}).json()
 
     try:
-        wait_for(lambda: demo.poll() is not None or port_open("127.0.0.1", api_port), 60, "API")
+        wait_for(
+            lambda: (
+                demo.poll() is not None
+                or (port_open("127.0.0.1", api_port) and (state / "operator.token").exists())
+            ),
+            60,
+            "API",
+        )
         assert demo.poll() is None, demo.stderr.read() if demo.stderr else ""
         devices = wait_for(lambda: len(get("/api/devices")) == 2, 30, "devices")
         assert devices
