@@ -3,6 +3,7 @@ operator's assignment, explanation, SLA and rating routes on tickets."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -98,19 +99,24 @@ def technician_history(
     db_session: SessionDep,
     rules: RulesDep,
     limit: Annotated[int, Query(ge=1, le=500, description="jobs and offers listed")] = 50,
+    days: Annotated[
+        float | None, Query(gt=0, le=3660, description="only the last so many days (all: none)")
+    ] = None,
 ) -> TechnicianHistoryOut:
     """Every job the technician held (given back or reassigned ones too) and every offer
-    made to them, counted, with the latest listed (a technician may read only their own)."""
+    made to them, counted, with the latest listed; or those of the last `days` (a technician
+    may read only their own)."""
     service.forbid_foreign_technician(caller, technician_id)
     tech = service.get_technician(db_session=db_session, technician_id=technician_id)
-    jobs, held = service.jobs_held(db_session=db_session, technician_id=technician_id)
-    counts = service.offer_counts(db_session=db_session, technician_id=technician_id)
+    since = utc_now() - timedelta(days=days) if days is not None else None
+    jobs, held = service.jobs_held(db_session=db_session, technician_id=technician_id, since=since)
+    counts = service.offer_counts(db_session=db_session, technician_id=technician_id, since=since)
     done = history.totals(jobs, {i: t.sla_arrive_by for i, t in held.items()})
+    query = select(Offer).where(Offer.technician_id == technician_id)
+    if since is not None:
+        query = query.where(Offer.offered_at >= since)
     offers = db_session.scalars(
-        select(Offer)
-        .where(Offer.technician_id == technician_id)
-        .order_by(Offer.offered_at.desc(), Offer.id.desc())
-        .limit(limit)
+        query.order_by(Offer.offered_at.desc(), Offer.id.desc()).limit(limit)
     )
     return TechnicianHistoryOut(
         technician=technician_out(

@@ -984,15 +984,17 @@ def review(*, db_session: Session, technician_id: str, caller: Principal, note: 
 
 
 def jobs_held(
-    *, db_session: Session, technician_id: str
+    *, db_session: Session, technician_id: str, since: datetime | None = None
 ) -> tuple[list[history.HeldJob], dict[int, Ticket]]:
-    """Every job the technician held (history.jobs_held, from the tickets' audit trails),
-    and those tickets by id."""
+    """Every job the technician held (history.jobs_held, from the tickets' audit trails), or
+    those assigned to them since then, and those tickets by id."""
     held = select(TicketEvent.ticket_id).where(
         TicketEvent.to_state == TicketState.ASSIGNED.value,
         TicketEvent.actor == technician_id,
         TicketEvent.kind == "transition",
     )
+    if since is not None:
+        held = held.where(TicketEvent.at >= since)
     rows = db_session.execute(
         select(
             TicketEvent.ticket_id,
@@ -1015,16 +1017,17 @@ def jobs_held(
     )
     by_id = {t.id: t for t in held_tickets}
     jobs = history.jobs_held(technician_id, [c for c in changes if c.ticket_id in by_id])
-    return jobs, by_id
+    return [j for j in jobs if since is None or j.assigned_at >= since], by_id
 
 
-def offer_counts(*, db_session: Session, technician_id: str) -> Counter[str]:
-    """Every offer made to the technician, counted by state."""
-    rows = db_session.execute(
-        select(Offer.state, func.count())
-        .where(Offer.technician_id == technician_id)
-        .group_by(Offer.state)
-    )
+def offer_counts(
+    *, db_session: Session, technician_id: str, since: datetime | None = None
+) -> Counter[str]:
+    """Every offer made to the technician (or since then), counted by state."""
+    query = select(Offer.state, func.count()).where(Offer.technician_id == technician_id)
+    if since is not None:
+        query = query.where(Offer.offered_at >= since)
+    rows = db_session.execute(query.group_by(Offer.state))
     return Counter({state: count for state, count in rows})
 
 

@@ -640,3 +640,17 @@ def test_a_lapse_in_a_round_counts_for_the_next_offer_of_that_round(desk) -> Non
     with sessions() as db:
         fresh = dispatcher.outcomes(db_session=db, rules=RULES)
     assert answers == fresh == {offer.technician_id: [False]}
+
+
+def test_a_technicians_record_can_be_bounded_to_a_recent_period(desk) -> None:
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    holder = accept_first(sessions, ticket_id, 2)
+    with sessions() as db:
+        whole, _ = dispatcher.jobs_held(db_session=db, technician_id=holder)
+        lately, _ = dispatcher.jobs_held(db_session=db, technician_id=holder, since=at(1.5))
+        later, _ = dispatcher.jobs_held(db_session=db, technician_id=holder, since=at(3))
+        offered = dispatcher.offer_counts(db_session=db, technician_id=holder, since=at(0.5))
+        none = dispatcher.offer_counts(db_session=db, technician_id=holder, since=at(3))
+    assert [j.ticket_id for j in whole] == [j.ticket_id for j in lately] == [ticket_id]
+    assert later == [] and offered == {"accepted": 1} and not none

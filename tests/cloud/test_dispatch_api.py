@@ -265,6 +265,9 @@ def test_a_technicians_history_keeps_jobs_given_back_and_every_offer(sessions, w
     ]
     assert bens["jobs"][0]["on_site_at"] is None  # ana's arrival was not his
     assert client.get("/api/technicians/ana/history?limit=0", headers=operator).status_code == 422
+    today = client.get("/api/technicians/ana/history?days=1", headers=ana).json()
+    assert today["totals"] == record["totals"]  # all of it happened today
+    assert client.get("/api/technicians/ana/history?days=0", headers=ana).status_code == 422
     assert client.get("/api/technicians/nobody/history", headers=operator).status_code == 404
 
 

@@ -69,7 +69,7 @@ async function calledOff(jobs) {
   if (ids === held && Date.now() - recordAt < RECORD_EVERY_MS) return;
   held = ids;
   recordAt = Date.now();
-  const record = await api(`/api/technicians/${encodeURIComponent(me.technician_id)}/history?limit=50`);
+  const record = await api(`/api/technicians/${encodeURIComponent(me.technician_id)}/history?limit=50&days=1`);
   const lately = record.jobs.filter((j) => ["cancelled", "handed on"].includes(j.ending)
     && j.ended_by !== me.technician_id && Date.now() - Date.parse(j.ended_at) < RECENT_MS);
   document.getElementById("called-off").replaceChildren(
