@@ -38,6 +38,7 @@ def show(now: Board) -> None:
         figures.waiting.labels(state).set(count)
     figures.pending_offers.set(now.pending_offers)
     figures.past_target.set(now.past_target)
+    figures.at_risk.set(now.at_risk)
     for state, count in now.technicians.items():
         figures.technicians.labels(state).set(count)
 
@@ -95,7 +96,7 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
         """Prometheus metrics of this process, and the dispatch board from the database."""
         try:
             with sessions() as db:
-                now = board(db_session=db, now=utc_now())
+                now = board(db_session=db, now=utc_now(), rules=app.state.rules)
         except SQLAlchemyError as exc:  # the process's own figures still go out
             _LOGGER.warning("dispatch figures unavailable for /metrics: %s", exc)
         else:

@@ -59,6 +59,10 @@ class Metrics:
             "crowdfix_dispatch_open_past_onsite_target",
             "Open tickets whose on-site target passed with nobody there yet",
         )
+        self.at_risk = Gauge(
+            "crowdfix_dispatch_open_onsite_warning",
+            "Open tickets nobody has reached yet whose on-site clock warns (most of the time gone)",
+        )
         self.technicians = Gauge(
             "crowdfix_technicians",
             "Technicians by state: available (on shift, not paused), paused by policy, off",

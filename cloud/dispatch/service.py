@@ -1038,11 +1038,13 @@ class Board:
     waiting: dict[str, int]  # open tickets nobody holds, by state
     pending_offers: int
     past_target: int  # open, on-site target passed, nobody there
+    at_risk: int  # open, nobody there yet, its on-site clock warning (target not passed yet)
     technicians: dict[str, int]  # available, paused, off
 
 
-def board(*, db_session: Session, now: datetime) -> Board:
-    """Counted in the database (a few aggregate queries)."""
+def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -> Board:
+    """Counted in the database (a few queries; the open tickets' on-site clocks by the
+    rules' warning share)."""
     waiting = dict.fromkeys((s.value for s in WAITING), 0)
     for state, count in db_session.execute(
         select(Ticket.state, func.count())
@@ -1056,6 +1058,17 @@ def board(*, db_session: Session, now: datetime) -> Board:
         Ticket.on_site_at.is_(None),
         Ticket.sla_arrive_by < now,
     )
+    clocks = db_session.execute(
+        select(Ticket.opened_at, Ticket.sla_arrive_by).where(
+            Ticket.state.in_([s.value for s in OPEN]),
+            Ticket.parent_id.is_(None),
+            Ticket.on_site_at.is_(None),
+            Ticket.sla_arrive_by >= now,
+        )
+    )
+    at_risk = sum(
+        policy.sla_clock("arrive", opened, due, None, now, rules).warning for opened, due in clocks
+    )
     technicians = {"available": 0, "paused": 0, "off": 0}
     for available, paused, count in db_session.execute(
         select(Technician.available, Technician.paused, func.count()).group_by(
@@ -1067,6 +1080,7 @@ def board(*, db_session: Session, now: datetime) -> Board:
         waiting=waiting,
         pending_offers=db_session.scalar(select(func.count()).where(Offer.state == PENDING)) or 0,
         past_target=db_session.scalar(past) or 0,
+        at_risk=at_risk,
         technicians=technicians,
     )
 

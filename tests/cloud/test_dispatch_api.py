@@ -359,6 +359,7 @@ def test_metrics_show_the_dispatch_board(sessions, worker_for) -> None:
     assert figures[("crowdfix_dispatch_waiting_tickets", "escalated")] == 0
     assert figures[("crowdfix_dispatch_pending_offers", "")] == 2
     assert figures[("crowdfix_dispatch_open_past_onsite_target", "")] == 1
+    assert figures[("crowdfix_dispatch_open_onsite_warning", "")] == 0  # the new one: just in
     assert figures[("crowdfix_technicians", "available")] == 2  # ana and sam
     assert figures[("crowdfix_technicians", "off")] == 1  # ben
     offer = client.get("/api/offers?state=pending", headers=admin).json()[0]
@@ -369,3 +370,9 @@ def test_metrics_show_the_dispatch_board(sessions, worker_for) -> None:
     figures = scraped()
     assert figures[("crowdfix_dispatch_waiting_tickets", "dispatching")] == 1
     assert figures[("crowdfix_dispatch_pending_offers", "")] == 1
+    # A printer ticket from 50 minutes ago: 83% of its hour to be on site is gone.
+    located_shop(sessions, "pos-3", site="far")
+    ingest(sessions, press("pos-3", "receipt-printer", minutes=-50, base=datetime.now(UTC)))
+    figures = scraped()
+    assert figures[("crowdfix_dispatch_open_onsite_warning", "")] == 1
+    assert figures[("crowdfix_dispatch_waiting_tickets", "new")] == 1
