@@ -1,11 +1,13 @@
-"""Shared bits of the benchmarks: process measurements and table printing."""
+"""Shared bits of the benchmarks: process measurements, table printing, number options."""
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -72,3 +74,33 @@ class Progress:
         sys.stderr.flush()
         if share >= 1.0:
             sys.stderr.write("\n")
+
+
+def number(cast: Callable[[str], float], what: str, zero: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number of the given kind, above 0 (or at least 0)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (value >= 0 if zero else value > 0) or not value < math.inf:
+            raise argparse.ArgumentTypeError(
+                f"must be {'0 or more' if zero else 'above 0'}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def numbers(single: Callable[[str], float]) -> Callable[[str], list[float]]:
+    """An argparse type: a comma-separated list, each item checked by `single`."""
+
+    def parse(text: str) -> list[float]:
+        return [single(part.strip()) for part in text.split(",") if part.strip()]
+
+    return parse
+
+
+positive_int = number(int, "a whole number")
+positive_float = number(float, "a number")

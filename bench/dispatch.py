@@ -43,7 +43,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bench.common import median, percentile, table
+from bench.common import median, number, percentile, positive_float, positive_int, table
 from cloud.auth.roles import Principal, Role
 from cloud.db import make_engine, make_sessionmaker, migrate, transaction
 from cloud.devices import service as devices
@@ -686,27 +686,6 @@ def _seeds(text: str) -> list[int]:
         ) from None
 
 
-def _number(cast: Callable[[str], float], what: str, zero: bool = False) -> Callable[[str], float]:
-    """An argparse type: a finite number of the given kind, above 0 (or at least 0)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not (value >= 0 if zero else value > 0) or not value < math.inf:
-            raise argparse.ArgumentTypeError(
-                f"must be {'0 or more' if zero else 'above 0'}, got {text!r}"
-            )
-        return value
-
-    return parse
-
-
-_positive_int = _number(int, "a whole number")
-_positive_float = _number(float, "a number")
-
-
 def _beta(text: str) -> tuple[float, float]:
     try:
         a, b = (float(part) for part in text.split(","))
@@ -732,29 +711,29 @@ def main(argv: list[str] | None = None) -> int:
         help="cities to simulate (comma list; default 7,3,11)",
     )
     parser.add_argument(
-        "--sites", type=_positive_int, default=80, help="shops in the city (default 80)"
+        "--sites", type=positive_int, default=80, help="shops in the city (default 80)"
     )
     parser.add_argument(
-        "--daily", type=_positive_float, default=160, help="tickets per day (default 160)"
+        "--daily", type=positive_float, default=160, help="tickets per day (default 160)"
     )
     parser.add_argument(
-        "--hours", type=_positive_float, default=16, help="simulated hours from 06:00 (default 16)"
+        "--hours", type=positive_float, default=16, help="simulated hours from 06:00 (default 16)"
     )
     parser.add_argument(
-        "--staff", type=_positive_int, default=4, help="staff technicians (default 4)"
+        "--staff", type=positive_int, default=4, help="staff technicians (default 4)"
     )
     parser.add_argument(
-        "--crowd", type=_positive_int, help="crowd size (default: searched, see above)"
+        "--crowd", type=positive_int, help="crowd size (default: searched, see above)"
     )
     parser.add_argument(
-        "--min-crowd", type=_positive_int, default=10, help="smallest crowd the search tries"
+        "--min-crowd", type=positive_int, default=10, help="smallest crowd the search tries"
     )
     parser.add_argument(
-        "--max-crowd", type=_positive_int, default=120, help="largest crowd the search tries"
+        "--max-crowd", type=positive_int, default=120, help="largest crowd the search tries"
     )
     parser.add_argument(
         "--step",
-        type=_positive_int,
+        type=positive_int,
         default=5,
         help="the search's coarse step (then every size in the last one)",
     )
@@ -768,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--oracle-seconds",
-        type=_number(float, "a number of seconds", zero=True),
+        type=number(float, "a number of seconds", zero=True),
         default=120,
         metavar="S",
         help="time limit per city for the oracle, the most tickets any dispatcher knowing "

@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.common import median, percentile, table
+from bench.common import median, number, numbers, percentile, positive_int, table
 from cloud.db import make_engine, make_sessionmaker, migrate, transaction
 from cloud.devices import service as devices
 from cloud.devices.schemas import DeviceIn
@@ -147,24 +147,25 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench round", description=__doc__)
     parser.add_argument(
         "--tickets",
+        type=numbers(number(int, "whole numbers", zero=True)),
         default="5000,20000,80000",
         help="resolved tickets a day to measure over, comma-separated (default: %(default)s)",
     )
     parser.add_argument(
-        "--days", type=int, default=7, help="the longer history kept (default: %(default)s)"
+        "--days",
+        type=positive_int,
+        default=7,
+        help="the longer history kept (default: %(default)s)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=30, help="rounds measured each (default: %(default)s)"
+        "--rounds",
+        type=positive_int,
+        default=30,
+        help="rounds measured each (default: %(default)s)",
     )
     args = parser.parse_args(argv)
-    try:
-        sizes = [int(n) for n in args.tickets.split(",") if n.strip()]
-    except ValueError:
-        parser.error(f"--tickets takes whole numbers separated by commas, not {args.tickets!r}")
-    if any(n < 0 for n in sizes) or args.rounds < 1 or args.days < 1:
-        parser.error("--tickets must be 0 or more, --rounds and --days at least 1")
     rows = []
-    for per_day, days in [(0, 1), *((n, d) for n in sizes for d in sorted({1, args.days}))]:
+    for per_day, days in [(0, 1), *((n, d) for n in args.tickets for d in sorted({1, args.days}))]:
         print(f"{per_day:,} resolved tickets a day for {days} day(s)…", flush=True)
         rows.append(measure(per_day, days, args.rounds))
     base = float(str(rows[0][3]))

@@ -31,15 +31,15 @@ _LOGGER = logging.getLogger(__name__)
 _STATUS = {NotFound: 404, Conflict: 409, Unauthorized: 401, Forbidden: 403, TooManyAttempts: 429}
 
 
-def show(now: Board) -> None:
+def show(situation: Board) -> None:
     """Put the dispatch board into the gauges."""
     figures = metrics()
-    for state, count in now.waiting.items():
+    for state, count in situation.waiting.items():
         figures.waiting.labels(state).set(count)
-    figures.pending_offers.set(now.pending_offers)
-    figures.past_target.set(now.past_target)
-    figures.at_risk.set(now.at_risk)
-    for state, count in now.technicians.items():
+    figures.pending_offers.set(situation.pending_offers)
+    figures.past_target.set(situation.past_target)
+    figures.at_risk.set(situation.at_risk)
+    for state, count in situation.technicians.items():
         figures.technicians.labels(state).set(count)
 
 
@@ -96,11 +96,11 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
         """Prometheus metrics of this process, and the dispatch board from the database."""
         try:
             with sessions() as db:
-                now = board(db_session=db, now=utc_now(), rules=app.state.rules)
+                situation = board(db_session=db, now=utc_now(), rules=app.state.rules)
         except SQLAlchemyError as exc:  # the process's own figures still go out
             _LOGGER.warning("dispatch figures unavailable for /metrics: %s", exc)
         else:
-            show(now)
+            show(situation)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -212,8 +212,9 @@ def provision_technician(
     ] = DEFAULT_TECHNICIAN_DIR,
 ) -> None:
     """A technician's app account: it may only read its own offers and job notices."""
+    from cloud.dispatch.schemas import TECHNICIAN_TOPICS
     from cloud.errors import CloudError
-    from cloud.provisioning.mosquitto import TECHNICIANS, AccountKind
+    from cloud.provisioning.mosquitto import AccountKind
     from cloud.provisioning.store import write_file
 
     store = _store(broker_dir)
@@ -233,7 +234,7 @@ def provision_technician(
     write_file(folder / "mqtt-password", password + "\n", 0o600)
     _done(
         f"technician {technician_id}: password in {folder}/mqtt-password; their app logs in as "
-        f"{technician_id} and subscribes to {TECHNICIANS}/{technician_id}/+"
+        f"{technician_id} and subscribes to {TECHNICIAN_TOPICS}/{technician_id}/+"
     )
 
 

@@ -9,9 +9,12 @@ from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints
 
 from cloud.dispatch.history import JobTotals
 from cloud.outbound.signing import SIGNATURE_HEADER
+from contracts.topics import APP, NAMESPACE_VERSION
 
 # A technician's id: also their MQTT username and a level of their topics.
 TECHNICIAN_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
+# Their topics: `<prefix>/<technician>/offer` (offers made and withdrawn), `…/job` (called off).
+TECHNICIAN_TOPICS = f"tech/{APP}/{NAMESPACE_VERSION}"
 TechnicianId = Annotated[str, Field(pattern=TECHNICIAN_ID_PATTERN)]
 Skill = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 Reason = Annotated[str, Field(max_length=500)]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.auth.roles import Principal
@@ -25,7 +25,7 @@ from cloud.db import transaction
 from cloud.devices.models import Device
 from cloud.dispatch import history, matching, policy
 from cloud.dispatch.models import Offer, Technician
-from cloud.dispatch.schemas import JobCalledOff, OfferNotice, OfferWithdrawn
+from cloud.dispatch.schemas import TECHNICIAN_TOPICS, JobCalledOff, OfferNotice, OfferWithdrawn
 from cloud.errors import Conflict, Forbidden, NotFound
 from cloud.outbound import service as outbound
 from cloud.outbound import signing
@@ -46,11 +46,11 @@ DISPATCHER = "dispatcher"
 WAITING = (TicketState.NEW, TicketState.DISPATCHING, TicketState.ESCALATED)
 RETRY_AFTER = timedelta(minutes=10)
 MAX_LAPSES = 2  # offers of one ticket a technician may let lapse before they are not asked
-RECHECK_AFTER = timedelta(minutes=1)
+RECHECK_AFTER = timedelta(minutes=1)  # an escalated ticket nobody can take: look again then
 # Answers read per technician for the acceptance window: this many times the window, so the
 # lapses not held against them (a deadline cut short) can be left out and the window still
 # filled (short of it only if two thirds of their latest answers were such lapses).
-LOOKBACK = 3  # an escalated ticket nobody can take: look again then
+LOOKBACK = 3
 # Skill demand (for matching's reserve part): the skills of tickets opened this long back,
 # at most this many of the latest.
 DEMAND_WINDOW = timedelta(days=7)
@@ -64,7 +64,7 @@ CALLED_OFF = "job_called_off"  # the audit entry of a technician told their job 
 def technician_topic(technician_id: str, about: str = "offer") -> str:
     """`tech/crowdfix/v1/<technician>/offer` (offers made and withdrawn) or `…/job` (jobs
     called off): what is pushed to one technician's app."""
-    return f"tech/crowdfix/v1/{technician_id}/{about}"
+    return f"{TECHNICIAN_TOPICS}/{technician_id}/{about}"
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -183,15 +183,10 @@ def candidates(
     jobs = active_jobs(db_session=db_session)
     for tech_id, count in pending_per_technician(db_session=db_session).items():
         jobs[tech_id] = jobs.get(tech_id, 0) + count
-    history = (
-        answers
-        if answers is not None
-        else outcomes(db_session=db_session, rules=rules)
-        if rules
-        else {}
-    )
+    if answers is None:
+        answers = outcomes(db_session=db_session, rules=rules) if rules else {}
     return [
-        candidate(t, jobs.get(t.id, 0), history.get(t.id, []))
+        candidate(t, jobs.get(t.id, 0), answers.get(t.id, []))
         for t in db_session.scalars(select(Technician).order_by(Technician.id))
     ]
 
@@ -225,13 +220,19 @@ def job_for(
     )
 
 
+def _top_level() -> ColumnElement[bool]:
+    """`parent_id IS NULL`, written so no index serves it: SQLite's planner, knowing nothing of
+    the data, would otherwise pick the parent_id index, and `IS NULL` holds for nearly every
+    ticket ever opened: a scan of them all instead of the state or time index the query has."""
+    return func.coalesce(Ticket.parent_id, 0) == 0
+
+
 def recent_demand(*, db_session: Session, now: datetime) -> dict[str, int]:
     """How many recent tickets wanted each skill (DEMAND_WINDOW, the latest DEMAND_SAMPLE)."""
     counts: Counter[str] = Counter()
     for skills in db_session.scalars(
         select(Ticket.skills)
-        # coalesce: no index for parent_id here, so the latest are read by their time index
-        .where(Ticket.opened_at >= now - DEMAND_WINDOW, func.coalesce(Ticket.parent_id, 0) == 0)
+        .where(Ticket.opened_at >= now - DEMAND_WINDOW, _top_level())
         .order_by(Ticket.opened_at.desc())
         .limit(DEMAND_SAMPLE)
     ):
@@ -287,14 +288,23 @@ def next_stage(
     return policy.stage(crowd, staff, started, now, rules)
 
 
+@dataclass
+class RoundReads:
+    """What a dispatcher round reads once and every offer it makes uses, rather than once an
+    offer: the week's skill demand and the technicians' answers, the latter kept up to date
+    with the round's own lapses. None: read when needed."""
+
+    demand: Mapping[str, int] | None = None
+    answers: dict[str, list[bool]] | None = None
+
+
 def offer_next(
     *,
     db_session: Session,
     ticket: Ticket,
     now: datetime,
     rules: policy.DispatchPolicy,
-    demand: Mapping[str, int] | None = None,
-    answers: Mapping[str, list[bool]] | None = None,
+    reads: RoundReads | None = None,
 ) -> Offer | None:
     """Offer the ticket to the best eligible technician of the current stage (moving on to
     staff, then to an operator, when nobody of a stage can take it). An escalated ticket waits
@@ -310,10 +320,12 @@ def offer_next(
         return None
     if ticket.dispatch_started_at is None:
         ticket.dispatch_started_at = now
-    ranked_all = candidates(db_session=db_session, rules=rules, answers=answers)
+    reads = reads or RoundReads()
+    ranked_all = candidates(db_session=db_session, rules=rules, answers=reads.answers)
     kinds = {c.id: c.kind for c in ranked_all}
     pressure = None
     if rules.weights.reserve:
+        demand = reads.demand
         if demand is None:
             demand = recent_demand(db_session=db_session, now=now)
         pressure = matching.skill_pressure(demand, ranked_all)
@@ -564,10 +576,7 @@ def waiting_tickets(
     pending = select(Offer.ticket_id).where(Offer.state == PENDING)
     query = select(Ticket.id).where(
         Ticket.state.in_([s.value for s in WAITING]),
-        # Top-level, written so no index serves it: the few waiting tickets are found by their
-        # state, never by a scan of every ticket ever opened, which SQLite's planner (knowing
-        # nothing of the data) picks for `parent_id IS NULL`, true of nearly all of them.
-        func.coalesce(Ticket.parent_id, 0) == 0,
+        _top_level(),
         Ticket.id.not_in(pending),
         or_(Ticket.next_dispatch_at.is_(None), Ticket.next_dispatch_at <= now),
     )
@@ -607,14 +616,11 @@ def run_round(
         stale, dropped = loose_ends(db_session=db, now=now())
         due = due_offers(db_session=db, now=now())
         waiting = waiting_tickets(db_session=db, now=now(), triage=rules.triage)
-        # The week's skill demand and the technicians' answers, once a round rather than once
-        # an offer (a lapse in this round is added to the answers as it happens).
-        demand = (
-            recent_demand(db_session=db, now=now())
-            if rules.weights.reserve and (due or waiting)
-            else None
-        )
-        answers = outcomes(db_session=db, rules=rules) if due or waiting else None
+        reads = RoundReads()
+        if due or waiting:
+            reads.answers = outcomes(db_session=db, rules=rules)
+            if rules.weights.reserve:
+                reads.demand = recent_demand(db_session=db, now=now())
     moved = 0
     for offer_id in stale:
         with writing(), transaction(sessions) as db:
@@ -624,24 +630,10 @@ def run_round(
             moved += tidy_ticket(db_session=db, ticket_id=ticket_id, now=now())
     for offer_id in due:
         with writing(), transaction(sessions) as db:
-            moved += expire(
-                db_session=db,
-                offer_id=offer_id,
-                now=now(),
-                rules=rules,
-                demand=demand,
-                answers=answers,
-            )
+            moved += expire(db_session=db, offer_id=offer_id, now=now(), rules=rules, reads=reads)
     for ticket_id in waiting:
         with writing(), transaction(sessions) as db:
-            moved += start(
-                db_session=db,
-                ticket_id=ticket_id,
-                now=now(),
-                rules=rules,
-                demand=demand,
-                answers=answers,
-            )
+            moved += start(db_session=db, ticket_id=ticket_id, now=now(), rules=rules, reads=reads)
     return moved
 
 
@@ -651,11 +643,10 @@ def expire(
     offer_id: int,
     now: datetime,
     rules: policy.DispatchPolicy,
-    demand: Mapping[str, int] | None = None,
-    answers: dict[str, list[bool]] | None = None,
+    reads: RoundReads | None = None,
 ) -> bool:
-    """Expire one due offer (once: the row is re-read under the ticket's lock) and cascade.
-    answers: the round's outcomes, kept up to date with this lapse."""
+    """Expire one due offer (once: the row is re-read under the ticket's lock) and cascade;
+    the round's reads learn of this lapse."""
     offer = db_session.get(Offer, offer_id)
     if offer is None:
         return False
@@ -666,14 +657,13 @@ def expire(
     if not waits(ticket):  # not held against them: there was nothing left to take
         return tidy_offer(db_session=db_session, offer_id=offer_id, now=now)
     _close_offer(db_session, offer, EXPIRED, now, "no answer before the deadline")
+    answers = reads.answers if reads else None
     if answers is not None and offer.deadline - offer.offered_at >= rules.offer_timeout:
         lapsed = answers.setdefault(offer.technician_id, [])
         lapsed.append(False)
         del lapsed[: -rules.acceptance_window]
     _check_policy(db_session, offer.technician_id, now, rules)
-    offer_next(
-        db_session=db_session, ticket=ticket, now=now, rules=rules, demand=demand, answers=answers
-    )
+    offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules, reads=reads)
     return True
 
 
@@ -683,16 +673,13 @@ def start(
     ticket_id: int,
     now: datetime,
     rules: policy.DispatchPolicy,
-    demand: Mapping[str, int] | None = None,
-    answers: Mapping[str, list[bool]] | None = None,
+    reads: RoundReads | None = None,
 ) -> bool:
     """Make the next offer for a waiting ticket (no-op when someone else just did)."""
     ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
     if pending_offer(db_session=db_session, ticket_id=ticket_id) is not None:
         return False
-    offer = offer_next(
-        db_session=db_session, ticket=ticket, now=now, rules=rules, demand=demand, answers=answers
-    )
+    offer = offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules, reads=reads)
     return offer is not None
 
 
@@ -908,8 +895,9 @@ def assign(
         withdraw(
             db_session=db_session, offer=pending, now=now, reason=f"assigned by {caller.username}"
         )
-    previous = ticket.technician_id if TicketState(ticket.state) in DISPATCHED else None
-    if TicketState(ticket.state) in DISPATCHED:
+    dispatched = TicketState(ticket.state) in DISPATCHED
+    previous = ticket.technician_id if dispatched else None
+    if dispatched:
         tickets.transition(
             db_session=db_session,
             ticket=ticket,
@@ -1052,23 +1040,17 @@ def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -
         .group_by(Ticket.state)
     ):
         waiting[state] = count
-    past = select(func.count()).where(
-        Ticket.state.in_([s.value for s in OPEN]),
-        Ticket.parent_id.is_(None),
-        Ticket.on_site_at.is_(None),
-        Ticket.sla_arrive_by < now,
-    )
-    clocks = db_session.execute(
-        select(Ticket.opened_at, Ticket.sla_arrive_by).where(
-            Ticket.state.in_([s.value for s in OPEN]),
-            Ticket.parent_id.is_(None),
-            Ticket.on_site_at.is_(None),
-            Ticket.sla_arrive_by >= now,
+    # Open tickets nobody has reached: each one's on-site clock, breached or warning.
+    clocks = [
+        policy.sla_clock("arrive", opened, due, None, now, rules)
+        for opened, due in db_session.execute(
+            select(Ticket.opened_at, Ticket.sla_arrive_by).where(
+                Ticket.state.in_([s.value for s in OPEN]),
+                Ticket.parent_id.is_(None),
+                Ticket.on_site_at.is_(None),
+            )
         )
-    )
-    at_risk = sum(
-        policy.sla_clock("arrive", opened, due, None, now, rules).warning for opened, due in clocks
-    )
+    ]
     technicians = {"available": 0, "paused": 0, "off": 0}
     for available, paused, count in db_session.execute(
         select(Technician.available, Technician.paused, func.count()).group_by(
@@ -1079,8 +1061,8 @@ def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -
     return Board(
         waiting=waiting,
         pending_offers=db_session.scalar(select(func.count()).where(Offer.state == PENDING)) or 0,
-        past_target=db_session.scalar(past) or 0,
-        at_risk=at_risk,
+        past_target=sum(c.breached for c in clocks),
+        at_risk=sum(c.warning for c in clocks),
         technicians=technicians,
     )
 

@@ -11,14 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cloud.dispatch.schemas import TECHNICIAN_ID_PATTERN
+from cloud.dispatch.schemas import TECHNICIAN_ID_PATTERN, TECHNICIAN_TOPICS
 from contracts.topics import APP, NAMESPACE_VERSION
 
 # What `mosquitto_passwd` writes (Mosquitto 2.x): PBKDF2-HMAC-SHA512, 101 rounds, 12-byte salt.
 HASH_ID = "7"
 ITERATIONS = 101
 SALT_BYTES = 12
-TECHNICIANS = f"tech/{APP}/{NAMESPACE_VERSION}"  # `<technician>/offer` and `<technician>/job`
 # A technician's id as the dispatch API takes it (also their MQTT username).
 TECHNICIAN_ID = re.compile(TECHNICIAN_ID_PATTERN)
 
@@ -84,14 +83,14 @@ def acl_file(accounts: Iterable[Account], *, ingest_group: str = "crowdfix-inges
                 f"topic read {commands}/{account.username}/+",
             ]
         elif account.kind is AccountKind.TECHNICIAN:
-            lines += [f"topic read {TECHNICIANS}/{account.username}/+"]
+            lines += [f"topic read {TECHNICIAN_TOPICS}/{account.username}/+"]
         else:
             lines += [
                 f"topic read {data}/+/+",
                 *([f"topic read $share/{ingest_group}/{data}/+/+"] if ingest_group else []),
                 f"topic write {commands}/+/+",
                 # Offers and job notices pushed to technicians' apps (docs/protocol.md).
-                f"topic write {TECHNICIANS}/+/+",
+                f"topic write {TECHNICIAN_TOPICS}/+/+",
                 # Broker figures the worker exports (messages Mosquitto dropped, clients).
                 "topic read $SYS/broker/#",
             ]

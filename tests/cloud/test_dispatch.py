@@ -635,7 +635,11 @@ def test_a_lapse_in_a_round_counts_for_the_next_offer_of_that_round(desk) -> Non
         answers = dispatcher.outcomes(db_session=db, rules=RULES)
     with transaction(sessions) as db:
         assert dispatcher.expire(
-            db_session=db, offer_id=offer.id, now=at(6), rules=RULES, answers=answers
+            db_session=db,
+            offer_id=offer.id,
+            now=at(6),
+            rules=RULES,
+            reads=dispatcher.RoundReads(answers=answers),
         )
     with sessions() as db:
         fresh = dispatcher.outcomes(db_session=db, rules=RULES)
