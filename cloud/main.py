@@ -23,6 +23,7 @@ from cloud.dispatch.api import router as dispatch_router
 from cloud.dispatch.service import Board, board
 from cloud.errors import CloudError, Conflict, Forbidden, NotFound, TooManyAttempts, Unauthorized
 from cloud.metrics import metrics
+from cloud.outbound import service as outbound
 from cloud.quarantine.api import router as quarantine_router
 from cloud.sites.api import router as sites_router
 from cloud.tickets.api import router as tickets_router
@@ -31,9 +32,11 @@ _LOGGER = logging.getLogger(__name__)
 _STATUS = {NotFound: 404, Conflict: 409, Unauthorized: 401, Forbidden: 403, TooManyAttempts: 429}
 
 
-def show(situation: Board) -> None:
-    """Put the dispatch board into the gauges."""
+def show(situation: Board, backlog: dict[str, int]) -> None:
+    """Put the dispatch board and the outbox's backlog into the gauges."""
     figures = metrics()
+    for lane, count in backlog.items():
+        figures.outbox.labels(lane).set(count)
     for state, count in situation.waiting.items():
         figures.waiting.labels(state).set(count)
     figures.pending_offers.set(situation.pending_offers)
@@ -97,10 +100,11 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
         try:
             with sessions() as db:
                 situation = board(db_session=db, now=utc_now(), rules=app.state.rules)
+                backlog = outbound.backlog(db_session=db)
         except SQLAlchemyError as exc:  # the process's own figures still go out
             _LOGGER.warning("dispatch figures unavailable for /metrics: %s", exc)
         else:
-            show(situation)
+            show(situation, backlog)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

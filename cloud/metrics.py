@@ -46,7 +46,14 @@ class Metrics:
         self.influx_failures = Counter(
             "crowdfix_influx_write_failures_total", "Telemetry batches InfluxDB refused"
         )
-        # Dispatch, read from the database when the API is scraped (the same in every process).
+        self.webhook_posts = Counter(
+            "crowdfix_webhook_posts_total",
+            "Webhook notices to technicians, by result (delivered, failed: tried again later, "
+            "waiting: behind a failed one to the same URL, given_up: out of date)",
+            ["result"],
+        )
+        # The outbox and dispatch, read from the database when the API is scraped (the same
+        # in every process).
         self.waiting = Gauge(
             "crowdfix_dispatch_waiting_tickets",
             "Open tickets no technician holds yet, by state (escalated: an operator must act)",
@@ -62,6 +69,12 @@ class Metrics:
         self.at_risk = Gauge(
             "crowdfix_dispatch_open_onsite_warning",
             "Open tickets nobody has reached yet whose on-site clock warns (most of the time gone)",
+        )
+        self.outbox = Gauge(
+            "crowdfix_outbox_messages",
+            "Messages not sent yet: waiting on MQTT (mqtt) or for a technician's webhook "
+            "(webhook), and given up as out of date (given_up, kept a day)",
+            ["lane"],
         )
         self.technicians = Gauge(
             "crowdfix_technicians",

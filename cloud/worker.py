@@ -5,7 +5,9 @@ Two paths so a burst of telemetry never delays a button press:
   the commit, then the broker gets its acknowledgement;
 - bulk (telemetry, heartbeats): drained in batches, one transaction per batch, acknowledged
   after the commit; InfluxDB gets the batch afterwards.
-A housekeeping thread relays queued commands (feedback), sweeps presence and prunes.
+A housekeeping thread relays queued commands (feedback), sweeps presence and prunes; a
+webhook thread POSTs technicians' notices (retried with a backoff, given up once out of date),
+so a slow or dead webhook never holds up a device's feedback.
 Bad input is quarantined with its reason and acknowledged; the worker keeps running.
 """
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,8 +50,8 @@ from cloud.ingest.service import (
     sweep_device,
 )
 from cloud.metrics import metrics
+from cloud.outbound import delivery, signing
 from cloud.outbound import service as outbound
-from cloud.outbound import signing
 from cloud.quarantine import service as quarantine
 from cloud.telemetry import service as telemetry
 from cloud.tickets.taxonomy import Taxonomy
@@ -66,7 +69,7 @@ PRUNE_EVERY_S = 600.0
 YIELD_EVERY = 50  # bulk messages between looks at whether an event is waiting
 DISPATCH_EVERY_S = 1.0
 WEBHOOK_TIMEOUT_S = 2.0
-WEBHOOK_REST_S = 30.0  # after a failed POST, that URL waits this long before the next try
+DELIVERY_HEADER = "X-Crowdfix-Delivery"  # the same on every try of one notice: dedupe by it
 BULK_CHANNELS = ("telemetry", "heartbeat")
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 DRAIN_SETTLE_S = 0.3
@@ -118,7 +121,6 @@ class IngestWorker:
         self._stopping = threading.Event()
         self._event_busy = threading.Event()  # an event is being handled: bulk work waits
         self._rules = settings.dispatch_policy()
-        self._webhook_rest: dict[str, float] = {}
         self._threads: list[threading.Thread] = []
         self.stats = IngestStats()
         self._written = telemetry.WrittenBuckets()
@@ -143,6 +145,7 @@ class IngestWorker:
             ("ingest-events", self._serve_events),
             ("ingest-bulk", self._serve_bulk),
             ("housekeeping", self._housekeeping),
+            ("webhooks", self._serve_webhooks),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -335,33 +338,47 @@ class IngestWorker:
                 next_prune = now + PRUNE_EVERY_S
 
     def relay(self) -> int:
-        """Publish queued commands (feedback to devices); returns how many went out."""
+        """Publish queued commands (feedback to devices) and technicians' notices on MQTT; a
+        notice past its expiry is given up. Returns how many went out."""
         if not self.mqtt.link.connected:
             return 0
+        now = utc_now()
         with self._writing(), transaction(self._sessions) as db:
             rows = outbound.claim(db_session=db)
-            sent = [r.id for r in rows if self._deliver(db, r.topic, r.payload, r.retain)]
-            outbound.mark_sent(db_session=db, ids=sent, now=utc_now())
+            stale = [r.id for r in rows if r.expires_at is not None and r.expires_at <= now]
+            sent = [
+                r.id
+                for r in rows
+                if r.id not in stale
+                and self.mqtt.link.publish(r.topic, r.payload, 1, r.retain).sent
+            ]
+            outbound.mark_sent(db_session=db, ids=sent, now=now)
+            outbound.give_up(
+                db_session=db, ids=stale, now=now, error="out of date before publishing"
+            )
         return len(sent)
 
-    def _deliver(self, db: Session, topic: str, payload: bytes, retain: bool) -> bool:
-        """Publish on MQTT, or POST to a technician's webhook, signed with their secret (a
-        failing URL rests a while)."""
-        webhook = outbound.parse_webhook(topic)
-        if webhook is None:
-            return self.mqtt.link.publish(topic, payload, 1, retain).sent
-        technician_id, url = webhook
-        if self._webhook_rest.get(url, 0.0) > time.monotonic():
-            return False
-        tech = db.get(Technician, technician_id) if technician_id else None
-        headers = {}
-        if tech is not None and tech.webhook_secret:
-            stamp = signing.sign(tech.webhook_secret, payload, int(time.time()))
-            headers[signing.SIGNATURE_HEADER] = stamp
-        if post_webhook(url, payload, headers):
-            return True
-        self._webhook_rest[url] = time.monotonic() + WEBHOOK_REST_S
-        return False
+    def _serve_webhooks(self) -> None:
+        while not self._stopping.wait(RELAY_EVERY_S):
+            self._guard(self.relay_webhooks)
+
+    def relay_webhooks(self) -> int:
+        """POST the webhook notices that are due, signed, outside any transaction (a lease
+        keeps other relays off them meanwhile); record what was delivered, what is to be tried
+        again and when, and what was given up. Returns how many were delivered."""
+        with self._writing(), transaction(self._sessions) as db:
+            batch = outbound.lease_webhooks(db_session=db, now=utc_now())
+            ids = {hook.technician_id for hook in batch if hook.technician_id}
+            query = select(Technician.id, Technician.webhook_secret).where(Technician.id.in_(ids))
+            secrets = {tech: secret for tech, secret in db.execute(query)}
+        if not batch:
+            return 0
+        outcomes = delivery.deliver(batch, lambda hook: _post(hook, secrets), utc_now())
+        with self._writing(), transaction(self._sessions) as db:
+            outbound.settle(db_session=db, outcomes=outcomes, now=utc_now())
+        for outcome in outcomes:
+            self._metrics.webhook_posts.labels(outcome.result.value).inc()
+        return sum(o.result is delivery.Result.DELIVERED for o in outcomes)
 
     def sweep(self) -> None:
         """Presence of every device; offline tickets opened and cleared."""
@@ -509,8 +526,18 @@ def _influx(settings: CloudSettings) -> InfluxSink | None:
     return InfluxSink(settings.influx_url, token, settings.influx_org, settings.influx_bucket)
 
 
-def post_webhook(url: str, payload: bytes, headers: dict[str, str] | None = None) -> bool:
-    """POST a JSON payload (with these extra headers); True on a 2xx answer."""
+def _post(hook: delivery.Webhook, secrets: dict[str, str | None]) -> str | None:
+    """POST one notice, signed with its technician's secret; None, or what went wrong."""
+    headers = {DELIVERY_HEADER: str(hook.id)}
+    secret = secrets.get(hook.technician_id or "")
+    if secret:
+        headers[signing.SIGNATURE_HEADER] = signing.sign(secret, hook.payload, int(time.time()))
+    return post_webhook(hook.url, hook.payload, headers)
+
+
+def post_webhook(url: str, payload: bytes, headers: dict[str, str] | None = None) -> str | None:
+    """POST a JSON payload (with these extra headers); None on a 2xx answer, else what was
+    wrong (an HTTP status, or why the connection failed)."""
     import urllib.error
     import urllib.request
 
@@ -522,7 +549,12 @@ def post_webhook(url: str, payload: bytes, headers: dict[str, str] | None = None
     )
     try:
         with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
-            return 200 <= response.status < 300
+            if 200 <= response.status < 300:
+                return None
+            error = f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        error = f"HTTP {exc.code}"
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        _LOGGER.warning("webhook %s failed: %s", url, exc)
-        return False
+        error = str(getattr(exc, "reason", exc))
+    _LOGGER.warning("webhook %s failed: %s", url, error)
+    return error

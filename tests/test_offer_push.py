@@ -3,19 +3,27 @@ their webhook, through the running worker (dispatcher and relay) and a real Mosq
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
 import time
+from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from cloud.auth.roles import Principal, Role
+from cloud.clock import utc_now
 from cloud.db import transaction
 from cloud.dispatch import csvimport
 from cloud.dispatch import service as dispatcher
-from cloud.dispatch.schemas import TechnicianIn
+from cloud.dispatch.schemas import OfferNotice, TechnicianIn
+from cloud.outbound import delivery
+from cloud.outbound import service as outbound
 from cloud.outbound.signing import SIGNATURE_HEADER, verify
+from cloud.worker import DELIVERY_HEADER
 from mqttlink import BrokerSettings, Inbound, MqttLink
 from tests.cloud.factories import T0, ingest, located_shop, press
 from tests.conftest import CloudStack
@@ -50,20 +58,11 @@ def test_an_offer_is_pushed_on_mqtt_and_to_the_webhook(
 ) -> None:
     url, posted = webhook
     sessions = cloud.sessions
-    located_shop(sessions, "pos-1")
+    ana_with_webhook(sessions, url)
     with transaction(sessions) as db:
-        body = TechnicianIn(
-            name="Ana", skills=["printers"], home_lat=47.38, home_lon=8.54, webhook_url=url
-        )  # type: ignore[arg-type]
-        csvimport.upsert(db_session=db, technician_id="ana", body=body, now=T0)
         # What ana's app is given to check that offers come from crowdfix.
         secret = dispatcher.rotate_webhook_secret(db_session=db, technician_id="ana")
-    pushed: queue.Queue[Inbound] = queue.Queue()
-    app = MqttLink(BrokerSettings.from_url(mosquitto.url), "ana-phone", on_message=pushed.put)
-    app.subscribe("tech/crowdfix/v1/ana/offer")
-    app.start()
-    try:
-        assert app.wait_subscribed(10)
+    with listening(mosquitto, "ana-phone", "tech/crowdfix/v1/ana/offer") as pushed:
         ticket_id = ingest(sessions, press("pos-1", "receipt-printer")).ticket_id
         on_mqtt = json.loads(pushed.get(timeout=15).payload)
         body, signature = posted.get(timeout=15)
@@ -78,5 +77,124 @@ def test_an_offer_is_pushed_on_mqtt_and_to_the_webhook(
         )
         offers = wait_for(lambda: cloud.get(f"/api/tickets/{ticket_id}/offers"), 5, "the offer")
         assert offers[0]["id"] == on_mqtt["offer_id"] and offers[0]["technician_id"] == "ana"
+
+
+def ana_with_webhook(sessions, url: str) -> None:
+    """A shop with a printer, and Ana, who fixes printers nearby and has a webhook."""
+    located_shop(sessions, "pos-1")
+    with transaction(sessions) as db:
+        body = TechnicianIn(
+            name="Ana", skills=["printers"], home_lat=47.38, home_lon=8.54, webhook_url=url
+        )  # type: ignore[arg-type]
+        csvimport.upsert(db_session=db, technician_id="ana", body=body, now=T0)
+
+
+@contextlib.contextmanager
+def listening(mosquitto, client_id: str, topic: str) -> Iterator[queue.Queue[Inbound]]:
+    """What arrives on a topic of the test's broker, for as long as the block runs."""
+    received: queue.Queue[Inbound] = queue.Queue()
+    link = MqttLink(BrokerSettings.from_url(mosquitto.url), client_id, on_message=received.put)
+    link.subscribe(topic)
+    link.start()
+    try:
+        assert link.wait_subscribed(10)
+        yield received
     finally:
-        app.stop()
+        link.stop()
+
+
+@pytest.fixture
+def flaky() -> Iterator[FlakyReceiver]:
+    """A technician's webhook that is down until the test brings it back."""
+    receiver = FlakyReceiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+class FlakyReceiver:
+    """A technician's webhook that answers 503 while `down`; what it took, with each POST's
+    delivery id, and how many POSTs it turned away."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.taken: list[tuple[str, dict]] = []
+        self.refused = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.down:
+                    receiver.refused += 1
+                    self.send_response(503)
+                else:
+                    receiver.taken.append((self.headers[DELIVERY_HEADER], json.loads(body)))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/offers"
+
+
+def test_a_dead_webhook_holds_up_nothing_and_gets_every_notice_once_in_order_when_back(
+    cloud: CloudStack, mosquitto, monkeypatch, flaky: FlakyReceiver
+) -> None:
+    """A technician's webhook is down with a long backlog (more than a relay's batch): a
+    device still gets its feedback on MQTT at once, the dead URL is not hammered, and when it
+    is back it gets every notice still worth having, once each, in the order they were made;
+    an offer whose deadline passed meanwhile is given up, not delivered late."""
+    monkeypatch.setattr(delivery, "RETRY_FIRST", timedelta(seconds=0.2))
+    monkeypatch.setattr(delivery, "RETRY_MAX", timedelta(seconds=1))
+    receiver = flaky
+    sessions = cloud.sessions
+    ana_with_webhook(sessions, receiver.url)
+    hook = outbound.webhook_topic("ana", receiver.url)
+    now = utc_now()
+    with transaction(sessions) as db:  # an out-of-date offer, then a day's worth of backlog
+        stale = OfferNotice(
+            offer_id=0, ticket_id=0, title="gone", category="till", priority="normal",
+            deadline=now, eta_min=5,
+        )  # fmt: skip
+        outbound.enqueue(db_session=db, topic=hook, message=stale, now=now, expires_at=now)
+        for n in range(150):
+            backlog = OfferNotice(
+                offer_id=1000 + n, ticket_id=0, title=f"old {n}", category="till",
+                priority="normal", deadline=now, eta_min=5,
+            )  # fmt: skip
+            outbound.enqueue(
+                db_session=db, topic=hook, message=backlog, now=now,
+                expires_at=now + timedelta(hours=1),
+            )  # fmt: skip
+    with listening(mosquitto, "pos-1-listener", "cmd/crowdfix/v1/pos-1/feedback") as device:
+        ticket_id = ingest(sessions, press("pos-1", "receipt-printer")).ticket_id
+        offer = wait_for(lambda: cloud.get(f"/api/tickets/{ticket_id}/offers"), 10, "an offer")[0]
+        with transaction(sessions) as db:
+            dispatcher.accept(
+                db_session=db, offer_id=offer["id"], now=utc_now(), eta_min=12,
+                caller=Principal(2, "ana", Role.TECHNICIAN, "ana"),
+            )  # fmt: skip
+        feedback = wait_for(lambda: _accepted(device), 10, "the device told help is coming")
+        assert feedback["eta_minutes"] == 12
+        time.sleep(1.5)  # a few backoffs of the dead URL
+        assert 1 <= receiver.refused < 30  # one try per backoff, not one per notice
+        receiver.down = False
+        wait_for(lambda: len(receiver.taken) >= 151, 30, "the backlog and the offer delivered")
+        time.sleep(0.5)  # nothing more (no second copy) arrives
+    deliveries = [delivery_id for delivery_id, _ in receiver.taken]
+    offers = [notice["offer_id"] for _, notice in receiver.taken]
+    assert len(deliveries) == len(set(deliveries)) == 151  # each once
+    assert offers == [1000 + n for n in range(150)] + [offer["id"]]  # in order, stale one gone
+    with sessions() as db:
+        assert outbound.backlog(db_session=db)["given_up"] == 1
+
+
+def _accepted(device: queue.Queue[Inbound]) -> dict | None:
+    while not device.empty():
+        command = json.loads(device.get().payload)
+        if command.get("eta_minutes") is not None:
+            return command
+    return None

@@ -27,8 +27,8 @@ from cloud.dispatch import history, matching, policy
 from cloud.dispatch.models import Offer, Technician
 from cloud.dispatch.schemas import TECHNICIAN_TOPICS, JobCalledOff, OfferNotice, OfferWithdrawn
 from cloud.errors import Conflict, Forbidden, NotFound
+from cloud.outbound import delivery, signing
 from cloud.outbound import service as outbound
-from cloud.outbound import signing
 from cloud.sites.models import Site
 from cloud.tickets import service as tickets
 from cloud.tickets.lifecycle import DISPATCHED, OPEN, TicketState
@@ -409,21 +409,32 @@ def _push(db_session: Session, ticket: Ticket, offer: Offer, now: datetime) -> N
         deadline=offer.deadline,
         eta_min=round(offer.eta_min, 1),
     )
-    _tell(db_session, offer.technician_id, "offer", notice, now)
+    _tell(db_session, offer.technician_id, "offer", notice, now, until=offer.deadline)
 
 
 def _tell(
-    db_session: Session, technician_id: str, about: str, notice: BaseModel, now: datetime
+    db_session: Session,
+    technician_id: str,
+    about: str,
+    notice: BaseModel,
+    now: datetime,
+    until: datetime | None = None,
 ) -> None:
-    """Queue a notice for the technician's topic, and their webhook if they have one."""
+    """Queue a notice for the technician's topic, and their webhook if they have one; worth
+    sending until `until` (an offer's deadline), or for a day."""
+    expires_at = delivery.expiry(now, until)
     topic = technician_topic(technician_id, about)
-    outbound.enqueue(db_session=db_session, topic=topic, message=notice, now=now)
+    outbound.enqueue(
+        db_session=db_session, topic=topic, message=notice, now=now, expires_at=expires_at
+    )
     tech = get_technician(db_session=db_session, technician_id=technician_id)
     if tech.webhook_url:
         if not tech.webhook_secret:  # every POST is signed, from the first one
             tech.webhook_secret = signing.new_secret()
         webhook = outbound.webhook_topic(technician_id, tech.webhook_url)
-        outbound.enqueue(db_session=db_session, topic=webhook, message=notice, now=now)
+        outbound.enqueue(
+            db_session=db_session, topic=webhook, message=notice, now=now, expires_at=expires_at
+        )
 
 
 def withdraw(*, db_session: Session, offer: Offer, now: datetime, reason: str) -> None:
@@ -431,7 +442,7 @@ def withdraw(*, db_session: Session, offer: Offer, now: datetime, reason: str) -
     and a withdrawn offer never counts against their acceptance)."""
     _close_offer(db_session, offer, WITHDRAWN, now, reason)
     notice = OfferWithdrawn(offer_id=offer.id, ticket_id=offer.ticket_id, reason=reason)
-    _tell(db_session, offer.technician_id, "offer", notice, now)
+    _tell(db_session, offer.technician_id, "offer", notice, now, until=offer.deadline)
 
 
 def call_off(
