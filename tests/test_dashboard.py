@@ -16,6 +16,7 @@ from cloud.db import transaction
 from cloud.dispatch import csvimport
 from cloud.dispatch.schemas import TechnicianIn
 from contracts import ButtonEvent, Channel, Status, encode, uplink_topic
+from crowdfix.brokers import free_port
 from mqttlink import BrokerSettings, MqttLink
 from tests.cloud.factories import T0, located_shop
 from tests.conftest import ROOT, CloudStack
@@ -56,7 +57,7 @@ def add_operator(sessions) -> None:
         )
 
 
-def add_sam(sessions, kind: str, paused_because: str = "") -> None:
+def add_sam(sessions, kind: str, paused_because: str = "", webhook_url: str | None = None) -> None:
     """Sam: printers, 2 km around a point too far from the shop for the dispatcher."""
     from cloud.dispatch.models import Technician
 
@@ -68,7 +69,8 @@ def add_sam(sessions, kind: str, paused_because: str = "") -> None:
             home_lat=47.40,
             home_lon=8.60,
             radius_km=2,
-        )
+            webhook_url=webhook_url,
+        )  # type: ignore[arg-type]
         csvimport.upsert(db_session=db, technician_id="sam", body=body, now=T0)
         if paused_because:
             sam = db.get(Technician, "sam")
@@ -317,7 +319,8 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
 
     located_shop(cloud.sessions, "pos-1")
     add_operator(cloud.sessions)
-    add_sam(cloud.sessions, "crowd", "acceptance 40% < 80% over the last 20 offers")
+    dead = f"http://127.0.0.1:{free_port()}/hook"  # Sam's app is not listening
+    add_sam(cloud.sessions, "crowd", "acceptance 40% < 80% over the last 20 offers", dead)
     history_of_pos_1(cloud.sessions)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -371,6 +374,9 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.click("nav a[data-nav=crowd]")
         paused = page.wait_for_selector("tr[data-technician=sam].paused")
         assert "acceptance 40%" in paused.inner_text()
+        # His app's webhook is down: the notice told to him waits, and the operator sees it.
+        page.wait_for_selector("tr[data-technician=sam] [data-webhook=failing]", timeout=15000)
+        assert "Connection refused" in page.inner_text("tr[data-technician=sam]")
         page.screenshot(path=str(SHOTS / "10-crowd-paused.png"), full_page=True)
         page.fill("tr[data-technician=sam] input[name=note]", "talked it through")
         page.click("tr[data-technician=sam] button[data-action=review]")

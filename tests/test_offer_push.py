@@ -181,6 +181,9 @@ def test_a_dead_webhook_holds_up_nothing_and_gets_every_notice_once_in_order_whe
         assert feedback["eta_minutes"] == 12
         time.sleep(1.5)  # a few backoffs of the dead URL
         assert 1 <= receiver.refused < 30  # one try per backoff, not one per notice
+        down = cloud.get("/api/technicians/ana")["webhook"]  # what an operator sees
+        assert down["waiting"] >= 150 and down["given_up"] == 1
+        assert down["last_error"] == "HTTP 503" and down["failing_since"] is not None
         receiver.down = False
         wait_for(lambda: len(receiver.taken) >= 151, 30, "the backlog and the offer delivered")
         time.sleep(0.5)  # nothing more (no second copy) arrives
@@ -190,6 +193,8 @@ def test_a_dead_webhook_holds_up_nothing_and_gets_every_notice_once_in_order_whe
     assert offers == [1000 + n for n in range(150)] + [offer["id"]]  # in order, stale one gone
     with sessions() as db:
         assert outbound.backlog(db_session=db)["given_up"] == 1
+    back = cloud.get("/api/technicians/ana")["webhook"]
+    assert (back["waiting"], back["given_up"], back["failing_since"]) == (0, 1, None)
 
 
 def _accepted(device: queue.Queue[Inbound]) -> dict | None:

@@ -48,6 +48,7 @@ from cloud.dispatch.schemas import (
     TechnicianId,
     TechnicianIn,
     TechnicianOut,
+    WebhookHealthOut,
     WebhookSecretOut,
 )
 from cloud.dispatch.sla import compliance, kpi_view
@@ -69,6 +70,8 @@ def technician_out(
     out.rating = round(tech.rating_sum / tech.rating_count, 2) if tech.rating_count else None
     out.acceptance_rate = round(sum(outcomes) / len(outcomes), 3) if outcomes else None
     out.active_jobs = jobs.get(tech.id, 0)
+    health = service.webhook_health(db_session=db_session, tech=tech)
+    out.webhook = WebhookHealthOut.model_validate(health) if health else None
     return out
 
 

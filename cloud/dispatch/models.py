@@ -85,3 +85,13 @@ class RatingLink(Base):
     created_by: Mapped[str] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SweepMark(Base):
+    """How far a recurring sweep of the audit trail has got: after every worker was down, the
+    next sweep reads back to here, so nothing that changed meanwhile is missed."""
+
+    __tablename__ = "sweep_marks"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

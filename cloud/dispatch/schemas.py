@@ -69,6 +69,20 @@ class TechnicianOut(BaseModel):
     paused: bool
     paused_reason: str
     last_job_at: datetime | None
+    webhook_url: str | None = None
+    webhook: WebhookHealthOut | None = None  # how POSTs to it are going (with a webhook_url)
+
+
+class WebhookHealthOut(BaseModel):
+    """How a technician's webhook is doing: an app that does not take its POSTs misses
+    offers (the MQTT topic still has them)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    waiting: int  # notices not delivered yet (retried with a backoff)
+    given_up: int  # in the last day, not delivered before they went out of date
+    failing_since: datetime | None  # when the oldest notice still failing was made
+    last_error: str | None  # of the latest failed POST
 
 
 class WebhookSecretOut(BaseModel):
@@ -276,6 +290,20 @@ class JobCalledOff(BaseModel):
     ticket_id: int
     state: str  # what the ticket is now: cancelled, assigned (to someone else), dispatching…
     reason: str
+
+
+class JobAssigned(BaseModel):
+    """Pushed to the technician's job topic (and webhook) when an operator gives them a job
+    by hand: there is no offer to accept, the job is theirs."""
+
+    schema_version: Literal[1] = 1
+    type: Literal["job_assigned"] = "job_assigned"
+    ticket_id: int
+    title: str
+    category: str
+    priority: str
+    reason: str
+    arrive_by: datetime  # the on-site target
 
 
 class DurationOut(BaseModel):

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.auth.roles import Principal
@@ -24,8 +25,14 @@ from cloud.clock import utc_now
 from cloud.db import transaction
 from cloud.devices.models import Device
 from cloud.dispatch import history, matching, policy
-from cloud.dispatch.models import Offer, Technician
-from cloud.dispatch.schemas import TECHNICIAN_TOPICS, JobCalledOff, OfferNotice, OfferWithdrawn
+from cloud.dispatch.models import Offer, SweepMark, Technician
+from cloud.dispatch.schemas import (
+    TECHNICIAN_TOPICS,
+    JobAssigned,
+    JobCalledOff,
+    OfferNotice,
+    OfferWithdrawn,
+)
 from cloud.errors import Conflict, Forbidden, NotFound
 from cloud.outbound import delivery, signing
 from cloud.outbound import service as outbound
@@ -55,8 +62,14 @@ LOOKBACK = 3
 # at most this many of the latest.
 DEMAND_WINDOW = timedelta(days=7)
 DEMAND_SAMPLE = 2000
-# Tickets changed this long ago are not looked at again for a technician to tell.
-LOOSE_ENDS_WINDOW = timedelta(hours=1)
+# The loose-ends sweep reads the changes since its mark (less this margin, for transactions
+# that committed after a later round had read), and moves the mark on once it is this old.
+SWEEP_MARGIN = timedelta(minutes=5)
+SWEEP_MARK_EVERY = timedelta(minutes=10)
+# With no mark yet (a new deployment, or one upgraded from before marks), the sweep reads this
+# far back: older changes predate the notices and are not told now.
+FIRST_SWEEP = timedelta(hours=1)
+LOOSE_ENDS = "loose_ends"  # the sweep's mark
 LET_GO = [s.value for s in (TicketState.CANCELLED, TicketState.RESOLVED, *WAITING)]
 CALLED_OFF = "job_called_off"  # the audit entry of a technician told their job is off
 
@@ -469,7 +482,8 @@ def waits(ticket: Ticket) -> bool:
 
 def loose_ends(*, db_session: Session, now: datetime) -> tuple[list[int], list[int]]:
     """Pending offers whose ticket no longer waits (cancelled, resolved, assigned by hand,
-    merged), and tickets taken from whoever held them, not told yet: (offer ids, ticket ids)."""
+    merged), and tickets taken from whoever held them, not told yet: (offer ids, ticket ids).
+    The changes are read back to the sweep's mark: however long every worker was down."""
     offers = db_session.scalars(
         select(Offer.id)
         .join(Ticket, Ticket.id == Offer.ticket_id)
@@ -478,16 +492,38 @@ def loose_ends(*, db_session: Session, now: datetime) -> tuple[list[int], list[i
             or_(Ticket.state.not_in([s.value for s in WAITING]), Ticket.parent_id.is_not(None)),
         )
     ).all()
-    return list(offers), _taken_away(db_session, now)
+    mark = db_session.get(SweepMark, LOOSE_ENDS)
+    since = now - FIRST_SWEEP if mark is None else min(mark.at, now) - SWEEP_MARGIN
+    return list(offers), _taken_away(db_session, since)
 
 
-def _taken_away(db_session: Session, now: datetime, ticket_id: int | None = None) -> list[int]:
-    """Tickets a change took from the technician who held them in the last LOOSE_ENDS_WINDOW,
-    and nobody told them yet: cancelled, sent back to dispatch, or resolved by someone else
-    (an operator, say). The change leaves a dispatched state (a ticket reopened after they
+def mark_swept(*, db_session: Session, now: datetime) -> bool:
+    """Move the loose-ends sweep's mark to now, when it is SWEEP_MARK_EVERY old (or missing):
+    a write every few minutes, not every round. False: another worker just made it."""
+    mark = db_session.get(SweepMark, LOOSE_ENDS)
+    if mark is None:
+        db_session.add(SweepMark(name=LOOSE_ENDS, at=now))
+    elif mark.at <= now - SWEEP_MARK_EVERY:
+        moved = db_session.execute(
+            update(SweepMark)
+            .where(SweepMark.name == LOOSE_ENDS, SweepMark.at == mark.at)
+            .values(at=now)
+        )
+        return bool(getattr(moved, "rowcount", 0))
+    else:
+        return False
+    return True
+
+
+def _taken_away(
+    db_session: Session, since: datetime | None, ticket_id: int | None = None
+) -> list[int]:
+    """Tickets a change took from the technician who held them (since then: None, ever) and
+    nobody told them yet: cancelled, sent back to dispatch, or resolved by someone else (an
+    operator, say). The change leaves a dispatched state (a ticket reopened after they
     resolved it still names them, but their job had ended), and the ticket is still in the
-    state it led to. Read from the window's changes by the events' time index: the cost
-    follows the tickets of the last hour, not the history's size."""
+    state it led to. Read by the events' time index: a round's cost follows the tickets of
+    the last minutes, not the history's size."""
     let_go = and_(
         TicketEvent.kind == "transition",
         TicketEvent.from_state.in_([s.value for s in DISPATCHED]),
@@ -496,9 +532,9 @@ def _taken_away(db_session: Session, now: datetime, ticket_id: int | None = None
     query = select(
         TicketEvent.id, TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.to_state,
         TicketEvent.actor,
-    ).where(
-        TicketEvent.at >= now - LOOSE_ENDS_WINDOW, or_(let_go, TicketEvent.kind == CALLED_OFF)
-    )  # fmt: skip
+    ).where(or_(let_go, TicketEvent.kind == CALLED_OFF))  # fmt: skip
+    if since is not None:
+        query = query.where(TicketEvent.at >= since)
     if ticket_id is not None:
         query = query.where(TicketEvent.ticket_id == ticket_id)
     changed: dict[int, tuple[str | None, str]] = {}
@@ -543,7 +579,7 @@ def tidy_ticket(*, db_session: Session, ticket_id: int, now: datetime) -> bool:
     notice is its own marker), and free them unless it was resolved (their rating stays)."""
     ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
     held_by = ticket.technician_id
-    if held_by is None or not _taken_away(db_session, now, ticket_id):
+    if held_by is None or not _taken_away(db_session, None, ticket_id):
         return False
     change = tickets.events(db_session=db_session, ticket_id=ticket_id, kind="transition")[-1]
     if ticket.state != TicketState.RESOLVED:
@@ -624,7 +660,8 @@ def run_round(
     with sessions() as db:
         if not db.scalar(select(func.count()).select_from(Technician)):
             return 0
-        stale, dropped = loose_ends(db_session=db, now=now())
+        swept = now()
+        stale, dropped = loose_ends(db_session=db, now=swept)
         due = due_offers(db_session=db, now=now())
         waiting = waiting_tickets(db_session=db, now=now(), triage=rules.triage)
         reads = RoundReads()
@@ -639,6 +676,10 @@ def run_round(
     for ticket_id in dropped:
         with writing(), transaction(sessions) as db:
             moved += tidy_ticket(db_session=db, ticket_id=ticket_id, now=now())
+    # Every loose end read is tidied: the next sweep may start from here. (Two workers making
+    # the first mark at once: one wins, the other's is not needed.)
+    with contextlib.suppress(IntegrityError), writing(), transaction(sessions) as db:
+        mark_swept(db_session=db, now=swept)
     for offer_id in due:
         with writing(), transaction(sessions) as db:
             moved += expire(db_session=db, offer_id=offer_id, now=now(), rules=rules, reads=reads)
@@ -923,9 +964,13 @@ def assign(
         if job
         else 30.0
     )
-    _assign(
-        db_session, ticket, tech.id, now, f"assigned by {caller.username}: {reason}", round(eta)
-    )
+    how = f"assigned by {caller.username}" + (f": {reason}" if reason else "")
+    _assign(db_session, ticket, tech.id, now, how, round(eta))
+    notice = JobAssigned(
+        ticket_id=ticket.id, title=ticket.title, category=ticket.category,
+        priority=ticket.priority, reason=how, arrive_by=ticket.sla_arrive_by,
+    )  # fmt: skip
+    _tell(db_session, tech.id, "job", notice, now)
     if previous is not None and previous != tech.id:
         why = f"reassigned to {tech.id} by {caller.username}" + (f": {reason}" if reason else "")
         call_off(db_session=db_session, ticket=ticket, held_by=previous, now=now, reason=why)
@@ -1076,6 +1121,14 @@ def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -
         at_risk=sum(c.warning for c in clocks),
         technicians=technicians,
     )
+
+
+def webhook_health(*, db_session: Session, tech: Technician) -> outbound.WebhookHealth | None:
+    """How POSTs to the technician's webhook are going (None: they have no webhook)."""
+    if not tech.webhook_url:
+        return None
+    topic = outbound.webhook_topic(tech.id, tech.webhook_url)
+    return outbound.webhook_health(db_session=db_session, topic=topic)
 
 
 def rotate_webhook_secret(*, db_session: Session, technician_id: str) -> str:

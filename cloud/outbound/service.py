@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
@@ -84,12 +85,15 @@ def mark_sent(*, db_session: Session, ids: Sequence[int], now: datetime) -> None
 
 
 def give_up(*, db_session: Session, ids: Sequence[int], now: datetime, error: str) -> None:
-    """These will never be sent (out of date): kept a day, with why, for the record."""
+    """These will never be sent (out of date): kept a day, with why (the last failed try's
+    error, if it was tried), for the record."""
     if ids:
         db_session.execute(
             update(OutboundMessage)
             .where(OutboundMessage.id.in_(ids))
-            .values(failed_at=now, last_error=error[:300])
+            .values(
+                failed_at=now, last_error=func.coalesce(OutboundMessage.last_error, error[:300])
+            )
         )
 
 
@@ -181,6 +185,37 @@ def settle(*, db_session: Session, outcomes: Sequence[Outcome], now: datetime) -
             db_session.execute(
                 update(OutboundMessage).where(OutboundMessage.id == outcome.id).values(values)
             )
+
+
+@dataclass(frozen=True)
+class WebhookHealth:
+    """How one technician's webhook is doing, from what is not delivered yet."""
+
+    waiting: int  # notices not delivered yet
+    given_up: int  # notices given up as out of date (kept a day)
+    failing_since: datetime | None  # queued time of the oldest notice that failed and waits
+    last_error: str | None  # of the latest failed try
+
+
+def webhook_health(*, db_session: Session, topic: str) -> WebhookHealth:
+    """Read from the webhook's undelivered notices (a day's at most: the rest are pruned)."""
+    rows = db_session.execute(
+        select(
+            OutboundMessage.created_at, OutboundMessage.attempts,
+            OutboundMessage.failed_at, OutboundMessage.last_error,
+        )
+        .where(OutboundMessage.sent_at.is_(None), OutboundMessage.topic == topic)
+        .order_by(OutboundMessage.id)
+    ).all()  # fmt: skip
+    waiting = [r for r in rows if r.failed_at is None]
+    failed = [r for r in waiting if r.attempts]
+    errors = [r.last_error for r in rows if r.attempts and r.last_error]
+    return WebhookHealth(
+        waiting=len(waiting),
+        given_up=len(rows) - len(waiting),
+        failing_since=failed[0].created_at if failed else None,
+        last_error=errors[-1] if errors else None,
+    )
 
 
 def backlog(*, db_session: Session) -> dict[str, int]:

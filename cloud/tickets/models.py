@@ -91,7 +91,7 @@ class TicketEvent(Base):
     # A technician's history starts from the changes that assigned tickets to them.
     __table_args__ = (
         Index("ix_ticket_events_state_actor", "to_state", "actor"),
-        # The dispatcher looks at the last hour's changes every round (technicians to tell).
+        # The dispatcher looks at the latest changes every round (technicians to tell).
         Index("ix_ticket_events_at", "at"),
     )
 

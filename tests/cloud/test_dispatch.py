@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +15,7 @@ from cloud.auth.roles import Principal, Role
 from cloud.db import transaction
 from cloud.dispatch import csvimport
 from cloud.dispatch import service as dispatcher
-from cloud.dispatch.models import Offer, Technician
+from cloud.dispatch.models import Offer, SweepMark, Technician
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.dispatch.schemas import TechnicianIn
 from cloud.errors import Conflict, NotFound
@@ -519,6 +519,53 @@ def test_a_job_cancelled_at_the_device_is_called_off_for_its_technician(desk) ->
     assert round_at(sessions, 4) == 0 and len(pushed_to(sessions, holder, "job")) == 1
 
 
+def test_a_job_cancelled_while_every_dispatcher_was_down_for_hours_is_still_called_off(
+    desk,
+) -> None:
+    """Every worker stops after minute 3 and is back at hour 5; the requester cancelled at
+    minute 10. The first round back reads the changes since its sweep's mark, however old,
+    and tells the technician, once."""
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    holder = accept_first(sessions, ticket_id, 2)
+    assert round_at(sessions, 3) == 0  # the last round before the outage
+    ingest(sessions, press("pos-1", "receipt-printer", action="cancel", minutes=10))
+    assert round_at(sessions, 5 * 60) == 1
+    [notice] = pushed_to(sessions, holder, "job")
+    assert (notice["ticket_id"], notice["state"]) == (ticket_id, "cancelled")
+    assert ticket_of(sessions, ticket_id).technician_id is None  # free for the next job
+    assert round_at(sessions, 5 * 60 + 1) == 0 and len(pushed_to(sessions, holder, "job")) == 1
+
+
+def test_the_sweeps_mark_moves_every_few_minutes_and_never_back(sessions) -> None:
+    every = dispatcher.SWEEP_MARK_EVERY.total_seconds() / 60
+
+    def mark() -> object:
+        with sessions() as db:
+            found = db.get(SweepMark, dispatcher.LOOSE_ENDS)
+            return found.at if found else None
+
+    def sweep(minutes: float) -> bool:
+        with transaction(sessions) as db:
+            return dispatcher.mark_swept(db_session=db, now=at(minutes))
+
+    assert mark() is None and sweep(0) and mark() == at(0)
+    assert not sweep(every / 2) and mark() == at(0)  # not a write every round
+    assert sweep(every) and mark() == at(every)
+    assert not sweep(1) and mark() == at(every)  # a worker with a slow clock: kept
+
+
+def test_a_first_sweep_does_not_dig_up_what_happened_before_notices_existed(desk) -> None:
+    """With no mark yet (a deployment upgraded from before loose ends were told), the first
+    sweep reads the last hour only: a job an operator resolved long before is left alone."""
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    holder = accept_first(sessions, ticket_id, 2)
+    move(sessions, ticket_id, TicketState.RESOLVED, "reset it remotely", 5)
+    assert round_at(sessions, 3 * 60) == 0
+    assert pushed_to(sessions, holder, "job") == []
+
+
 def test_reassigning_or_unassigning_by_hand_tells_who_loses_the_job(desk) -> None:
     sessions, ticket_id = desk
     start(sessions, ticket_id, 1)
@@ -535,12 +582,16 @@ def test_reassigning_or_unassigning_by_hand_tells_who_loses_the_job(desk) -> Non
     [notice] = pushed_to(sessions, holder, "job")
     assert notice["state"] == "assigned"
     assert notice["reason"] == "reassigned to c-far by olga: c-far is already next door"
-    assert pushed_to(sessions, "c-far", "job") == []
+    [given] = pushed_to(sessions, "c-far", "job")  # the new holder is told the job is theirs
+    assert (given["type"], given["ticket_id"]) == ("job_assigned", ticket_id)
+    assert given["reason"] == "assigned by olga: c-far is already next door"
+    arrive_by = datetime.fromisoformat(given["arrive_by"])
+    assert arrive_by == ticket_of(sessions, ticket_id).sla_arrive_by
 
     # an operator sends it back to dispatch
     move(sessions, ticket_id, TicketState.DISPATCHING, "c-far's van broke down", 6)
     round_at(sessions, 6.5)
-    [notice] = pushed_to(sessions, "c-far", "job")
+    notice = pushed_to(sessions, "c-far", "job")[-1]
     assert (notice["state"], notice["reason"]) == ("dispatching", "c-far's van broke down")
     assert offers(sessions, ticket_id)[-1].state == "pending"  # and it is offered again
 

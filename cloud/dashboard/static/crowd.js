@@ -18,6 +18,16 @@ function reviewForm(tech) {
   }, {"data-action": "review"}));
 }
 
+function webhookTrouble(tech) {
+  // An app that does not take its POSTs misses offers: say so where the operator looks.
+  const hook = tech.webhook;
+  if (!hook || (!hook.failing_since && !hook.given_up)) return null;
+  const since = hook.failing_since ? `failing since ${clock(hook.failing_since)}` : "missed notices";
+  const detail = [hook.last_error, hook.waiting ? `${hook.waiting} waiting` : null,
+                  hook.given_up ? `${hook.given_up} given up today` : null].filter(Boolean).join(", ");
+  return el("div", {class: "bad", "data-webhook": "failing"}, `webhook ${since}: ${detail}`);
+}
+
 function where(tech) {
   if (tech.lat !== null && tech.position_at) return `${tech.lat.toFixed(3)}, ${tech.lon.toFixed(3)} (${ago(tech.position_at)})`;
   return `home ${tech.home_lat.toFixed(3)}, ${tech.home_lon.toFixed(3)} · ${tech.radius_km} km`;
@@ -39,7 +49,8 @@ async function refresh() {
     el("td", {class: "num"}, percent(tech.acceptance_rate)),
     el("td", {class: "num"}, `${tech.active_jobs} / ${tech.capacity}`),
     el("td", {}, ...(jobs[tech.id] || []).map((t) => el("div", {}, el("a", {href: `/ui/ticket?id=${t.id}`}, `#${t.id}`), ` ${t.title} `, pill(t.state)))),
-    el("td", {}, tech.paused ? [el("div", {class: "bad"}, `paused: ${tech.paused_reason}`), reviewForm(tech)] : el("span", {class: "muted"}, "receiving offers"))));
+    el("td", {}, tech.paused ? [el("div", {class: "bad"}, `paused: ${tech.paused_reason}`), reviewForm(tech)] : el("span", {class: "muted"}, "receiving offers"),
+       webhookTrouble(tech))));
   const available = techs.filter((t) => t.available).length;
   const paused = techs.filter((t) => t.paused).length;
   const busy = techs.reduce((sum, t) => sum + t.active_jobs, 0);
