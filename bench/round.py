@@ -7,10 +7,10 @@ technician a job was taken from them). The loose ends are read from the ticket c
 the sweep's mark (5 to 15 minutes back in steady running; the benchmark puts the mark as old
 as it gets), so a round's cost should follow how many tickets a deployment handles per hour,
 not how much history it keeps. Measured: a round's time (median and p95 of repeated rounds) and
-its loose-ends part, on SQLite, with 50 technicians, a new ticket to offer in every round,
-over a history of so many resolved tickets a day (each with its accepted offer and five state
-changes, one in twenty resolved by an operator: a technician to tell) kept for one day or
-for a week, beside the baseline of the same round over no history, in the same run.
+its loose-ends part, on SQLite, with 50 technicians (--technicians), a new ticket to offer in
+every round, over a history of so many resolved tickets a day (each with its accepted offer and
+five state changes, one in twenty resolved by an operator: a technician to tell) kept for one
+day or for a week, beside the baseline of the same round over no history, in the same run.
 """
 
 from __future__ import annotations
@@ -39,14 +39,16 @@ from cloud.sites.schemas import SiteIn
 from cloud.tickets.models import Ticket, TicketEvent
 
 STEPS = ("new", "dispatching", "assigned", "en_route", "on_site", "resolved")
-TECHNICIANS = 50
+TECHNICIANS = 50  # the default crowd
 
 
-def history(sessions: sessionmaker[Session], per_day: int, days: int, now: datetime) -> None:
+def history(
+    sessions: sessionmaker[Session], per_day: int, days: int, now: datetime, technicians: int
+) -> None:
     """Days of resolved tickets, spread evenly, and the technicians who held them."""
     tickets = per_day * days
     with transaction(sessions) as db:
-        for n in range(TECHNICIANS):
+        for n in range(technicians):
             body = TechnicianIn.model_validate(
                 {"name": f"t{n}", "home_lat": 47.38, "home_lon": 8.54, "skills": ["printers"]}
             )
@@ -57,7 +59,7 @@ def history(sessions: sessionmaker[Session], per_day: int, days: int, now: datet
         rows, changes, offers = [], [], []
         for i in range(1, tickets + 1):
             at = now - timedelta(minutes=1440 * i / per_day)
-            holder = f"t{i % TECHNICIANS}"
+            holder = f"t{i % technicians}"
             rows.append(
                 {
                     "id": i, "category": "receipt-printer", "problem_key": f"p{i}",
@@ -107,14 +109,14 @@ def new_ticket(sessions: sessionmaker[Session], n: int, now: datetime) -> None:
         )  # fmt: skip
 
 
-def measure(per_day: int, days: int, rounds: int) -> list[object]:
+def measure(per_day: int, days: int, rounds: int, technicians: int = TECHNICIANS) -> list[object]:
     """A table row: the round's and the loose ends' times over this much history."""
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'round.sqlite3'}")
         migrate(engine)
         sessions = make_sessionmaker(engine)
-        history(sessions, per_day, days, now)
+        history(sessions, per_day, days, now, technicians)
         with transaction(sessions) as db:  # the sweep's mark as old as it gets in steady running
             mark = now - dispatcher.SWEEP_MARK_EVERY + timedelta(seconds=1)
             db.add(SweepMark(name=dispatcher.LOOSE_ENDS, at=mark))
@@ -162,6 +164,13 @@ def main(argv: list[str]) -> int:
         help="the longer history kept (default: %(default)s)",
     )
     parser.add_argument(
+        "--technicians",
+        type=positive_int,
+        default=TECHNICIANS,
+        help="technicians in the crowd, each with their share of the history (default: "
+        "%(default)s)",
+    )
+    parser.add_argument(
         "--rounds",
         type=positive_int,
         default=30,
@@ -171,7 +180,7 @@ def main(argv: list[str]) -> int:
     rows = []
     for per_day, days in [(0, 1), *((n, d) for n in args.tickets for d in sorted({1, args.days}))]:
         print(f"{per_day:,} resolved tickets a day for {days} day(s)…", flush=True)
-        rows.append(measure(per_day, days, args.rounds))
+        rows.append(measure(per_day, days, args.rounds, args.technicians))
     base = float(str(rows[0][3]))
     for row in rows:
         row.append(f"{float(str(row[3])) / base:.1f}x" if base else "-")

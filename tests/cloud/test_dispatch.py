@@ -146,6 +146,42 @@ def offer_history(sessions, ticket_id: int, lapses: int, answer_minutes: float) 
             )
 
 
+def test_everyones_answers_read_together_are_their_own_in_order(desk) -> None:
+    """The round reads all technicians' last answers with one statement, built once: each
+    gets exactly their own, oldest first, ties in time in the order the offers were made;
+    withdrawn offers and lapses under a deadline cut short do not count."""
+    sessions, ticket_id = desk
+    states = ["accepted", "declined", "expired", "withdrawn", "expired"]
+    made: list[tuple[str, str, bool]] = []  # technician, state, a full deadline
+    with transaction(sessions) as db:
+        for n in range(45):
+            offered = at(-200 + n // 6)  # two offers a minute each: ties in time
+            tech, state, full = ["c-near", "c-far", "s-1"][n % 3], states[(n * 7) % 5], n % 4 > 0
+            made.append((tech, state, full))
+            db.add(
+                Offer(
+                    ticket_id=ticket_id, technician_id=tech, stage="crowd", state=state,
+                    offered_at=offered, deadline=offered + timedelta(minutes=5 if full else 2),
+                    reason="", eta_min=5, score=1, candidates=[],
+                )
+            )  # fmt: skip
+            db.flush()  # ids in the order made
+    with sessions() as db:
+        together = dispatcher.outcomes(db_session=db, rules=RULES)
+        alone = dispatcher.recent_outcomes(db_session=db, technician_id="c-far", rules=RULES)
+    counted = [
+        (who, state == "accepted")
+        for who, state, full in made
+        if state in ("accepted", "declined") or (state == "expired" and full)
+    ]
+    expected = {
+        tech: [yes for who, yes in counted if who == tech][-RULES.acceptance_window :]
+        for tech in ("c-near", "c-far", "s-1")
+    }
+    assert together == expected and alone == expected["c-far"]
+    assert len({tuple(a) for a in expected.values()}) == 3  # three different records
+
+
 def start(sessions, ticket_id: int, minutes: float) -> None:
     with transaction(sessions) as db:
         dispatcher.start(db_session=db, ticket_id=ticket_id, now=at(minutes), rules=RULES)
