@@ -57,7 +57,13 @@ def add_operator(sessions) -> None:
         )
 
 
-def add_sam(sessions, kind: str, paused_because: str = "", webhook_url: str | None = None) -> None:
+def add_sam(
+    sessions,
+    kind: str,
+    paused_because: str = "",
+    webhook_url: str | None = None,
+    shifts: tuple[str, ...] = (),
+) -> None:
     """Sam: printers, 2 km around a point too far from the shop for the dispatcher."""
     from cloud.dispatch.models import Technician
 
@@ -70,6 +76,7 @@ def add_sam(sessions, kind: str, paused_because: str = "", webhook_url: str | No
             home_lon=8.60,
             radius_km=2,
             webhook_url=webhook_url,
+            shifts=list(shifts),
         )  # type: ignore[arg-type]
         csvimport.upsert(db_session=db, technician_id="sam", body=body, now=T0)
         if paused_because:
@@ -320,7 +327,9 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
     located_shop(cloud.sessions, "pos-1")
     add_operator(cloud.sessions)
     dead = f"http://127.0.0.1:{free_port()}/hook"  # Sam's app is not listening
-    add_sam(cloud.sessions, "crowd", "acceptance 40% < 80% over the last 20 offers", dead)
+    hour = datetime.now(UTC).hour  # Sam's shift starts in two hours
+    later = f"mon-sun {(hour + 2) % 24:02d}:00-{(hour + 3) % 24:02d}:00"
+    add_sam(cloud.sessions, "crowd", "acceptance 40% < 80% over the last 20 offers", dead, (later,))
     history_of_pos_1(cloud.sessions)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -377,6 +386,8 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         # His app's webhook is down: the notice told to him waits, and the operator sees it.
         page.wait_for_selector("tr[data-technician=sam] [data-webhook=failing]", timeout=15000)
         assert "Connection refused" in page.inner_text("tr[data-technician=sam]")
+        assert "off shift until" in page.inner_text("tr[data-technician=sam]")
+        assert f"{later} (UTC)" in page.inner_text("tr[data-technician=sam]")
         page.screenshot(path=str(SHOTS / "10-crowd-paused.png"), full_page=True)
         page.fill("tr[data-technician=sam] input[name=note]", "talked it through")
         page.click("tr[data-technician=sam] button[data-action=review]")

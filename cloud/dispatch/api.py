@@ -22,7 +22,7 @@ from cloud.deps import (
     WriterSessionDep,
     require,
 )
-from cloud.dispatch import csvimport, history, ratings, service
+from cloud.dispatch import csvimport, history, ratings, service, shifts
 from cloud.dispatch.models import Offer, Technician
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.dispatch.schemas import (
@@ -73,6 +73,11 @@ def technician_out(
         answers = service.outcomes(db_session=db_session, rules=rules, technician_id=tech.id)
     outcomes = answers.get(tech.id, [])
     out = TechnicianOut.model_validate(tech)
+    now = utc_now()
+    hours = service.working_hours(tech)
+    if hours is not None:
+        out.on_shift = shifts.on_shift(*hours, now)
+        out.shift_changes_at = shifts.next_change(*hours, now)
     out.rating = round(tech.rating_sum / tech.rating_count, 2) if tech.rating_count else None
     out.acceptance_rate = round(sum(outcomes) / len(outcomes), 3) if outcomes else None
     out.active_jobs = jobs.get(tech.id, 0)
@@ -195,7 +200,8 @@ def set_availability(
     db_session: WriterSessionDep,
     rules: RulesDep,
 ) -> TechnicianOut:
-    """On or off shift, and the current position when shared (the technician, or staff)."""
+    """Available or not (the toggle; working hours are the technician's `shifts`), and the
+    current position when shared (the technician, or staff)."""
     service.forbid_foreign_technician(caller, technician_id)
     tech = service.get_technician(db_session=db_session, technician_id=technician_id)
     if body.available is not None:

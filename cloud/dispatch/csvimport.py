@@ -41,7 +41,8 @@ def upsert(
 
 
 def _row_to_body(row: dict[str, str]) -> TechnicianIn:
-    """A CSV row as a technician: skills `a;b`, certifications `skill=YYYY-MM-DD;…`."""
+    """A CSV row as a technician: skills `a;b`, certifications `skill=YYYY-MM-DD;…`, shifts
+    `mon-fri 07:00-19:00;sat 08:00-12:00` (optional, with `timezone`)."""
     certs: dict[str, date] = {}
     for part in filter(None, (row.get("certifications") or "").split(";")):
         skill, _, expiry = part.partition("=")
@@ -54,7 +55,9 @@ def _row_to_body(row: dict[str, str]) -> TechnicianIn:
         "home_lat": row.get("home_lat"),
         "home_lon": row.get("home_lon"),
     }
-    for optional in ("radius_km", "capacity"):
+    if row.get("shifts"):
+        values["shifts"] = [s.strip() for s in row["shifts"].split(";") if s.strip()]
+    for optional in ("radius_km", "capacity", "timezone"):
         if row.get(optional):
             values[optional] = row[optional]
     return TechnicianIn.model_validate(values)

@@ -79,6 +79,12 @@ class Candidate:
     position_at: datetime | None = None
     certifications: dict[str, datetime] = field(default_factory=dict)  # skill → expiry
     last_job_at: datetime | None = None  # for fairness: who waited longest
+    off_shift: bool = False  # outside their working hours now (available: the manual toggle)
+
+    @property
+    def on_duty(self) -> bool:
+        """Toggled available, within their working hours, and not paused."""
+        return self.available and not self.off_shift and not self.paused
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,8 @@ def ineligible_because(tech: Candidate, job: Job, now: datetime, km: float) -> l
         reasons.append(f"{km:.1f} km away, beyond the {tech.radius_km:g} km service radius")
     if not tech.available:
         reasons.append("not available")
+    elif tech.off_shift:
+        reasons.append("off shift")
     if tech.active_jobs >= tech.capacity:
         reasons.append(f"at capacity ({tech.active_jobs}/{tech.capacity} jobs)")
     if tech.paused:
@@ -201,7 +209,7 @@ def skill_pressure(demand: Mapping[str, int], pool: Sequence[Candidate]) -> dict
     technicians holding it (1: as wanted as it is held; more: scarce), capped at
     PRESSURE_CAP. Every skill someone holds starts with one ticket, so a quiet week does not
     make a skill look free."""
-    on_duty = [t for t in pool if t.available and not t.paused]
+    on_duty = [t for t in pool if t.on_duty]
     skills = set(demand) | {s for t in on_duty for s in t.skills}
     wanted = {s: demand.get(s, 0) + 1 for s in skills}
     total_wanted = sum(wanted.values())

@@ -28,7 +28,11 @@ class Technician(Base):
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     position_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    available: Mapped[bool] = mapped_column(Boolean, default=True)
+    available: Mapped[bool] = mapped_column(Boolean, default=True)  # the manual toggle
+    # Weekly working hours (`mon-fri 07:00-19:00`, cloud/dispatch/shifts.py) in their time
+    # zone; none: the toggle alone says when they work.
+    shifts: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     capacity: Mapped[int] = mapped_column(Integer, default=1)
     rating_sum: Mapped[float] = mapped_column(Float, default=0.0)
     rating_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints
+from pydantic import AfterValidator, AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints
 
+from cloud.dispatch import shifts
 from cloud.dispatch.history import JobTotals
 from cloud.outbound.signing import SIGNATURE_HEADER
 from contracts.topics import APP, NAMESPACE_VERSION
@@ -19,6 +20,19 @@ TechnicianId = Annotated[str, Field(pattern=TECHNICIAN_ID_PATTERN)]
 Skill = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 Reason = Annotated[str, Field(max_length=500)]
 WebhookUrl = Annotated[AnyUrl, UrlConstraints(max_length=280, allowed_schemes=["http", "https"])]
+
+
+def _shift(text: str) -> str:
+    return str(shifts.parse(text))  # the canonical spelling, or what is wrong
+
+
+def _zone(name: str) -> str:
+    shifts.zone(name)
+    return name
+
+
+ShiftText = Annotated[str, Field(max_length=60), AfterValidator(_shift)]
+TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_zone)]
 
 
 class TechnicianIdModel(BaseModel):
@@ -40,6 +54,10 @@ class TechnicianIn(BaseModel):
     home_lon: Annotated[float, Field(ge=-180, le=180)]
     radius_km: Annotated[float, Field(gt=0, le=500)] = 15.0
     available: bool = True
+    # Weekly working hours, e.g. ["mon-fri 07:00-19:00", "sat 08:00-12:00"], in `timezone`:
+    # offers only within them (and while `available`). None: the toggle alone.
+    shifts: Annotated[list[ShiftText], Field(max_length=21)] = []
+    timezone: TimeZone = "UTC"
     capacity: Annotated[int, Field(ge=1, le=20)] = 1
     webhook_url: WebhookUrl | None = None  # offers are POSTed here as JSON
 
@@ -61,6 +79,10 @@ class TechnicianOut(BaseModel):
     lon: float | None
     position_at: datetime | None
     available: bool
+    shifts: list[str]
+    timezone: str
+    on_shift: bool = True  # within their working hours now (always, without shifts)
+    shift_changes_at: datetime | None = None  # when a shift next starts or ends
     capacity: int
     rating_count: int
     rating: float | None = None
@@ -94,7 +116,7 @@ class WebhookSecretOut(BaseModel):
 
 
 class AvailabilityIn(BaseModel):
-    """On or off shift, and optionally where the technician is now."""
+    """Available or not (the toggle), and optionally where the technician is now."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, update
@@ -25,7 +26,7 @@ from cloud.auth.roles import Principal
 from cloud.clock import utc_now
 from cloud.db import transaction
 from cloud.devices.models import Device
-from cloud.dispatch import history, matching, policy
+from cloud.dispatch import history, matching, policy, shifts
 from cloud.dispatch.models import Offer, SweepMark, Technician
 from cloud.dispatch.schemas import (
     TECHNICIAN_TOPICS,
@@ -162,8 +163,10 @@ def cert_expiry(value: str) -> datetime:
     return expiry
 
 
-def candidate(tech: Technician, jobs: int, outcomes: list[bool]) -> matching.Candidate:
-    """The matching view of a technician."""
+def candidate(
+    tech: Technician, jobs: int, outcomes: list[bool], now: datetime | None = None
+) -> matching.Candidate:
+    """The matching view of a technician (now: for their working hours)."""
     position = (tech.lat, tech.lon) if tech.lat is not None and tech.lon is not None else None
     return matching.Candidate(
         id=tech.id,
@@ -183,7 +186,30 @@ def candidate(tech: Technician, jobs: int, outcomes: list[bool]) -> matching.Can
         position_at=tech.position_at,
         certifications={k: cert_expiry(v) for k, v in tech.certifications.items()},
         last_job_at=tech.last_job_at,
+        off_shift=not on_shift(tech, now or utc_now()),
     )
+
+
+def on_shift(tech: Technician, now: datetime) -> bool:
+    """Within the technician's working hours (none set: always; the toggle says the rest)."""
+    hours = working_hours(tech)
+    return True if hours is None else shifts.on_shift(*hours, now)
+
+
+def working_hours(tech: Technician) -> tuple[tuple[shifts.Shift, ...], ZoneInfo] | None:
+    """The technician's shifts and time zone (None: no shifts, or unreadable ones, logged)."""
+    if not tech.shifts:
+        return None
+    try:
+        return _hours(tuple(tech.shifts), tech.timezone)
+    except shifts.ShiftError as exc:  # validated when set; a time zone the system lost
+        _LOGGER.warning("technician %s: working hours ignored: %s", tech.id, exc)
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _hours(texts: tuple[str, ...], timezone: str) -> tuple[tuple[shifts.Shift, ...], ZoneInfo]:
+    return tuple(shifts.parse_all(texts)), shifts.zone(timezone)
 
 
 def pending_per_technician(*, db_session: Session) -> dict[str, int]:
@@ -201,18 +227,19 @@ def candidates(
     db_session: Session,
     rules: policy.DispatchPolicy | None = None,
     answers: Mapping[str, list[bool]] | None = None,
+    now: datetime | None = None,
 ) -> list[matching.Candidate]:
-    """Every technician as matching sees them. An offer they are considering counts as load:
-    one decision at a time per free slot. answers: their outcomes, when the caller has them
-    (a round reads them once); no rules either: without acceptance history (eligibility and
-    ETA need none)."""
+    """Every technician as matching sees them, at now (their working hours). An offer they
+    are considering counts as load: one decision at a time per free slot. answers: their
+    outcomes, when the caller has them (a round reads them once); no rules either: without
+    acceptance history (eligibility and ETA need none)."""
     jobs = active_jobs(db_session=db_session)
     for tech_id, count in pending_per_technician(db_session=db_session).items():
         jobs[tech_id] = jobs.get(tech_id, 0) + count
     if answers is None:
         answers = outcomes(db_session=db_session, rules=rules) if rules else {}
     return [
-        candidate(t, jobs.get(t.id, 0), answers.get(t.id, []))
+        candidate(t, jobs.get(t.id, 0), answers.get(t.id, []), now)
         for t in db_session.scalars(select(Technician).order_by(Technician.id))
     ]
 
@@ -347,7 +374,7 @@ def offer_next(
     if ticket.dispatch_started_at is None:
         ticket.dispatch_started_at = now
     reads = reads or RoundReads()
-    ranked_all = candidates(db_session=db_session, rules=rules, answers=reads.answers)
+    ranked_all = candidates(db_session=db_session, rules=rules, answers=reads.answers, now=now)
     kinds = {c.id: c.kind for c in ranked_all}
     pressure = None
     if rules.weights.reserve:
@@ -643,7 +670,7 @@ def waiting_tickets(
     ids = db_session.scalars(query.order_by(Ticket.opened_at).limit(limit)).all()
     if not triage or len(ids) < 2:
         return ids
-    pool = candidates(db_session=db_session)
+    pool = candidates(db_session=db_session, now=now)
     return policy.triage([_waiting(db_session, i, pool, now) for i in ids], now)
 
 
@@ -1121,12 +1148,9 @@ def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -
         )
     ]
     technicians = {"available": 0, "paused": 0, "off": 0}
-    for available, paused, count in db_session.execute(
-        select(Technician.available, Technician.paused, func.count()).group_by(
-            Technician.available, Technician.paused
-        )
-    ):
-        technicians["paused" if paused else "available" if available else "off"] += count
+    for tech in db_session.scalars(select(Technician)):  # working hours: in their time zone
+        working = tech.available and on_shift(tech, now)
+        technicians["paused" if tech.paused else "available" if working else "off"] += 1
     return Board(
         waiting=waiting,
         pending_offers=db_session.scalar(select(func.count()).where(Offer.state == PENDING)) or 0,

@@ -187,6 +187,30 @@ def start(sessions, ticket_id: int, minutes: float) -> None:
         dispatcher.start(db_session=db, ticket_id=ticket_id, now=at(minutes), rules=RULES)
 
 
+def test_off_shift_gets_no_offer_and_the_explanation_says_so(desk) -> None:
+    """c-near works evenings in Zurich; at T0 (Monday, 11:00 there) the offer goes to c-far,
+    and c-near is listed as off shift. From 17:00 Zurich time c-near is the one asked."""
+    sessions, ticket_id = desk
+    evenings = {"shifts": ["mon-fri 17:00-23:00"], "timezone": "Europe/Zurich"}
+    add_tech(sessions, "c-near", 47.3800, 8.5400, **evenings)
+    start(sessions, ticket_id, 1)
+    [offer] = offers(sessions, ticket_id)
+    assert offer.technician_id == "c-far"
+    verdicts = {c["technician_id"]: c for c in offer.candidates}
+    assert verdicts["c-near"]["reasons"] == ["off shift"]
+    with sessions() as db:
+        board = dispatcher.board(db_session=db, now=at(1), rules=RULES)
+        assert board.technicians["off"] == 1  # c-near (toggled available, but off shift)
+        evening = dispatcher.board(db_session=db, now=at(6 * 60), rules=RULES)  # 17:00 Zurich
+        assert evening.technicians["off"] == 0
+
+    located_shop(sessions, "pos-2", site="hb-2")
+    later = ingest(sessions, press("pos-2", "receipt-printer", minutes=6 * 60)).ticket_id
+    assert later is not None
+    start(sessions, later, 6 * 60)
+    assert offers(sessions, later)[0].technician_id == "c-near"
+
+
 def test_the_cascade_from_crowd_to_staff_with_its_explanation(desk) -> None:
     sessions, ticket_id = desk
     start(sessions, ticket_id, 1)

@@ -376,3 +376,42 @@ def test_metrics_show_the_dispatch_board(sessions, worker_for) -> None:
     figures = scraped()
     assert figures[("crowdfix_dispatch_open_onsite_warning", "")] == 1
     assert figures[("crowdfix_dispatch_waiting_tickets", "new")] == 1
+
+
+def test_working_hours_come_in_by_csv_and_show_when_they_change(sessions, monkeypatch) -> None:
+    """Shifts in a CSV cell (`;` between them) in the technician's time zone; a bad one is
+    reported with how to write it; the API says whether they are on shift and until when."""
+    import cloud.dispatch.api as dispatch_api
+    from tests.cloud.factories import T0  # a Monday, 11:00 in Zurich
+
+    monkeypatch.setattr(dispatch_api, "utc_now", lambda: T0)
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin = headers(token_for(sessions, "admin"))
+    rows = """id,name,kind,skills,home_lat,home_lon,radius_km,capacity,shifts,timezone
+ana,Ana,staff,printers,47.38,8.54,10,1,Mon-Fri 7:00-19:00;sat 08:00-12:00,Europe/Zurich
+ben,Ben,crowd,printers,47.38,8.54,10,1,fri-sun 18:00-02:00,Europe/Zurich
+cy,Cy,crowd,printers,47.38,8.54,10,1,,
+dan,Dan,crowd,printers,47.38,8.54,10,1,weekdays 9-5,Europe/Zurich
+eva,Eva,crowd,printers,47.38,8.54,10,1,mon-fri 07:00-19:00,Europe/Zürich
+"""
+    report = client.post(
+        "/api/technicians/import", content=rows, headers=admin | {"Content-Type": "text/csv"}
+    ).json()
+    assert report["imported"] == 3
+    errors = {e["technician_id"]: e["error"] for e in report["errors"]}
+    assert "e.g. 'mon-fri 07:00-19:00'" in errors["dan"]
+    assert "IANA name like 'Europe/Zurich'" in errors["eva"]
+
+    ana = client.get("/api/technicians/ana", headers=admin).json()
+    assert ana["shifts"] == ["mon-fri 07:00-19:00", "sat 08:00-12:00"]  # as written, tidied
+    assert (ana["timezone"], ana["on_shift"]) == ("Europe/Zurich", True)
+    assert ana["shift_changes_at"] == "2026-11-23T18:00:00Z"  # 19:00 in Zurich
+    ben = client.get("/api/technicians/ben", headers=admin).json()
+    assert ben["on_shift"] is False and ben["shift_changes_at"] == "2026-11-27T17:00:00Z"
+    cy = client.get("/api/technicians/cy", headers=admin).json()
+    assert (cy["shifts"], cy["timezone"], cy["on_shift"], cy["shift_changes_at"]) == (
+        [],
+        "UTC",
+        True,
+        None,
+    )

@@ -18,6 +18,15 @@ function reviewForm(tech) {
   }, {"data-action": "review"}));
 }
 
+function availability(tech) {
+  // The toggle, then the working hours: on shift until, or off shift until the next one.
+  const hours = tech.shifts.length ? el("div", {class: "muted"}, `${tech.shifts.join(", ")} (${tech.timezone})`) : null;
+  const change = tech.shift_changes_at ? ` until ${clock(tech.shift_changes_at)}` : "";
+  if (!tech.available) return [pill("not available", "muted"), hours];
+  if (!tech.on_shift) return [pill(`off shift${change}`, "muted"), hours];
+  return [pill("available", "ok"), tech.shifts.length ? el("div", {class: "muted"}, `on shift${change}`) : null, hours];
+}
+
 function webhookTrouble(tech) {
   // An app that does not take its POSTs misses offers: say so where the operator looks.
   const hook = tech.webhook;
@@ -40,7 +49,7 @@ async function refresh() {
   const rows = techs.map((tech) => el("tr", {"data-technician": tech.id, class: tech.paused ? "paused" : ""},
     el("td", {}, el("a", {href: `/ui/crowd?technician=${encodeURIComponent(tech.id)}`, "data-history": tech.id}, el("b", {}, tech.name)),
        el("div", {class: "muted"}, `${tech.id} · ${tech.kind}`)),
-    el("td", {}, tech.available ? pill("available", "ok") : pill("off shift", "muted")),
+    el("td", {}, availability(tech)),
     el("td", {}, tech.skills.join(", "),
        Object.keys(tech.certifications).length ? el("div", {class: "muted"},
          Object.entries(tech.certifications).map(([skill, until]) => `${skill} until ${until}`).join(", ")) : null),

@@ -24,7 +24,7 @@ function actions(ticket, technicians) {
   if (OPEN.includes(ticket.state)) {
     const select = el("select", {"aria-label": "technician", name: "technician"},
       ...technicians.filter((t) => t.id !== ticket.technician_id).map((t) =>
-        el("option", {value: t.id}, `${t.name} (${t.kind}${t.available ? "" : ", off shift"}${t.paused ? ", paused" : ""})`)));
+        el("option", {value: t.id}, `${t.name} (${t.kind}${!t.available ? ", not available" : t.on_shift ? "" : ", off shift"}${t.paused ? ", paused" : ""})`)));
     const verb = ticket.technician_id ? "Reassign" : "Assign";
     box.append(el("div", {class: "row"}, select, action(verb, () =>
       post(`/api/tickets/${ticket.id}/assign`, {technician_id: select.value, reason: reason.value.trim() || `${verb.toLowerCase()}ed on the desk`}),

@@ -1,0 +1,144 @@
+"""Working hours, pure: a technician's weekly shifts in their own time zone, whether they are
+on shift at an instant, and when that next changes.
+
+A shift is written `mon-fri 07:00-19:00` (days: a day, a range, or a comma list such as
+`mon,wed,fri`; `24:00` ends at midnight). One that ends at or before it starts runs past
+midnight into the next day: `fri,sat 22:00-06:00` is Friday and Saturday nights. Times are
+wall-clock times where the technician works, so a shift keeps its hours across daylight
+saving changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_MINUTES = 24 * 60
+_SHIFT = re.compile(r"^\s*([a-z,\-\s]+?)\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+class ShiftError(ValueError):
+    """A shift or time zone that cannot be read; the message says how to write it."""
+
+
+@dataclass(frozen=True)
+class Shift:
+    """Days of the week (0: Monday) and the minutes of the day it starts and ends."""
+
+    days: frozenset[int]
+    start: int  # 0 … 1439
+    end: int  # 1 … 1440; at or before start: it ends the next day
+
+    def __str__(self) -> str:
+        return f"{_days_text(self.days)} {_hhmm(self.start)}-{_hhmm(self.end)}"
+
+    def covers(self, weekday: int, minute: int) -> bool:
+        """On shift at this minute of this day of the week (local time)."""
+        if self.start < self.end:
+            return weekday in self.days and self.start <= minute < self.end
+        return (weekday in self.days and minute >= self.start) or (
+            (weekday - 1) % 7 in self.days and minute < self.end
+        )
+
+
+def parse(text: str) -> Shift:
+    """`mon-fri 07:00-19:00` as a Shift."""
+    match = _SHIFT.match(text.lower())
+    if not match:
+        raise ShiftError(f"{text!r}: write a shift as days and hours, e.g. 'mon-fri 07:00-19:00'")
+    days_text, h1, m1, h2, m2 = match.groups()
+    start, end = _minutes(text, h1, m1), _minutes(text, h2, m2)
+    if start == DAY_MINUTES:
+        raise ShiftError(f"{text!r}: a shift starts at 00:00-23:59 (24:00 only ends one)")
+    if start == end:
+        raise ShiftError(f"{text!r}: a shift must not start and end at the same time")
+    return Shift(_days(text, days_text), start, end)
+
+
+def parse_all(texts: Sequence[str]) -> list[Shift]:
+    """Several shifts (the API's list, or a CSV cell split at `;`)."""
+    return [parse(t) for t in texts if t.strip()]
+
+
+def zone(name: str) -> ZoneInfo:
+    """An IANA time zone (`Europe/Zurich`)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ShiftError(
+            f"{name!r} is not a time zone; use an IANA name like 'Europe/Zurich'"
+        ) from exc
+
+
+def on_shift(shifts: Sequence[Shift], tz: ZoneInfo, now: datetime) -> bool:
+    """Within one of the shifts at this instant (no shifts: always)."""
+    if not shifts:
+        return True
+    local = now.astimezone(tz)
+    minute = local.hour * 60 + local.minute
+    return any(s.covers(local.weekday(), minute) for s in shifts)
+
+
+def next_change(shifts: Sequence[Shift], tz: ZoneInfo, now: datetime) -> datetime | None:
+    """When on_shift next flips (in UTC), within a week and a day (None: it never does)."""
+    if not shifts:
+        return None
+    current = on_shift(shifts, tz, now)
+    local_today = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    edges = sorted(
+        _at(local_today, day, minute, tz)
+        for day in range(-1, 9)
+        for shift in shifts
+        for minute in (shift.start, shift.end)
+    )
+    return next((e for e in edges if e > now and on_shift(shifts, tz, e) != current), None)
+
+
+def _at(midnight: datetime, day: int, minute: int, tz: ZoneInfo) -> datetime:
+    """The instant (in UTC) of a wall-clock minute `day` days after this local midnight."""
+    wall = (midnight.replace(tzinfo=None) + timedelta(days=day, minutes=minute)).replace(tzinfo=tz)
+    return wall.astimezone(UTC)
+
+
+def _minutes(text: str, hours: str, minutes: str) -> int:
+    value = int(hours) * 60 + int(minutes)
+    if int(minutes) > 59 or value > DAY_MINUTES:
+        raise ShiftError(f"{text!r}: {hours}:{minutes} is not a time of day (00:00-24:00)")
+    return value
+
+
+def _days(text: str, spec: str) -> frozenset[int]:
+    days: set[int] = set()
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        first, _, last = (x.strip() for x in part.partition("-"))
+        if first not in DAYS or (last and last not in DAYS):
+            raise ShiftError(f"{text!r}: days are {', '.join(DAYS)}, a range (mon-fri) or a list")
+        a, b = DAYS.index(first), DAYS.index(last or first)
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    if not days:
+        raise ShiftError(f"{text!r}: name the days, e.g. 'mon-fri'")
+    return frozenset(days)
+
+
+def _days_text(days: frozenset[int]) -> str:
+    """The shortest spelling: runs of three or more days as ranges (mon-fri), others listed."""
+    ordered = sorted(days)
+    runs: list[list[int]] = []
+    for day in ordered:
+        if runs and day == runs[-1][1] + 1:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    parts = [
+        f"{DAYS[a]}-{DAYS[b]}" if b - a >= 2 else ",".join(DAYS[d] for d in range(a, b + 1))
+        for a, b in runs
+    ]
+    return ",".join(parts)
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
