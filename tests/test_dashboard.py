@@ -213,7 +213,12 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
             technician_id="ana",
         )
     desk = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        geolocation={"latitude": 47.3769, "longitude": 8.5417},  # Ana's phone, at Zurich HB
+        permissions=["geolocation"],
+    ).new_page()
     device = MqttLink(BrokerSettings.from_url(mosquitto.url), "pos-1")
     device.start()
     try:
@@ -224,6 +229,7 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
             page.click("button[type=submit]")
             page.wait_for_url(landing)
         desk.wait_for_selector(".live.on")
+        ana_goes_off_and_on_shares_where_she_is_and_sets_her_hours(cloud, phone)
         assert device.wait_connected(10)
         press_printer(device)
         desk.wait_for_selector("[data-state=dispatching] [data-ticket]", timeout=15000)
@@ -275,6 +281,39 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         phone.screenshot(path=str(SHOTS / "15-technician-job-called-off.png"), full_page=True)
     finally:
         device.stop()
+
+
+def ana_goes_off_and_on_shares_where_she_is_and_sets_her_hours(cloud: CloudStack, phone) -> None:
+    """On her phone: whether she gets offers and why not, and what she changes about it."""
+    phone.wait_for_selector("#status [data-receiving=yes]")
+    assert "Receiving offers" in phone.inner_text("#status")
+    phone.click("#status button:has-text('Go offline')")
+    phone.wait_for_selector("#status [data-receiving=no]:has-text('Offline')", timeout=15000)
+    assert cloud.get("/api/technicians/ana")["available"] is False
+    phone.click("#status button:has-text('Go online')")
+    phone.wait_for_selector("#status [data-receiving=yes]", timeout=15000)
+
+    phone.click("#status button:has-text('Share my location')")
+    phone.wait_for_selector("#status [data-location=shared]", timeout=15000)
+    ana = cloud.get("/api/technicians/ana")
+    assert (ana["lat"], ana["lon"]) == (47.3769, 8.5417)
+
+    hour = datetime.now(UTC).hour  # a shift that starts in two hours: off shift until then
+    later = f"mon-sun {(hour + 2) % 24:02d}:00-{(hour + 3) % 24:02d}:00"
+    phone.fill("#status input[name=shifts]", "weekdays 9 to 5")
+    phone.fill("#status input[name=timezone]", "UTC")
+    phone.click("#status button:has-text('Save hours')")
+    phone.wait_for_selector("#error:has-text(\"e.g. 'mon-fri 07:00-19:00'\")", timeout=15000)
+    phone.fill("#status input[name=shifts]", later)
+    phone.click("#status button:has-text('Save hours')")
+    phone.wait_for_selector(
+        "#status [data-receiving=no]:has-text('Off shift until')", timeout=15000
+    )
+    assert cloud.get("/api/technicians/ana")["shifts"] == [later]
+    phone.screenshot(path=str(SHOTS / "3b-technician-off-shift.png"), full_page=True)
+    phone.fill("#status input[name=shifts]", "")  # back to: whenever she is online
+    phone.click("#status button:has-text('Save hours')")
+    phone.wait_for_selector("#status [data-receiving=yes]", timeout=15000)
 
 
 GRAFANA = "http://grafana.example:3000/d/crowdfix-fleet/fleet-telemetry"

@@ -200,16 +200,12 @@ def set_availability(
     db_session: WriterSessionDep,
     rules: RulesDep,
 ) -> TechnicianOut:
-    """Available or not (the toggle; working hours are the technician's `shifts`), and the
-    current position when shared (the technician, or staff)."""
+    """Available or not (the toggle), the current position when shared, working hours and
+    time zone: each only when sent (the technician, or staff)."""
     service.forbid_foreign_technician(caller, technician_id)
-    tech = service.get_technician(db_session=db_session, technician_id=technician_id)
-    if body.available is not None:
-        if body.available and not tech.available:
-            service.wake_waiting(db_session=db_session, now=utc_now())
-        tech.available = body.available
-    if body.lat is not None and body.lon is not None:
-        tech.lat, tech.lon, tech.position_at = body.lat, body.lon, utc_now()
+    tech = service.set_availability(
+        db_session=db_session, technician_id=technician_id, change=body, now=utc_now()
+    )
     db_session.commit()
     return technician_out(db_session, tech, service.active_jobs(db_session=db_session), rules)
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints
+from pydantic import (
+    AfterValidator,
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    UrlConstraints,
+    model_validator,
+)
 
 from cloud.dispatch import shifts
 from cloud.dispatch.history import JobTotals
@@ -116,13 +124,22 @@ class WebhookSecretOut(BaseModel):
 
 
 class AvailabilityIn(BaseModel):
-    """Available or not (the toggle), and optionally where the technician is now."""
+    """What a technician (or staff) changes from day to day, each optional: available or not
+    (the toggle), where they are now, their working hours and time zone."""
 
     model_config = ConfigDict(extra="forbid")
 
     available: bool | None = None
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    shifts: Annotated[list[ShiftText], Field(max_length=21)] | None = None  # []: none
+    timezone: TimeZone | None = None
+
+    @model_validator(mode="after")
+    def _position_whole(self) -> AvailabilityIn:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("send lat and lon together (where the technician is now)")
+        return self
 
 
 class ImportRowError(BaseModel):

@@ -30,6 +30,7 @@ from cloud.dispatch import history, matching, policy, shifts
 from cloud.dispatch.models import Offer, SweepMark, Technician
 from cloud.dispatch.schemas import (
     TECHNICIAN_TOPICS,
+    AvailabilityIn,
     JobAssigned,
     JobCalledOff,
     OfferNotice,
@@ -910,6 +911,26 @@ def progress(
     )
     if to is TicketState.RESOLVED:
         wake_waiting(db_session=db_session, now=now)  # someone is free again
+
+
+def set_availability(
+    *, db_session: Session, technician_id: str, change: AvailabilityIn, now: datetime
+) -> Technician:
+    """The technician's day-to-day changes. Going available, or new hours (a shift may have
+    begun), has waiting tickets look for someone at the next round."""
+    tech = get_technician(db_session=db_session, technician_id=technician_id)
+    sooner = bool(change.available and not tech.available)
+    if change.available is not None:
+        tech.available = change.available
+    if change.lat is not None and change.lon is not None:
+        tech.lat, tech.lon, tech.position_at = change.lat, change.lon, now
+    if change.shifts is not None:
+        tech.shifts, sooner = list(change.shifts), True
+    if change.timezone is not None:
+        tech.timezone, sooner = change.timezone, True
+    if sooner:
+        wake_waiting(db_session=db_session, now=now)
+    return tech
 
 
 def wake_waiting(*, db_session: Session, now: datetime) -> None:

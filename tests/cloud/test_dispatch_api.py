@@ -90,9 +90,8 @@ def test_import_dispatch_and_a_technicians_own_view(sessions, worker_for) -> Non
     assert compliance["tickets"] == 1
 
 
-def _on_site_job(sessions, client: TestClient) -> tuple[int, dict[str, str], dict[str, str]]:
-    """Ana accepted a printer ticket and is on site; (ticket, ana's headers, ben's)."""
-    located_shop(sessions, "pos-1")
+def _ana_and_ben(sessions, client: TestClient) -> tuple[dict[str, str], ...]:
+    """Ana and Ben imported; (an admin's headers, ana's, ben's)."""
     admin = headers(token_for(sessions, "admin"))
     ana = headers(token_for(sessions, "technician", technician_id="ana"))
     ben = headers(token_for(sessions, "technician", technician_id="ben"))
@@ -100,6 +99,13 @@ def _on_site_job(sessions, client: TestClient) -> tuple[int, dict[str, str], dic
     client.post(
         "/api/technicians/import", content=two, headers=admin | {"Content-Type": "text/csv"}
     )
+    return admin, ana, ben
+
+
+def _on_site_job(sessions, client: TestClient) -> tuple[int, dict[str, str], dict[str, str]]:
+    """Ana accepted a printer ticket and is on site; (ticket, ana's headers, ben's)."""
+    located_shop(sessions, "pos-1")
+    admin, ana, ben = _ana_and_ben(sessions, client)
     ticket_id = ingest(sessions, press("pos-1", "receipt-printer")).ticket_id
     assign = client.post(
         f"/api/tickets/{ticket_id}/assign",
@@ -415,3 +421,30 @@ eva,Eva,crowd,printers,47.38,8.54,10,1,mon-fri 07:00-19:00,Europe/Zürich
         True,
         None,
     )
+
+
+def test_a_technician_sets_their_own_availability_position_and_hours(sessions) -> None:
+    """PUT /api/technicians/{id}/availability: each field only when sent; only for themselves
+    (or staff); a position is whole; hours are checked like the CSV's."""
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin, ana, ben = _ana_and_ben(sessions, client)
+    path = "/api/technicians/ana/availability"
+
+    off = client.put(path, json={"available": False}, headers=ana)
+    assert off.status_code == 200 and off.json()["available"] is False
+    assert client.put(path, json={"available": True}, headers=ben).status_code == 403
+    half = client.put(path, json={"lat": 47.37}, headers=ana)
+    assert half.status_code == 422 and "send lat and lon together" in half.text
+    where = client.put(path, json={"lat": 47.37, "lon": 8.54}, headers=ana).json()
+    assert (where["lat"], where["lon"], where["available"]) == (47.37, 8.54, False)  # kept
+    bad = client.put(path, json={"shifts": ["evenings"]}, headers=ana)
+    assert bad.status_code == 422 and "e.g. 'mon-fri 07:00-19:00'" in bad.text
+    hours = {"shifts": ["Sat,Sun 10:00-16:00"], "timezone": "Europe/Zurich"}
+    set_hours = client.put(path, json=hours, headers=ana).json()
+    assert (set_hours["shifts"], set_hours["timezone"]) == (
+        ["sat,sun 10:00-16:00"],
+        "Europe/Zurich",
+    )
+    cleared = client.put(path, json={"shifts": [], "available": True}, headers=ana).json()
+    assert (cleared["shifts"], cleared["available"], cleared["on_shift"]) == ([], True, True)
+    assert client.put(path, json={"available": False}, headers=admin).status_code == 200  # staff

@@ -1,6 +1,8 @@
-// The technician's page: their own offers (with the time left to answer) and jobs, and the
-// buttons to act on them; jobs taken from them lately (cancelled at the device, reassigned),
-// with why. Polls every few seconds; the API only ever shows them their own.
+// The technician's page: whether they receive offers now (and why not), going online or
+// offline, sharing where they are, their working hours; their own offers (with the time left
+// to answer) and jobs, and the buttons to act on them; jobs taken from them lately (cancelled
+// at the device, reassigned), with why. Polls every few seconds; the API only ever shows them
+// their own.
 "use strict";
 
 const NEXT = {assigned: ["en_route", "On my way"], en_route: ["on_site", "I'm on site"],
@@ -50,6 +52,96 @@ function jobCard(job) {
 
 const links = {};  // job id → the rating link made on this page (kept across redraws)
 
+function put(path, body) {
+  return api(path, {method: "PUT", body: JSON.stringify(body),
+                    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()}});
+}
+
+function receiving(tech) {
+  // Whether offers reach them now, and if not, what would change it.
+  const until = tech.shift_changes_at ? ` until ${clock(tech.shift_changes_at)}` : "";
+  if (tech.paused) return ["bad", `Paused: ${tech.paused_reason}. An operator will review it with you.`];
+  if (!tech.available) return ["muted", "Offline: you get no offers until you go online."];
+  if (!tech.on_shift) return ["muted", `Off shift${until}: no offers until your next shift.`];
+  return ["ok", `Receiving offers${until}.`];
+}
+
+function shareLocation(technicianId) {
+  return new Promise((resolve, reject) => {
+    if (!navigator.geolocation) { reject(new Error("This browser cannot tell where you are.")); return; }
+    navigator.geolocation.getCurrentPosition(
+      (where) => put(`/api/technicians/${encodeURIComponent(technicianId)}/availability`,
+                     {lat: where.coords.latitude, lon: where.coords.longitude}).then(resolve, reject),
+      (error) => reject(new Error(`Location not shared: ${error.message}`)), {timeout: 10000});
+  });
+}
+
+function statusNow(tech) {
+  const path = `/api/technicians/${encodeURIComponent(tech.id)}/availability`;
+  const [kind, text] = receiving(tech);
+  const where = tech.position_at ? `location shared ${ago(tech.position_at)}` : "offers are measured from your home base";
+  return el("div", {id: "status-now"},
+    el("p", {class: `status ${kind}`, "data-receiving": kind === "ok" ? "yes" : "no"}, text),
+    el("div", {class: "actions"},
+      tech.available ? button("Go offline", () => put(path, {available: false}))
+                     : button("Go online", () => put(path, {available: true})),
+      button("Share my location", () => shareLocation(tech.id))),
+    el("p", {class: "muted", "data-location": tech.position_at ? "shared" : "home"}, where));
+}
+
+let hoursShown = null;  // the hours as last drawn ("shifts|zone"); null: saved, draw anew
+let hoursOpen = null;  // the section as they left it (null: open while no hours are set)
+
+function hoursForm(tech) {
+  // Drawn anew only when the server's hours change and nothing typed would be lost.
+  const path = `/api/technicians/${encodeURIComponent(tech.id)}/availability`;
+  const zoneNow = tech.shifts.length ? tech.timezone : Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const hours = el("input", {type: "text", name: "shifts", value: tech.shifts.join("; "),
+                             placeholder: "e.g. mon-fri 07:00-19:00; sat 08:00-12:00", "aria-label": "working hours"});
+  const zone = el("input", {type: "text", name: "timezone", "aria-label": "time zone", value: zoneNow});
+  const save = el("button", {type: "button"}, "Save hours");
+  save.addEventListener("click", async () => {
+    save.disabled = true;
+    const shifts = hours.value.split(";").map((s) => s.trim()).filter(Boolean);
+    try {
+      await put(path, {shifts, timezone: zone.value.trim() || "UTC"});
+      document.getElementById("error").textContent = "";
+      hoursShown = null;  // saved: draw what the server now has
+    } catch (error) { document.getElementById("error").textContent = error.message; }
+    finally { save.disabled = false; }
+    refresh();
+  });
+  const open = hoursOpen === null ? !tech.shifts.length : hoursOpen;
+  const section = el("details", {id: "status-hours", open: open || null},
+    el("summary", {}, tech.shifts.length ? `Working hours: ${tech.shifts.join(", ")} (${tech.timezone})` : "Working hours: whenever you are online"),
+    el("div", {class: "row"}, hours, zone, save),
+    el("p", {class: "muted"}, "Leave empty to get offers whenever you are online. Days: mon-sun, a range (mon-fri) or a list (sat,sun); a shift may run past midnight (fri 22:00-06:00)."));
+  section.addEventListener("toggle", () => { hoursOpen = section.open; });
+  return section;
+}
+
+function typing() {
+  const form = document.getElementById("status-hours");
+  if (!form) return false;
+  const inputs = [...form.querySelectorAll("input")];
+  return form.contains(document.activeElement) || inputs.some((i) => i.value !== i.defaultValue);
+}
+
+async function status() {
+  if (!me || !me.technician_id) return;
+  const tech = await api(`/api/technicians/${encodeURIComponent(me.technician_id)}`);
+  const panel = document.getElementById("status");
+  const now = statusNow(tech);
+  const drawn = `${tech.shifts.join("; ")}|${tech.timezone}`;
+  if (!panel.firstChild) { panel.append(now, hoursForm(tech)); hoursShown = drawn; return; }
+  document.getElementById("status-now").replaceWith(now);
+  // Just saved (null), or changed elsewhere while nothing is being typed: draw the server's.
+  if (hoursShown === null || (drawn !== hoursShown && !typing())) {
+    document.getElementById("status-hours").replaceWith(hoursForm(tech));
+    hoursShown = drawn;
+  }
+}
+
 const RECENT_MS = 12 * 3600 * 1000;  // finished jobs stay here for the customer's rating link
 const RECORD_EVERY_MS = 30000;  // their record is read again this often, or when a job goes
 let me = null;
@@ -85,7 +177,7 @@ async function refresh() {
   const jobList = document.getElementById("jobs");
   jobList.replaceChildren(...(jobs.length ? jobs.map(jobCard) : [el("p", {class: "muted"}, "No open jobs.")]));
   document.getElementById("done").replaceChildren(...(done.length ? done.map(jobCard) : [el("p", {class: "muted"}, "Nothing finished lately.")]));
-  await calledOff(jobs);
+  await Promise.all([calledOff(jobs), status()]);
 }
 
 async function start() {
