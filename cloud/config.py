@@ -20,6 +20,7 @@ DEFAULT_DATABASE_URL = "sqlite:///var/crowdfix.sqlite3"
 # Values from examples and tutorials that must never guard a real deployment.
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password", "crowdfix", "admin"}
 MIN_SECRET_LENGTH = 16
+DEVELOPMENT_WEBHOOK_KEY = "crowdfix-development-only-webhook-key"
 
 
 class CloudSettings(BaseSettings):
@@ -33,6 +34,8 @@ class CloudSettings(BaseSettings):
     mqtt_protocol: Protocol = Protocol.AUTO
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    # Technicians' webhook secrets are derived from it (rotating it changes every one of them).
+    webhook_key: SecretStr | None = None
     mqtt_ca_file: Path | None = None
     # Workers of one group share the stream ($share/<group>/...); empty = plain subscription.
     ingest_group: str = "crowdfix-ingest"
@@ -113,7 +116,10 @@ class CloudSettings(BaseSettings):
         """Outside development, refuse to run on missing, example or short secrets."""
         if self.environment != "production":
             return self
-        secrets = {"CROWDFIX_MQTT_PASSWORD": _secret(self.mqtt_password)}
+        secrets = {
+            "CROWDFIX_MQTT_PASSWORD": _secret(self.mqtt_password),
+            "CROWDFIX_WEBHOOK_KEY": _secret(self.webhook_key),
+        }
         if self.influx_url:
             secrets["CROWDFIX_INFLUX_TOKEN"] = _secret(self.influx_token)
         database_password = make_url(self.database_url).password
@@ -132,6 +138,11 @@ class CloudSettings(BaseSettings):
                 "CROWDFIX_MQTT_USERNAME is missing: the broker has no anonymous access"
             )
         return self
+
+    def webhook_signing_key(self) -> bytes:
+        """The key technicians' webhook secrets are derived from (development: a fixed one;
+        production refuses to start without its own)."""
+        return (_secret(self.webhook_key) or DEVELOPMENT_WEBHOOK_KEY).encode()
 
     def broker(self) -> BrokerSettings:
         """Broker settings of the cloud's service account."""

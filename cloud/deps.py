@@ -39,7 +39,14 @@ def get_rules(request: Request) -> DispatchPolicy:
     return rules
 
 
+def get_webhook_key(request: Request) -> bytes:
+    """The key technicians' webhook secrets are derived from."""
+    key: bytes = request.app.state.settings.webhook_signing_key()
+    return key
+
+
 SessionDep = Annotated[Session, Depends(get_db)]
+WebhookKeyDep = Annotated[bytes, Depends(get_webhook_key)]
 RulesDep = Annotated[DispatchPolicy, Depends(get_rules)]
 # Row ids in paths: positive and within a 32-bit integer (bigger ones cannot exist).
 IdPath = Annotated[int, Path(ge=1, le=2_147_483_647)]

@@ -369,8 +369,9 @@ class IngestWorker:
         with self._writing(), transaction(self._sessions) as db:
             batch = outbound.lease_webhooks(db_session=db, now=utc_now())
             ids = {hook.technician_id for hook in batch if hook.technician_id}
-            query = select(Technician.id, Technician.webhook_secret).where(Technician.id.in_(ids))
-            secrets = {tech: secret for tech, secret in db.execute(query)}
+            key = self._settings.webhook_signing_key()
+            techs = db.scalars(select(Technician).where(Technician.id.in_(ids)))
+            secrets = {tech.id: dispatcher.webhook_secret(tech, key) for tech in techs}
         if not batch:
             return 0
         outcomes = delivery.deliver(batch, lambda hook: _post(hook, secrets), utc_now())

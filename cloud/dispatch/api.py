@@ -19,6 +19,7 @@ from cloud.deps import (
     RulesDep,
     SessionDep,
     StaffDep,
+    WebhookKeyDep,
     WriterSessionDep,
     require,
 )
@@ -212,12 +213,14 @@ def set_availability(
 
 @router.post("/api/technicians/{technician_id}/webhook-secret", response_model=WebhookSecretOut)
 def new_webhook_secret(
-    technician_id: TechnicianId, caller: CallerDep, db_session: WriterSessionDep
+    technician_id: TechnicianId, caller: CallerDep, db_session: WriterSessionDep, key: WebhookKeyDep
 ) -> WebhookSecretOut:
     """A new secret for checking the signature on every POST to the technician's webhook,
     shown this once (the old one stops at once; the technician, or staff)."""
     service.forbid_foreign_technician(caller, technician_id)
-    secret = service.rotate_webhook_secret(db_session=db_session, technician_id=technician_id)
+    secret = service.rotate_webhook_secret(
+        db_session=db_session, technician_id=technician_id, key=key
+    )
     db_session.commit()
     return WebhookSecretOut(secret=secret)
 

@@ -39,8 +39,11 @@ class Technician(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     paused_reason: Mapped[str] = mapped_column(Text, default="")
     webhook_url: Mapped[str | None] = mapped_column(String(500))
-    # Signs every POST to the webhook (cloud/outbound/signing.py); kept as is, as the HMAC
-    # needs it, and shown only when made (POST /api/technicians/{id}/webhook-secret).
+    # Every POST to the webhook is signed (cloud/outbound/signing.py) with a secret derived
+    # from the deployment's key, the id and this version (0: none made yet): the database
+    # alone cannot sign. Shown only when made (POST /api/technicians/{id}/webhook-secret).
+    webhook_secret_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A secret stored as is, from before secrets were derived; used until the next rotation.
     webhook_secret: Mapped[str | None] = mapped_column(String(100))
     last_job_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -483,8 +483,8 @@ def _tell(
     )
     tech = get_technician(db_session=db_session, technician_id=technician_id)
     if tech.webhook_url:
-        if not tech.webhook_secret:  # every POST is signed, from the first one
-            tech.webhook_secret = signing.new_secret()
+        if not tech.webhook_secret and not tech.webhook_secret_version:
+            tech.webhook_secret_version = 1  # every POST is signed, from the first one
         webhook = outbound.webhook_topic(technician_id, tech.webhook_url)
         outbound.enqueue(
             db_session=db_session, topic=webhook, message=notice, now=now, expires_at=expires_at
@@ -1189,11 +1189,22 @@ def webhook_health(*, db_session: Session, tech: Technician) -> outbound.Webhook
     return outbound.webhook_health(db_session=db_session, topic=topic)
 
 
-def rotate_webhook_secret(*, db_session: Session, technician_id: str) -> str:
-    """A new secret for the technician's webhook signatures (the old one stops at once)."""
+def rotate_webhook_secret(*, db_session: Session, technician_id: str, key: bytes) -> str:
+    """A new secret for the technician's webhook signatures (the old one stops at once): the
+    next version, derived from the deployment's key; nothing of it is stored."""
     tech = get_technician(db_session=db_session, technician_id=technician_id)
-    tech.webhook_secret = signing.new_secret()
-    return tech.webhook_secret
+    tech.webhook_secret = None  # one stored from before secrets were derived: gone
+    tech.webhook_secret_version += 1
+    return webhook_secret(tech, key) or ""
+
+
+def webhook_secret(tech: Technician, key: bytes) -> str | None:
+    """What signs the technician's webhook POSTs (None: no secret made yet)."""
+    if tech.webhook_secret:
+        return tech.webhook_secret
+    if not tech.webhook_secret_version:
+        return None
+    return signing.derive(key, tech.id, tech.webhook_secret_version)
 
 
 def forbid_foreign_technician(caller: Principal, technician_id: str) -> None:

@@ -8,17 +8,19 @@ signs its webhooks: the time inside the signed text keeps an old request from be
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import secrets
 
 SIGNATURE_HEADER = "X-Crowdfix-Signature"
 TOLERANCE_S = 300  # how old a signed request a receiver should still accept
 
 
-def new_secret() -> str:
-    """A random webhook secret (256 bits)."""
-    return "whsec_" + secrets.token_urlsafe(32)
+def derive(key: bytes, technician_id: str, version: int) -> str:
+    """The technician's webhook secret: derived from the deployment's key (never stored), their
+    id and the secret's version (a new version on each rotation)."""
+    mac = hmac.new(key, f"webhook-secret/{technician_id}/{version}".encode(), hashlib.sha256)
+    return "whsec_" + base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
 
 def sign(secret: str, body: bytes, at: int) -> str:

@@ -12,7 +12,12 @@ STRONG = "x9T2kq7VbWf3Lr8mZp4Yc1Nd"
 
 def production(**values: object) -> CloudSettings:
     return CloudSettings.model_validate(
-        {"environment": "production", "mqtt_username": "crowdfix-cloud", **values}
+        {
+            "environment": "production",
+            "mqtt_username": "crowdfix-cloud",
+            "webhook_key": STRONG,
+            **values,
+        }
     )
 
 
@@ -48,6 +53,8 @@ def test_production_runs_on_real_secrets() -> None:
             "CROWDFIX_DATABASE_URL",
         ),
         ({"mqtt_password": STRONG, "mqtt_username": None}, "CROWDFIX_MQTT_USERNAME"),
+        ({"mqtt_password": STRONG, "webhook_key": None}, "CROWDFIX_WEBHOOK_KEY"),
+        ({"mqtt_password": STRONG, "webhook_key": "changeme"}, "CROWDFIX_WEBHOOK_KEY"),
     ],
 )
 def test_production_refuses_placeholder_secrets(values: dict[str, object], named: str) -> None:

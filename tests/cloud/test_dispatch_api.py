@@ -309,10 +309,7 @@ def test_the_api_and_the_workers_follow_the_configured_rules(sessions, worker_fo
     ]
 
 
-def test_a_webhook_secret_is_shown_once_when_made(sessions) -> None:
-    client = TestClient(create_app(CloudSettings(), sessions))
-    admin = headers(token_for(sessions, "admin"))
-    ana = headers(token_for(sessions, "technician", technician_id="ana"))
+def _ana_with_a_webhook(client: TestClient, admin: dict[str, str]) -> None:
     body = {
         "name": "Ana",
         "home_lat": 47.38,
@@ -320,6 +317,13 @@ def test_a_webhook_secret_is_shown_once_when_made(sessions) -> None:
         "webhook_url": "https://a.example/h",
     }
     assert client.put("/api/technicians/ana", json=body, headers=admin).status_code == 200
+
+
+def test_a_webhook_secret_is_shown_once_when_made(sessions) -> None:
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin = headers(token_for(sessions, "admin"))
+    ana = headers(token_for(sessions, "technician", technician_id="ana"))
+    _ana_with_a_webhook(client, admin)
     first = client.post("/api/technicians/ana/webhook-secret", headers=ana)
     assert first.status_code == 200, first.text
     made = first.json()
@@ -330,6 +334,32 @@ def test_a_webhook_secret_is_shown_once_when_made(sessions) -> None:
     seen.append(client.get("/api/technicians", headers=admin).text)
     assert not [text for text in seen if "whsec_" in text]  # never shown again
     assert client.post("/api/technicians/nobody/webhook-secret", headers=admin).status_code == 404
+
+
+def test_a_webhook_secret_is_derived_and_a_stored_one_kept_until_rotated(sessions) -> None:
+    """The database keeps a version, not the secret; one stored before secrets were derived
+    still signs until the technician's next rotation, which clears it."""
+    from cloud.db import transaction
+    from cloud.dispatch import service as dispatcher
+    from cloud.dispatch.models import Technician
+
+    settings = CloudSettings(webhook_key="x9T2kq7VbWf3Lr8mZp4Yc1Nd")
+    client = TestClient(create_app(settings, sessions))
+    admin = headers(token_for(sessions, "admin"))
+    _ana_with_a_webhook(client, admin)
+    with transaction(sessions) as db:  # as an older version of crowdfix left it
+        old = db.get(Technician, "ana")
+        assert old is not None
+        old.webhook_secret = "whsec_stored-before"
+    key = settings.webhook_signing_key()
+    with sessions() as db:
+        assert dispatcher.webhook_secret(db.get(Technician, "ana"), key) == "whsec_stored-before"
+    made = client.post("/api/technicians/ana/webhook-secret", headers=admin).json()["secret"]
+    with sessions() as db:
+        ana = db.get(Technician, "ana")
+        assert ana is not None and ana.webhook_secret is None  # nothing secret stored
+        assert dispatcher.webhook_secret(ana, key) == made != "whsec_stored-before"
+        assert dispatcher.webhook_secret(ana, b"another deployment's key") != made
 
 
 def test_metrics_show_the_dispatch_board(sessions, worker_for) -> None:

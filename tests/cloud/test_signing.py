@@ -7,9 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.outbound.service import parse_webhook, webhook_topic
-from cloud.outbound.signing import TOLERANCE_S, new_secret, sign, verify
+from cloud.outbound.signing import TOLERANCE_S, derive, sign, verify
 
 BODY = b'{"type": "offer", "offer_id": 42}'
+KEY = b"x9T2kq7VbWf3Lr8mZp4Yc1Nd"
+
+
+def new_secret(version: int = 1) -> str:
+    return derive(KEY, "ana", version)
 
 
 def test_a_signature_checks_out_only_with_the_secret_the_body_and_in_time() -> None:
@@ -17,14 +22,23 @@ def test_a_signature_checks_out_only_with_the_secret_the_body_and_in_time() -> N
     header = sign(secret, BODY, at=1_000_000)
     assert header.startswith("t=1000000,v1=") and len(header.split("v1=")[1]) == 64
     assert verify(secret, BODY, header, now=1_000_000 + TOLERANCE_S)
-    assert not verify(new_secret(), BODY, header, now=1_000_000)  # another secret
+    assert not verify(new_secret(2), BODY, header, now=1_000_000)  # another secret
     assert not verify(secret, BODY.replace(b"42", b"43"), header, now=1_000_000)  # altered
     assert not verify(secret, BODY, header, now=1_000_000 + TOLERANCE_S + 1)  # replayed late
     resigned = header.replace("t=1000000", "t=1000600")  # a fresh time on an old signature
     assert not verify(secret, BODY, resigned, now=1_000_600)
     for garbage in ("", "t=x,v1=00", "v1=00", "t=1000000", "nonsense"):
         assert not verify(secret, BODY, garbage, now=1_000_000)
-    assert new_secret() != new_secret() and new_secret().startswith("whsec_")
+
+
+def test_a_secret_is_derived_anew_for_each_technician_version_and_key() -> None:
+    """Only who holds the deployment's key can make a technician's secret: the database
+    keeps the version alone."""
+    secret = derive(KEY, "ana", 1)
+    assert secret == derive(KEY, "ana", 1) and secret.startswith("whsec_")
+    assert len(secret) >= 6 + 43  # 256 bits, base64
+    others = {derive(KEY, "ana", 2), derive(KEY, "ben", 1), derive(b"another key", "ana", 1)}
+    assert secret not in others and len(others) == 3
 
 
 @given(st.binary(max_size=200), st.integers(0, 2**40))
