@@ -374,7 +374,11 @@ class IngestWorker:
             secrets = {tech.id: dispatcher.webhook_secret(tech, key) for tech in techs}
         if not batch:
             return 0
-        outcomes = delivery.deliver(batch, lambda hook: _post(hook, secrets), utc_now())
+
+        def post(hook: delivery.Webhook) -> str | None:  # a stopping worker tries no more
+            return "the worker stopped first" if self._stopping.is_set() else _post(hook, secrets)
+
+        outcomes = delivery.deliver(batch, post, utc_now())
         with self._writing(), transaction(self._sessions) as db:
             outbound.settle(db_session=db, outcomes=outcomes, now=utc_now())
         for outcome in outcomes:
