@@ -34,9 +34,9 @@ class CloudSettings(BaseSettings):
     mqtt_protocol: Protocol = Protocol.AUTO
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = None
     # Technicians' webhook secrets are derived from it (rotating it changes every one of them).
     webhook_key: SecretStr | None = None
-    mqtt_ca_file: Path | None = None
     # Workers of one group share the stream ($share/<group>/...); empty = plain subscription.
     ingest_group: str = "crowdfix-ingest"
     # How long the broker keeps a vanished worker's session (and queues its share of the

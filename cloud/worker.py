@@ -345,7 +345,7 @@ class IngestWorker:
         now = utc_now()
         with self._writing(), transaction(self._sessions) as db:
             rows = outbound.claim(db_session=db)
-            stale = [r.id for r in rows if r.expires_at is not None and r.expires_at <= now]
+            stale = {r.id for r in rows if r.expires_at is not None and r.expires_at <= now}
             sent = [
                 r.id
                 for r in rows
@@ -354,7 +354,7 @@ class IngestWorker:
             ]
             outbound.mark_sent(db_session=db, ids=sent, now=now)
             outbound.give_up(
-                db_session=db, ids=stale, now=now, error="out of date before publishing"
+                db_session=db, ids=sorted(stale), now=now, error="out of date before publishing"
             )
         return len(sent)
 

@@ -23,7 +23,7 @@ from cloud.deps import (
     WriterSessionDep,
     require,
 )
-from cloud.dispatch import csvimport, history, ratings, service, shifts
+from cloud.dispatch import csvimport, history, ratings, service
 from cloud.dispatch.models import Offer, Technician
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.dispatch.schemas import (
@@ -74,11 +74,7 @@ def technician_out(
         answers = service.outcomes(db_session=db_session, rules=rules, technician_id=tech.id)
     outcomes = answers.get(tech.id, [])
     out = TechnicianOut.model_validate(tech)
-    now = utc_now()
-    hours = service.working_hours(tech)
-    if hours is not None:
-        out.on_shift = shifts.on_shift(*hours, now)
-        out.shift_changes_at = shifts.next_change(*hours, now)
+    out.on_shift, out.shift_changes_at = service.shift_status(tech, utc_now())
     out.rating = round(tech.rating_sum / tech.rating_count, 2) if tech.rating_count else None
     out.acceptance_rate = round(sum(outcomes) / len(outcomes), 3) if outcomes else None
     out.active_jobs = jobs.get(tech.id, 0)

@@ -67,17 +67,14 @@ def jobs_held(technician_id: str, changes: Sequence[Change]) -> list[HeldJob]:
         job = holding.pop(change.ticket_id, None)
         if change.to_state is TicketState.ASSIGNED:
             if job is not None:  # assigned on without going back to dispatch first
-                handed = replace(job, ended_at=change.at, ending=Ending.HANDED_ON)
-                jobs.append(replace(handed, ended_by=change.actor))
+                jobs.append(_ended(job, change, Ending.HANDED_ON, ""))
             if change.actor == technician_id:
                 holding[change.ticket_id] = HeldJob(change.ticket_id, change.at, change.reason)
             continue
         if job is None:
             continue
         if change.to_state in ENDS:
-            ending = ENDS[change.to_state]
-            ended = replace(job, ended_at=change.at, ending=ending, end_reason=change.reason)
-            jobs.append(replace(ended, ended_by=change.actor))
+            jobs.append(_ended(job, change, ENDS[change.to_state], change.reason))
             continue
         if change.to_state is TicketState.EN_ROUTE:
             job = replace(job, en_route_at=job.en_route_at or change.at)
@@ -86,6 +83,11 @@ def jobs_held(technician_id: str, changes: Sequence[Change]) -> list[HeldJob]:
         holding[change.ticket_id] = job
     jobs.extend(holding.values())
     return sorted(jobs, key=lambda j: (j.assigned_at, j.ticket_id))
+
+
+def _ended(job: HeldJob, change: Change, ending: Ending, reason: str) -> HeldJob:
+    """The job, ended by this change (who made it, when, and why)."""
+    return replace(job, ended_at=change.at, ending=ending, end_reason=reason, ended_by=change.actor)
 
 
 def in_time(job: HeldJob, arrive_by: datetime) -> bool | None:

@@ -22,7 +22,8 @@ from contracts.topics import APP, NAMESPACE_VERSION
 
 # A technician's id: also their MQTT username and a level of their topics.
 TECHNICIAN_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
-# Their topics: `<prefix>/<technician>/offer` (offers made and withdrawn), `…/job` (called off).
+# Their topics: `<prefix>/<technician>/offer` (offers made and withdrawn), `…/job` (jobs called
+# off, or assigned by hand).
 TECHNICIAN_TOPICS = f"tech/{APP}/{NAMESPACE_VERSION}"
 TechnicianId = Annotated[str, Field(pattern=TECHNICIAN_ID_PATTERN)]
 Skill = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
@@ -63,7 +64,7 @@ class TechnicianIn(BaseModel):
     radius_km: Annotated[float, Field(gt=0, le=500)] = 15.0
     available: bool = True
     # Weekly working hours, e.g. ["mon-fri 07:00-19:00", "sat 08:00-12:00"], in `timezone`:
-    # offers only within them (and while `available`). None: the toggle alone.
+    # offers only within them (and while `available`). None ([]): the toggle alone.
     shifts: Annotated[list[ShiftText], Field(max_length=21)] = []
     timezone: TimeZone = "UTC"
     capacity: Annotated[int, Field(ge=1, le=20)] = 1

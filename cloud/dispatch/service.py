@@ -79,7 +79,7 @@ CALLED_OFF = "job_called_off"  # the audit entry of a technician told their job 
 
 def technician_topic(technician_id: str, about: str = "offer") -> str:
     """`tech/crowdfix/v1/<technician>/offer` (offers made and withdrawn) or `…/job` (jobs
-    called off): what is pushed to one technician's app."""
+    called off, or assigned by hand): what is pushed to one technician's app."""
     return f"{TECHNICIAN_TOPICS}/{technician_id}/{about}"
 
 
@@ -165,7 +165,7 @@ def cert_expiry(value: str) -> datetime:
 
 
 def candidate(
-    tech: Technician, jobs: int, outcomes: list[bool], now: datetime | None = None
+    tech: Technician, jobs: int, outcomes: list[bool], now: datetime
 ) -> matching.Candidate:
     """The matching view of a technician (now: for their working hours)."""
     position = (tech.lat, tech.lon) if tech.lat is not None and tech.lon is not None else None
@@ -187,14 +187,21 @@ def candidate(
         position_at=tech.position_at,
         certifications={k: cert_expiry(v) for k, v in tech.certifications.items()},
         last_job_at=tech.last_job_at,
-        off_shift=not on_shift(tech, now or utc_now()),
+        off_shift=not on_shift(tech, now),
     )
 
 
 def on_shift(tech: Technician, now: datetime) -> bool:
     """Within the technician's working hours (none set: always; the toggle says the rest)."""
+    return shift_status(tech, now)[0]
+
+
+def shift_status(tech: Technician, now: datetime) -> tuple[bool, datetime | None]:
+    """On shift now, and when that next changes (no working hours: always on, never)."""
     hours = working_hours(tech)
-    return True if hours is None else shifts.on_shift(*hours, now)
+    if hours is None:
+        return True, None
+    return shifts.on_shift(*hours, now), shifts.next_change(*hours, now)
 
 
 def working_hours(tech: Technician) -> tuple[tuple[shifts.Shift, ...], ZoneInfo] | None:
@@ -227,8 +234,8 @@ def candidates(
     *,
     db_session: Session,
     rules: policy.DispatchPolicy | None = None,
+    now: datetime,
     answers: Mapping[str, list[bool]] | None = None,
-    now: datetime | None = None,
 ) -> list[matching.Candidate]:
     """Every technician as matching sees them, at now (their working hours). An offer they
     are considering counts as load: one decision at a time per free slot. answers: their
@@ -544,16 +551,15 @@ def mark_swept(*, db_session: Session, now: datetime) -> bool:
     mark = db_session.get(SweepMark, LOOSE_ENDS)
     if mark is None:
         db_session.add(SweepMark(name=LOOSE_ENDS, at=now))
-    elif mark.at <= now - SWEEP_MARK_EVERY:
-        moved = db_session.execute(
-            update(SweepMark)
-            .where(SweepMark.name == LOOSE_ENDS, SweepMark.at == mark.at)
-            .values(at=now)
-        )
-        return bool(getattr(moved, "rowcount", 0))
-    else:
+        return True
+    if mark.at > now - SWEEP_MARK_EVERY:
         return False
-    return True
+    moved = db_session.execute(
+        update(SweepMark)
+        .where(SweepMark.name == LOOSE_ENDS, SweepMark.at == mark.at)
+        .values(at=now)
+    )
+    return bool(getattr(moved, "rowcount", 0))
 
 
 def _taken_away(
@@ -1153,7 +1159,7 @@ def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -
     waiting = dict.fromkeys((s.value for s in WAITING), 0)
     for state, count in db_session.execute(
         select(Ticket.state, func.count())
-        .where(Ticket.state.in_(list(waiting)), Ticket.parent_id.is_(None))
+        .where(Ticket.state.in_(list(waiting)), _top_level())
         .group_by(Ticket.state)
     ):
         waiting[state] = count
@@ -1163,7 +1169,7 @@ def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -
         for opened, due in db_session.execute(
             select(Ticket.opened_at, Ticket.sla_arrive_by).where(
                 Ticket.state.in_([s.value for s in OPEN]),
-                Ticket.parent_id.is_(None),
+                _top_level(),
                 Ticket.on_site_at.is_(None),
             )
         )
@@ -1195,7 +1201,7 @@ def rotate_webhook_secret(*, db_session: Session, technician_id: str, key: bytes
     tech = get_technician(db_session=db_session, technician_id=technician_id)
     tech.webhook_secret = None  # one stored from before secrets were derived: gone
     tech.webhook_secret_version += 1
-    return webhook_secret(tech, key) or ""
+    return signing.derive(key, tech.id, tech.webhook_secret_version)
 
 
 def webhook_secret(tech: Technician, key: bytes) -> str | None:

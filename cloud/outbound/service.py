@@ -170,12 +170,10 @@ def _webhook(row: OutboundMessage) -> Webhook:
 
 def settle(*, db_session: Session, outcomes: Sequence[Outcome], now: datetime) -> None:
     """Record a batch's outcomes: sent, given up, or scheduled for another try."""
-    for result in (Result.DELIVERED, Result.GIVEN_UP):
-        ids = [o.id for o in outcomes if o.result is result]
-        if result is Result.DELIVERED:
-            mark_sent(db_session=db_session, ids=ids, now=now)
-        else:
-            give_up(db_session=db_session, ids=ids, now=now, error="out of date before delivery")
+    delivered = [o.id for o in outcomes if o.result is Result.DELIVERED]
+    mark_sent(db_session=db_session, ids=delivered, now=now)
+    stale = [o.id for o in outcomes if o.result is Result.GIVEN_UP]
+    give_up(db_session=db_session, ids=stale, now=now, error="out of date before delivery")
     for outcome in outcomes:
         if outcome.result in (Result.FAILED, Result.WAITING):
             values: dict[str, object] = {"next_attempt_at": outcome.retry_at}

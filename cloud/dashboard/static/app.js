@@ -151,7 +151,7 @@ async function refresh() {
   const [page, all, shown, techs] = await Promise.all([
     api("/api/tickets?status=open&limit=500"), api("/api/fleet?sparklines=false"),
     api(`/api/fleet?${wanted}`), api("/api/technicians")]);
-  technicians = techs.filter((t) => t.available && t.on_shift && !t.paused);  // who can go now
+  technicians = techs.filter(canGo);
   renderBoard(page.items);
   renderFleet(shown.devices);
   renderSites(all.devices, page.items);

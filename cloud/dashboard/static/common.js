@@ -18,9 +18,18 @@ async function api(path, options = {}) {
   return answer.json();
 }
 
-function post(path, body) {
-  return api(path, {method: "POST", body: JSON.stringify(body),
+function send(method, path, body) {
+  return api(path, {method, body: JSON.stringify(body),
                     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()}});
+}
+
+function post(path, body) { return send("POST", path, body); }
+
+function put(path, body) { return send("PUT", path, body); }
+
+function canGo(tech) {
+  // A technician who gets offers now: toggled available, on shift, not paused (as /metrics counts).
+  return tech.available && tech.on_shift && !tech.paused;
 }
 
 function el(tag, attrs = {}, ...children) {

@@ -58,9 +58,10 @@ async function refresh() {
     el("td", {class: "num"}, percent(tech.acceptance_rate)),
     el("td", {class: "num"}, `${tech.active_jobs} / ${tech.capacity}`),
     el("td", {}, ...(jobs[tech.id] || []).map((t) => el("div", {}, el("a", {href: `/ui/ticket?id=${t.id}`}, `#${t.id}`), ` ${t.title} `, pill(t.state)))),
-    el("td", {}, tech.paused ? [el("div", {class: "bad"}, `paused: ${tech.paused_reason}`), reviewForm(tech)] : el("span", {class: "muted"}, "receiving offers"),
+    el("td", {}, tech.paused ? [el("div", {class: "bad"}, `paused: ${tech.paused_reason}`), reviewForm(tech)]
+                             : el("span", {class: "muted"}, canGo(tech) ? "receiving offers" : "no offers now"),
        webhookTrouble(tech))));
-  const available = techs.filter((t) => t.available).length;
+  const available = techs.filter(canGo).length;
   const paused = techs.filter((t) => t.paused).length;
   const busy = techs.reduce((sum, t) => sum + t.active_jobs, 0);
   counts([[techs.length, "technicians"], [available, "available", "ok"], [busy, "jobs in progress"], [paused, "paused", paused ? "bad" : ""]]);

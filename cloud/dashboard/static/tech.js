@@ -52,9 +52,8 @@ function jobCard(job) {
 
 const links = {};  // job id → the rating link made on this page (kept across redraws)
 
-function put(path, body) {
-  return api(path, {method: "PUT", body: JSON.stringify(body),
-                    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()}});
+function setAvailability(technicianId, change) {
+  return put(`/api/technicians/${encodeURIComponent(technicianId)}/availability`, change);
 }
 
 function receiving(tech) {
@@ -70,21 +69,20 @@ function shareLocation(technicianId) {
   return new Promise((resolve, reject) => {
     if (!navigator.geolocation) { reject(new Error("This browser cannot tell where you are.")); return; }
     navigator.geolocation.getCurrentPosition(
-      (where) => put(`/api/technicians/${encodeURIComponent(technicianId)}/availability`,
-                     {lat: where.coords.latitude, lon: where.coords.longitude}).then(resolve, reject),
+      (where) => setAvailability(technicianId, {lat: where.coords.latitude, lon: where.coords.longitude})
+        .then(resolve, reject),
       (error) => reject(new Error(`Location not shared: ${error.message}`)), {timeout: 10000});
   });
 }
 
 function statusNow(tech) {
-  const path = `/api/technicians/${encodeURIComponent(tech.id)}/availability`;
   const [kind, text] = receiving(tech);
   const where = tech.position_at ? `location shared ${ago(tech.position_at)}` : "offers are measured from your home base";
   return el("div", {id: "status-now"},
     el("p", {class: `status ${kind}`, "data-receiving": kind === "ok" ? "yes" : "no"}, text),
     el("div", {class: "actions"},
-      tech.available ? button("Go offline", () => put(path, {available: false}))
-                     : button("Go online", () => put(path, {available: true})),
+      tech.available ? button("Go offline", () => setAvailability(tech.id, {available: false}))
+                     : button("Go online", () => setAvailability(tech.id, {available: true})),
       button("Share my location", () => shareLocation(tech.id))),
     el("p", {class: "muted", "data-location": tech.position_at ? "shared" : "home"}, where));
 }
@@ -94,7 +92,6 @@ let hoursOpen = null;  // the section as they left it (null: open while no hours
 
 function hoursForm(tech) {
   // Drawn anew only when the server's hours change and nothing typed would be lost.
-  const path = `/api/technicians/${encodeURIComponent(tech.id)}/availability`;
   const zoneNow = tech.shifts.length ? tech.timezone : Intl.DateTimeFormat().resolvedOptions().timeZone;
   const hours = el("input", {type: "text", name: "shifts", value: tech.shifts.join("; "),
                              placeholder: "e.g. mon-fri 07:00-19:00; sat 08:00-12:00", "aria-label": "working hours"});
@@ -104,7 +101,7 @@ function hoursForm(tech) {
     save.disabled = true;
     const shifts = hours.value.split(";").map((s) => s.trim()).filter(Boolean);
     try {
-      await put(path, {shifts, timezone: zone.value.trim() || "UTC"});
+      await setAvailability(tech.id, {shifts, timezone: zone.value.trim() || "UTC"});
       document.getElementById("error").textContent = "";
       hoursShown = null;  // saved: draw what the server now has
     } catch (error) { document.getElementById("error").textContent = error.message; }
