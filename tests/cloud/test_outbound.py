@@ -136,3 +136,40 @@ def test_a_given_up_message_is_never_claimed(sessions) -> None:
         outbound.give_up(db_session=db, ids=[message.id], now=T0, error="out of date")
     with transaction(sessions) as db:
         assert outbound.claim(db_session=db) == []
+
+
+def test_a_stopping_worker_posts_nothing_more_and_the_notice_waits(sessions, worker_for) -> None:
+    """A worker told to stop makes no more POSTs from its batch (each could wait its whole
+    timeout): the notice is tried again after the backoff, by whichever worker runs then."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    posted: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            posted.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        topic = outbound.webhook_topic("ana", f"http://127.0.0.1:{server.server_port}/hook")
+        with transaction(sessions) as db:
+            outbound.enqueue(db_session=db, topic=topic, message=Note(n=1), now=T0)
+        worker = worker_for(sessions)
+        worker._stopping.set()
+        assert worker.relay_webhooks() == 0 and posted == []
+        with sessions() as db:
+            (left,) = db.scalars(select(OutboundMessage)).all()
+        assert (left.sent_at, left.attempts, left.last_error) == (
+            None,
+            1,
+            "the worker stopped first",
+        )
+        assert worker_for(sessions).relay_webhooks() == 0  # resting until its backoff ends
+    finally:
+        server.shutdown()
