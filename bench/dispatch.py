@@ -51,7 +51,7 @@ from cloud.devices.schemas import DeviceIn
 from cloud.dispatch import csvimport, matching
 from cloud.dispatch import service as dispatcher
 from cloud.dispatch.matching import Weights
-from cloud.dispatch.models import Offer
+from cloud.dispatch.models import Offer, Technician
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.dispatch.schemas import TechnicianIn
 from cloud.errors import Conflict
@@ -429,7 +429,9 @@ class CrowdfixRun:
                     home_lat=p.home[0],  # type: ignore[arg-type]
                     home_lon=p.home[1],
                     radius_km=p.radius_km,
-                    available=False,
+                    # Their working hours, every day; they stay toggled available.
+                    shifts=[f"mon-sun {p.shift[0]:02d}:00-{p.shift[1]:02d}:00"],
+                    timezone="UTC",
                 )
                 csvimport.upsert(db_session=db, technician_id=p.id, body=body, now=START)
 
@@ -441,7 +443,7 @@ class CrowdfixRun:
         end = START + timedelta(hours=hours + 4)
         now = START
         while now < end:
-            self._shifts(now)
+            self._review(now)
             while self.events and self.events[0][0] <= now:
                 when, _, action = heapq.heappop(self.events)
                 action(when)
@@ -450,22 +452,19 @@ class CrowdfixRun:
             now += TICK
         return self._collect(hours)
 
-    def _shifts(self, now: datetime) -> None:
-        """On the hour: shifts change, and the operator reviews paused technicians (a desk
-        that looks at its alerts hourly lifts the pauses it finds)."""
+    def _review(self, now: datetime) -> None:
+        """On the hour the operator reviews paused technicians (a desk that looks at its
+        alerts hourly lifts the pauses it finds). Shifts start and end by the technicians'
+        working hours, which the dispatcher reads itself."""
         if now.minute or now.second:
             return
         operator = Principal(0, "sim-operator", Role.OPERATOR)
         with transaction(self.sessions) as db:
-            for p in self.city.people:
-                tech = dispatcher.get_technician(db_session=db, technician_id=p.id)
-                if on_duty(p, now) and not tech.available:
-                    dispatcher.wake_waiting(db_session=db, now=now)  # as the API does
-                tech.available = on_duty(p, now)
-                if tech.paused:
-                    dispatcher.review(
-                        db_session=db, technician_id=p.id, caller=operator, note="hourly review"
-                    )
+            for tech in db.scalars(select(Technician).where(Technician.paused)):
+                dispatcher.review(
+                    db_session=db, technician_id=tech.id, caller=operator,
+                    note="hourly review", now=now,
+                )  # fmt: skip
 
     def _arrive(self, now: datetime, ticket_no: int, _site: str, category: str) -> None:
         press = ButtonEvent(

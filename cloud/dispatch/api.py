@@ -231,7 +231,11 @@ def review_technician(
 ) -> TechnicianOut:
     """Lift a policy pause after reviewing the technician."""
     tech = service.review(
-        db_session=db_session, technician_id=technician_id, caller=caller, note=body.note
+        db_session=db_session,
+        technician_id=technician_id,
+        caller=caller,
+        note=body.note,
+        now=utc_now(),
     )
     db_session.commit()
     return technician_out(db_session, tech, service.active_jobs(db_session=db_session), rules)

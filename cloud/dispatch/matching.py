@@ -80,6 +80,7 @@ class Candidate:
     certifications: dict[str, datetime] = field(default_factory=dict)  # skill → expiry
     last_job_at: datetime | None = None  # for fairness: who waited longest
     off_shift: bool = False  # outside their working hours now (available: the manual toggle)
+    shift_starts_at: datetime | None = None  # off shift: when their next shift starts
 
     @property
     def on_duty(self) -> bool:
@@ -202,6 +203,20 @@ def nearest_eta(candidates: Sequence[Candidate], job: Job, now: datetime) -> flo
             eta = eta_min(km)
             best = eta if best is None else min(best, eta)
     return best
+
+
+def next_shift_start(candidates: Sequence[Candidate], job: Job) -> datetime | None:
+    """The soonest someone who holds the job's skills, is toggled available and not paused,
+    but is off shift, starts their next shift (None: nobody will)."""
+    starts = [
+        tech.shift_starts_at
+        for tech in candidates
+        if tech.shift_starts_at is not None
+        and tech.available
+        and not tech.paused
+        and job.skills <= tech.skills
+    ]
+    return min(starts, default=None)
 
 
 def skill_pressure(demand: Mapping[str, int], pool: Sequence[Candidate]) -> dict[str, float]:

@@ -169,6 +169,7 @@ def candidate(
 ) -> matching.Candidate:
     """The matching view of a technician (now: for their working hours)."""
     position = (tech.lat, tech.lon) if tech.lat is not None and tech.lon is not None else None
+    on, changes_at = shift_status(tech, now)
     return matching.Candidate(
         id=tech.id,
         kind=matching.Kind(tech.kind),
@@ -187,7 +188,8 @@ def candidate(
         position_at=tech.position_at,
         certifications={k: cert_expiry(v) for k, v in tech.certifications.items()},
         last_job_at=tech.last_job_at,
-        off_shift=not on_shift(tech, now),
+        off_shift=not on,
+        shift_starts_at=None if on else changes_at,
     )
 
 
@@ -395,7 +397,7 @@ def offer_next(
         choice = matching.best(ranked, None, kinds)
         if choice is not None:
             return _make_offer(db_session, ticket, choice, policy.Stage.ANY, ranked, now, rules)
-        ticket.next_dispatch_at = now + RECHECK_AFTER
+        ticket.next_dispatch_at = look_again(now, ranked_all, job)
         return None
     stage = next_stage(db_session=db_session, ticket=ticket, now=now, rules=rules)
     while stage is not policy.Stage.OPERATOR:
@@ -407,8 +409,17 @@ def offer_next(
     choice = matching.best(ranked, None, kinds)
     if choice is not None:
         return _make_offer(db_session, ticket, choice, stage, ranked, now, rules)
-    ticket.next_dispatch_at = now + RECHECK_AFTER
+    ticket.next_dispatch_at = look_again(now, ranked_all, job)
     return None
+
+
+def look_again(now: datetime, pool: Sequence[matching.Candidate], job: matching.Job) -> datetime:
+    """When a ticket nobody can take now is looked at again: after RECHECK_AFTER, or when
+    the shift of someone who could take it starts, if that is sooner (so a shift is used
+    from its first second, not up to a recheck later)."""
+    later = now + RECHECK_AFTER
+    starts = matching.next_shift_start(pool, job)
+    return min(later, starts) if starts is not None else later
 
 
 def _make_offer(
@@ -1084,13 +1095,15 @@ def rate(
     return ticket
 
 
-def review(*, db_session: Session, technician_id: str, caller: Principal, note: str) -> Technician:
+def review(
+    *, db_session: Session, technician_id: str, caller: Principal, note: str, now: datetime
+) -> Technician:
     """An operator reviewed a paused technician: offers resume."""
     tech = get_technician(db_session=db_session, technician_id=technician_id)
     if not tech.paused:
         raise Conflict(f"technician {technician_id} is not paused")
     tech.paused, tech.paused_reason = False, f"reviewed by {caller.username}: {note}"
-    wake_waiting(db_session=db_session, now=utc_now())
+    wake_waiting(db_session=db_session, now=now)
     return tech
 
 

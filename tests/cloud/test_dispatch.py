@@ -211,6 +211,27 @@ def test_off_shift_gets_no_offer_and_the_explanation_says_so(desk) -> None:
     assert offers(sessions, later)[0].technician_id == "c-near"
 
 
+def test_a_ticket_nobody_can_take_is_offered_the_moment_a_shift_starts(sessions) -> None:
+    """At 10:59:30 Zurich time only c-later could take the job, and her shift starts at
+    11:01: the ticket is escalated and looked at again at 11:01 sharp, when she is offered it,
+    not a minute after the round that found nobody."""
+    located_shop(sessions, "pos-1")
+    add_tech(sessions, "c-later", 47.3800, 8.5400,
+             shifts=["mon-fri 11:01-19:00"], timezone="Europe/Zurich")  # fmt: skip
+    add_tech(sessions, "c-offline", 47.3800, 8.5400, available=False)  # her shift: not waited on
+    ticket_id = ingest(sessions, press("pos-1", "receipt-printer")).ticket_id
+    assert ticket_id is not None
+    start(sessions, ticket_id, 0.5)
+    assert offers(sessions, ticket_id) == []
+    assert ticket_of(sessions, ticket_id).state == "escalated"
+    assert ticket_of(sessions, ticket_id).next_dispatch_at == at(1)  # not at(0.5) + 1 minute
+    dispatcher.run_round(sessions=sessions, now=lambda: at(0.9), rules=RULES)
+    assert offers(sessions, ticket_id) == []  # not yet: off shift until 11:01
+    dispatcher.run_round(sessions=sessions, now=lambda: at(1), rules=RULES)
+    [offer] = offers(sessions, ticket_id)
+    assert (offer.technician_id, offer.offered_at) == ("c-later", at(1))
+
+
 def test_the_cascade_from_crowd_to_staff_with_its_explanation(desk) -> None:
     sessions, ticket_id = desk
     start(sessions, ticket_id, 1)
@@ -374,8 +395,9 @@ def test_missed_offers_pause_a_crowd_technician_until_reviewed(desk) -> None:
     assert offers(sessions, _ticket_id)[-1].technician_id == "c-far"  # c-near is paused
     with transaction(sessions) as db:
         dispatcher.review(
-            db_session=db, technician_id="c-near", caller=OPERATOR, note="talked it over"
-        )
+            db_session=db, technician_id="c-near", caller=OPERATOR, note="talked it over",
+            now=at(2),
+        )  # fmt: skip
     with sessions() as db:
         tech = db.get(Technician, "c-near")
         assert tech is not None and not tech.paused

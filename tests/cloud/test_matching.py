@@ -41,6 +41,23 @@ def test_distance_and_eta_are_plausible() -> None:
     assert 15 < matching.eta_min(km) < 20  # 4 km across town: a quarter of an hour or so
 
 
+def test_the_next_shift_start_is_of_someone_who_could_then_take_the_job() -> None:
+    """Only shifts that would make someone eligible count: not those of people lacking the
+    skill, toggled unavailable or paused."""
+    soon, later = NOW + timedelta(minutes=1), NOW + timedelta(hours=2)
+    others = [
+        tech("a", off_shift=True, shift_starts_at=soon, skills=frozenset({"pos"})),
+        tech("b", off_shift=True, shift_starts_at=soon, available=False),
+        tech("c", off_shift=True, shift_starts_at=soon, paused=True),
+        tech("d"),  # on shift already: no start to wait for
+    ]
+    assert matching.next_shift_start(others, JOB) is None
+    pool = [*others, tech("e", off_shift=True, shift_starts_at=later)]
+    assert matching.next_shift_start(pool, JOB) == later
+    pool.append(tech("f", off_shift=True, shift_starts_at=soon))
+    assert matching.next_shift_start(pool, JOB) == soon
+
+
 def test_each_reason_for_ineligibility_is_named() -> None:
     far = (47.0502, 8.3093)  # Lucerne, ~45 km
     cases = {
