@@ -78,7 +78,8 @@ class Metrics:
         )
         self.technicians = Gauge(
             "crowdfix_technicians",
-            "Technicians by state: available (on shift, not paused), paused by policy, off",
+            "Technicians by state: available (on shift, not paused), paused by policy, off, "
+            "retired",
             ["state"],
         )
 

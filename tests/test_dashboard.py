@@ -443,8 +443,27 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         assert "No offer yet." in page.inner_text("#history-offers")
         assert "Jobs (the latest 1 of 1)" in page.inner_text("main")
         page.screenshot(path=str(SHOTS / "10b-technician-record.png"), full_page=True)
+
+        # Sam leaves: retired from his record (with a reason, confirmed), listed apart, and
+        # brought back from there.
+        asked = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+        page.click("button[data-action=retire]")  # no reason yet: refused, nothing asked
+        page.wait_for_selector("text=Write why they leave first.")
+        page.fill("input[aria-label='why they leave']", "moved to Geneva")
+        page.click("button[data-action=retire]")
+        page.wait_for_selector("h2 .pill:has-text('retired')", timeout=15000)
+        assert asked and "Retire Sam Keller?" in asked[0]
+        assert "olga: moved to Geneva" in page.inner_text("h2")
+        assert not page.query_selector("button[data-action=retire]")
         page.click("text=← the crowd")
-        page.wait_for_selector("tr[data-technician=sam]")
+        gone = page.wait_for_selector("#retired tr[data-technician=sam]")
+        assert "olga: moved to Geneva" in gone.inner_text()
+        assert not page.query_selector("#crowd tr[data-technician=sam]")
+        page.screenshot(path=str(SHOTS / "10c-crowd-retired.png"), full_page=True)
+        page.click("#retired tr[data-technician=sam] button[data-action=reinstate]")
+        page.wait_for_selector("#crowd tr[data-technician=sam]", timeout=15000)
+        assert not page.query_selector("#retired")
 
         # KPIs: the period's times and tickets by category and site, as charts.
         page.click("nav a[data-nav=kpis]")

@@ -43,6 +43,7 @@ from cloud.dispatch.schemas import (
     RatingInviteOut,
     RatingLinkOut,
     RequesterRatingIn,
+    RetireIn,
     ReviewIn,
     SlaOut,
     TechnicianHistoryOut,
@@ -81,6 +82,12 @@ def technician_out(
     health = service.webhook_health(db_session=db_session, tech=tech)
     out.webhook = WebhookHealthOut.model_validate(health) if health else None
     return out
+
+
+def _saved(db_session: Session, tech: Technician, rules: DispatchPolicy) -> TechnicianOut:
+    """Commit a change to a technician; the technician as they are now."""
+    db_session.commit()
+    return technician_out(db_session, tech, service.active_jobs(db_session=db_session), rules)
 
 
 @router.get("/api/technicians", response_model=list[TechnicianOut])
@@ -172,8 +179,7 @@ def put_technician(
     tech = csvimport.upsert(
         db_session=db_session, technician_id=technician_id, body=body, now=utc_now()
     )
-    db_session.commit()
-    return technician_out(db_session, tech, service.active_jobs(db_session=db_session), rules)
+    return _saved(db_session, tech, rules)
 
 
 @router.post("/api/technicians/import", response_model=ImportResult)
@@ -203,8 +209,7 @@ def set_availability(
     tech = service.set_availability(
         db_session=db_session, technician_id=technician_id, change=body, now=utc_now()
     )
-    db_session.commit()
-    return technician_out(db_session, tech, service.active_jobs(db_session=db_session), rules)
+    return _saved(db_session, tech, rules)
 
 
 @router.post("/api/technicians/{technician_id}/webhook-secret", response_model=WebhookSecretOut)
@@ -237,8 +242,34 @@ def review_technician(
         note=body.note,
         now=utc_now(),
     )
-    db_session.commit()
-    return technician_out(db_session, tech, service.active_jobs(db_session=db_session), rules)
+    return _saved(db_session, tech, rules)
+
+
+@router.post("/api/technicians/{technician_id}/retire", response_model=TechnicianOut)
+def retire_technician(
+    technician_id: TechnicianId,
+    body: RetireIn,
+    caller: StaffDep,
+    db_session: WriterSessionDep,
+    rules: RulesDep,
+) -> TechnicianOut:
+    """The technician leaves: no more offers, their pending offers withdrawn and open jobs
+    re-dispatched (they are told), their accounts closed; history and ratings stay. Their
+    broker account is revoked with `crowdfix provision revoke <id>`."""
+    tech = service.retire(
+        db_session=db_session, technician_id=technician_id, caller=caller, reason=body.reason,
+        now=utc_now(), rules=rules,
+    )  # fmt: skip
+    return _saved(db_session, tech, rules)
+
+
+@router.post("/api/technicians/{technician_id}/reinstate", response_model=TechnicianOut)
+def reinstate_technician(
+    technician_id: TechnicianId, _staff: StaffDep, db_session: WriterSessionDep, rules: RulesDep
+) -> TechnicianOut:
+    """A retired technician returns: offers resume, their accounts may sign in again."""
+    tech = service.reinstate(db_session=db_session, technician_id=technician_id, now=utc_now())
+    return _saved(db_session, tech, rules)
 
 
 # -- offers and jobs ----------------------------------------------------------------------

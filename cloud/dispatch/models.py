@@ -47,6 +47,9 @@ class Technician(Base):
     webhook_secret: Mapped[str | None] = mapped_column(String(100))
     last_job_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Left the crowd or the staff: no offers, no jobs, accounts closed; history kept.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retired_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Offer(Base):

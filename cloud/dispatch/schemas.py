@@ -102,6 +102,8 @@ class TechnicianOut(BaseModel):
     last_job_at: datetime | None
     webhook_url: str | None = None
     webhook: WebhookHealthOut | None = None  # how POSTs to it are going (with a webhook_url)
+    retired_at: datetime | None = None  # left: no offers, accounts closed (history kept)
+    retired_reason: str = ""
 
 
 class WebhookHealthOut(BaseModel):
@@ -265,6 +267,14 @@ class RatingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stars: Annotated[int, Field(ge=1, le=5)]
+
+
+class RetireIn(BaseModel):
+    """Why a technician leaves (kept with them and told with every job taken back)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class ReviewIn(BaseModel):

@@ -22,6 +22,8 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.auth import service as accounts
+from cloud.auth.models import User
 from cloud.auth.roles import Principal
 from cloud.clock import utc_now
 from cloud.db import transaction
@@ -86,9 +88,10 @@ def technician_topic(technician_id: str, about: str = "offer") -> str:
 # -- loading ------------------------------------------------------------------------------
 
 
-def get_technician(*, db_session: Session, technician_id: str) -> Technician:
-    """The technician; NotFound otherwise."""
-    tech = db_session.get(Technician, technician_id)
+def get_technician(*, db_session: Session, technician_id: str, lock: bool = False) -> Technician:
+    """The technician (lock: their row, against a concurrent accept or retirement; taken
+    before any ticket's); NotFound otherwise."""
+    tech = db_session.get(Technician, technician_id, with_for_update=lock)
     if tech is None:
         raise NotFound(f"technician {technician_id!r} does not exist")
     return tech
@@ -250,7 +253,9 @@ def candidates(
         answers = outcomes(db_session=db_session, rules=rules) if rules else {}
     return [
         candidate(t, jobs.get(t.id, 0), answers.get(t.id, []), now)
-        for t in db_session.scalars(select(Technician).order_by(Technician.id))
+        for t in db_session.scalars(
+            select(Technician).where(Technician.retired_at.is_(None)).order_by(Technician.id)
+        )
     ]
 
 
@@ -838,6 +843,9 @@ def accept(
 ) -> Ticket:
     """The technician takes the job: the ticket is assigned to them, the device is told."""
     offer = own_offer(db_session=db_session, offer_id=offer_id, caller=caller)
+    # Their row first: two of their offers accepted at once count each other's job, and a
+    # retirement under way finishes first.
+    tech = get_technician(db_session=db_session, technician_id=offer.technician_id, lock=True)
     ticket = tickets.get_or_raise(db_session=db_session, ticket_id=offer.ticket_id, lock=True)
     db_session.refresh(offer)
     if offer.state != PENDING or offer.deadline < now:
@@ -847,7 +855,6 @@ def accept(
         raise Conflict(
             f"ticket {ticket.id} is {ticket.state}: the offer is withdrawn, there is no job to take"
         )
-    tech = get_technician(db_session=db_session, technician_id=offer.technician_id)
     if active_jobs(db_session=db_session).get(tech.id, 0) >= tech.capacity:
         raise Conflict(f"{tech.id} is at capacity ({tech.capacity} jobs): finish one first")
     offer.state, offer.answered_at = ACCEPTED, now
@@ -1016,8 +1023,10 @@ def assign(
     reason: str,
 ) -> Ticket:
     """An operator assigns (or reassigns) a ticket by hand, overriding the dispatcher."""
+    tech = get_technician(db_session=db_session, technician_id=technician_id, lock=True)
+    if tech.retired_at is not None:
+        raise Conflict(f"technician {technician_id} is retired: reinstate them to assign them")
     ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
-    tech = get_technician(db_session=db_session, technician_id=technician_id)
     if TicketState(ticket.state) not in OPEN:
         raise Conflict(f"ticket {ticket_id} is {ticket.state}: it cannot be assigned")
     pending = pending_offer(db_session=db_session, ticket_id=ticket_id)
@@ -1107,6 +1116,73 @@ def review(
     return tech
 
 
+RETIRED = "the technician was retired"
+
+
+def retire(
+    *,
+    db_session: Session,
+    technician_id: str,
+    caller: Principal,
+    reason: str,
+    now: datetime,
+    rules: policy.DispatchPolicy,
+) -> Technician:
+    """The technician leaves the crowd (or the staff): no offers from now on; their pending
+    offers are withdrawn and their open jobs go back to dispatch (they are told of both); their
+    accounts can no longer sign in and their tokens stop. Their history, ratings and the
+    explanations of past offers stay."""
+    tech = get_technician(db_session=db_session, technician_id=technician_id, lock=True)
+    if tech.retired_at is not None:
+        raise Conflict(
+            f"technician {technician_id} was retired on {tech.retired_at:%Y-%m-%d %H:%M} UTC "
+            f"({tech.retired_reason}): reinstate them first to retire them anew"
+        )
+    tech.retired_at, tech.retired_reason = now, f"{caller.username}: {reason}"
+    why = f"{RETIRED} by {caller.username}: {reason}"
+    for offer in db_session.scalars(
+        select(Offer).where(Offer.technician_id == technician_id, Offer.state == PENDING)
+    ).all():
+        tickets.get_or_raise(db_session=db_session, ticket_id=offer.ticket_id, lock=True)
+        db_session.refresh(offer)
+        if offer.state == PENDING:
+            withdraw(db_session=db_session, offer=offer, now=now, reason=why)
+    for ticket_id in db_session.scalars(
+        select(Ticket.id).where(
+            Ticket.technician_id == technician_id,
+            Ticket.state.in_([s.value for s in DISPATCHED]),
+        )
+    ).all():
+        ticket = tickets.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
+        give_back(
+            db_session=db_session, ticket=ticket, actor=caller.username, now=now, reason=why,
+            extra_skills=(), rules=rules,
+        )  # fmt: skip
+        call_off(db_session=db_session, ticket=ticket, held_by=technician_id, now=now, reason=why)
+    for user in _accounts_of(db_session, technician_id):
+        user.active = False
+        accounts.revoke_tokens(db_session=db_session, user_id=user.id, now=now)
+    return tech
+
+
+def reinstate(*, db_session: Session, technician_id: str, now: datetime) -> Technician:
+    """A retired technician returns: offers resume (as their toggle and hours allow) and their
+    accounts may sign in again (with their password, or a new token: the old ones stay
+    revoked)."""
+    tech = get_technician(db_session=db_session, technician_id=technician_id, lock=True)
+    if tech.retired_at is None:
+        raise Conflict(f"technician {technician_id} is not retired")
+    tech.retired_at, tech.retired_reason = None, ""
+    for user in _accounts_of(db_session, technician_id):
+        user.active = True
+    wake_waiting(db_session=db_session, now=now)
+    return tech
+
+
+def _accounts_of(db_session: Session, technician_id: str) -> Sequence[User]:
+    return db_session.scalars(select(User).where(User.technician_id == technician_id)).all()
+
+
 def jobs_held(
     *, db_session: Session, technician_id: str, since: datetime | None = None
 ) -> tuple[list[history.HeldJob], dict[int, Ticket]]:
@@ -1163,7 +1239,7 @@ class Board:
     pending_offers: int
     past_target: int  # open, on-site target passed, nobody there
     at_risk: int  # open, nobody there yet, its on-site clock warning (target not passed yet)
-    technicians: dict[str, int]  # available, paused, off
+    technicians: dict[str, int]  # available, paused, off, retired
 
 
 def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -> Board:
@@ -1187,10 +1263,11 @@ def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -
             )
         )
     ]
-    technicians = {"available": 0, "paused": 0, "off": 0}
+    technicians = {"available": 0, "paused": 0, "off": 0, "retired": 0}
     for tech in db_session.scalars(select(Technician)):  # working hours: in their time zone
         working = tech.available and on_shift(tech, now)
-        technicians["paused" if tech.paused else "available" if working else "off"] += 1
+        state = "paused" if tech.paused else "available" if working else "off"
+        technicians["retired" if tech.retired_at else state] += 1
     return Board(
         waiting=waiting,
         pending_offers=db_session.scalar(select(func.count()).where(Offer.state == PENDING)) or 0,

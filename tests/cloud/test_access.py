@@ -48,6 +48,8 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/technicians/import"): {ADMIN},
     ("PUT", "/api/technicians/{technician_id}/availability"): SELF,
     ("POST", "/api/technicians/{technician_id}/review"): STAFF,
+    ("POST", "/api/technicians/{technician_id}/retire"): STAFF,
+    ("POST", "/api/technicians/{technician_id}/reinstate"): STAFF,
     ("GET", "/api/offers"): ANY,
     ("POST", "/api/offers/{offer_id}/accept"): {TECHNICIAN},
     ("POST", "/api/offers/{offer_id}/decline"): {TECHNICIAN},

@@ -11,10 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.auth import service as accounts
 from cloud.auth.roles import Principal, Role
 from cloud.db import transaction
 from cloud.dispatch import csvimport
 from cloud.dispatch import service as dispatcher
+from cloud.dispatch.history import Ending
 from cloud.dispatch.models import Offer, SweepMark, Technician
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.dispatch.schemas import TechnicianIn
@@ -508,6 +510,109 @@ def test_a_technician_free_again_wakes_the_tickets_waiting_for_someone(sessions)
     assert ticket_of(sessions, second).next_dispatch_at == at(1.2)  # the next round offers it
     with sessions() as db:
         assert dispatcher.waiting_tickets(db_session=db, now=at(1.2)) == [second]
+
+
+def test_a_retired_technician_gets_nothing_more_and_loses_what_they_had(desk) -> None:
+    """c-near leaves the crowd while an offer waits for her answer and she is on her way to
+    another job: the offer is withdrawn and the job goes back to dispatch (she is told of
+    both), her login stops working, and the next round gives both tickets to others; she is
+    never a candidate again, cannot be assigned, and keeps her history. Reinstated, her
+    account may sign in again, but the old token stays revoked."""
+    sessions, offered = desk
+    start(sessions, offered, 0.2)
+    [offer] = offers(sessions, offered)
+    assert (offer.technician_id, offer.state) == ("c-near", "pending")
+    located_shop(sessions, "pos-2", site="hb-2")
+    held = ingest(sessions, press("pos-2", "receipt-printer")).ticket_id
+    assert held is not None
+    with transaction(sessions) as db:  # and an operator gives her another job
+        dispatcher.assign(db_session=db, ticket_id=held, technician_id="c-near",
+                          caller=OPERATOR, now=at(0.5), reason="")  # fmt: skip
+        job = db.get(Ticket, held)
+        assert job is not None
+        dispatcher.progress(db_session=db, ticket=job, to=TicketState.EN_ROUTE,
+                            actor="c-near", now=at(0.8))  # fmt: skip
+        nina = accounts.create_user(
+            db_session=db, username="nina", role=Role.TECHNICIAN, password="nina-pass-123",
+            now=T0, technician_id="c-near",
+        )  # fmt: skip
+        token, _record = accounts.issue_token(db_session=db, user=nina, name="phone", now=T0)
+
+    with transaction(sessions) as db:
+        dispatcher.retire(db_session=db, technician_id="c-near", caller=OPERATOR,
+                          reason="left the crowd", now=at(2), rules=RULES)  # fmt: skip
+        assert accounts.authenticate(db_session=db, token=token, now=at(2)) is None
+    [offer] = offers(sessions, offered)
+    assert offer.state == "withdrawn" and "retired by olga: left the crowd" in offer.reason
+    job = ticket_of(sessions, held)
+    assert (job.state, job.technician_id) == ("dispatching", None)
+    told = pushed_to(sessions, "c-near", "offer")[-1]
+    assert (told["type"], told["offer_id"]) == ("offer_withdrawn", offer.id)
+    called_off = pushed_to(sessions, "c-near", "job")[-1]
+    assert (called_off["type"], called_off["ticket_id"]) == ("job_called_off", held)
+    assert "left the crowd" in str(called_off["reason"])
+
+    dispatcher.run_round(sessions=sessions, now=lambda: at(2.5), rules=RULES)
+    for ticket_id in (offered, held):
+        latest = offers(sessions, ticket_id)[-1]
+        assert latest.state == "pending" and latest.technician_id != "c-near"
+        assert "c-near" not in {c["technician_id"] for c in latest.candidates}
+    with sessions() as db:
+        board = dispatcher.board(db_session=db, now=at(3), rules=RULES)
+        assert board.technicians["retired"] == 1
+        jobs, _tickets = dispatcher.jobs_held(db_session=db, technician_id="c-near")
+        assert [(j.ticket_id, j.ending) for j in jobs] == [(held, Ending.HANDED_ON)]
+    with pytest.raises(Conflict, match="retired"), transaction(sessions) as db:
+        dispatcher.assign(db_session=db, ticket_id=held, technician_id="c-near",
+                          caller=OPERATOR, now=at(3), reason="")  # fmt: skip
+    with pytest.raises(Conflict, match="reinstate them first"), transaction(sessions) as db:
+        dispatcher.retire(db_session=db, technician_id="c-near", caller=OPERATOR,
+                          reason="again", now=at(3), rules=RULES)  # fmt: skip
+
+    with transaction(sessions) as db:
+        dispatcher.reinstate(db_session=db, technician_id="c-near", now=at(4))
+        assert accounts.authenticate(db_session=db, token=token, now=at(4)) is None
+        back = accounts.login(db_session=db, username="nina", password="nina-pass-123",
+                              address="", now=at(4))  # fmt: skip
+        assert back.technician_id == "c-near"
+    with sessions() as db:
+        pool = dispatcher.candidates(db_session=db, now=at(4))
+    assert "c-near" in {c.id for c in pool}
+    with pytest.raises(Conflict, match="not retired"), transaction(sessions) as db:
+        dispatcher.reinstate(db_session=db, technician_id="c-near", now=at(5))
+
+
+def test_an_accept_racing_the_retirement_never_leaves_her_a_job(desk) -> None:
+    """c-near taps accept as an operator retires her: whichever comes first, she ends up
+    holding nothing and the ticket waits for someone else (her row is locked by both)."""
+    sessions, ticket_id = desk
+    start(sessions, ticket_id, 1)
+    [offer] = offers(sessions, ticket_id)
+
+    def accept() -> str:
+        try:
+            with transaction(sessions) as db:
+                dispatcher.accept(db_session=db, offer_id=offer.id, caller=techie("c-near"),
+                                  now=at(2), eta_min=None)  # fmt: skip
+        except Conflict as exc:
+            return str(exc)
+        return "accepted"
+
+    def retire() -> str:
+        with transaction(sessions) as db:
+            dispatcher.retire(db_session=db, technician_id="c-near", caller=OPERATOR,
+                              reason="left", now=at(2), rules=RULES)  # fmt: skip
+        return "retired"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = [pool.submit(accept), pool.submit(retire)]
+        said = [o.result() for o in outcomes]
+    assert said[1] == "retired"
+    assert said[0] == "accepted" or "withdrawn" in said[0], said
+    ticket = ticket_of(sessions, ticket_id)
+    assert ticket.technician_id is None and ticket.state == "dispatching"
+    with sessions() as db:
+        assert dispatcher.active_jobs(db_session=db).get("c-near", 0) == 0
 
 
 def pushed_to(sessions, technician_id: str, about: str) -> list[dict[str, object]]:

@@ -478,3 +478,47 @@ def test_a_technician_sets_their_own_availability_position_and_hours(sessions) -
     cleared = client.put(path, json={"shifts": [], "available": True}, headers=ana).json()
     assert (cleared["shifts"], cleared["available"], cleared["on_shift"]) == ([], True, True)
     assert client.put(path, json={"available": False}, headers=admin).status_code == 200  # staff
+
+
+def test_staff_retire_a_technician_and_reinstate_them(sessions) -> None:
+    """POST /api/technicians/{id}/retire: staff only, with a reason; her token stops at once,
+    the list still shows her (retired, why), her own job is taken back, and she cannot be
+    assigned. Reinstated, she signs in again with her password."""
+    client = TestClient(create_app(CloudSettings(), sessions))
+    ticket_id, ana, ben = _on_site_job(sessions, client)
+    admin = headers(token_for(sessions, "admin"))
+    operator = headers(token_for(sessions, "operator", username="olga"))
+    path = "/api/technicians/ana/retire"
+    assert client.post(path, json={"reason": "left"}, headers=ben).status_code == 403
+    assert client.post(path, json={"reason": ""}, headers=operator).status_code == 422
+    assert client.post(path, json={}, headers=operator).status_code == 422
+    unknown = client.post("/api/technicians/nobody/retire", json={"reason": "x"}, headers=admin)
+    assert unknown.status_code == 404
+
+    retired = client.post(path, json={"reason": "moved to Geneva"}, headers=operator)
+    assert retired.status_code == 200, retired.text
+    assert retired.json()["retired_reason"] == "olga: moved to Geneva"
+    assert retired.json()["retired_at"] and retired.json()["active_jobs"] == 0
+    assert client.get("/api/jobs", headers=ana).status_code == 401  # her token stopped
+    listed = {t["id"]: t for t in client.get("/api/technicians", headers=admin).json()}
+    assert listed["ana"]["retired_at"] == retired.json()["retired_at"]
+    ticket = client.get(f"/api/tickets/{ticket_id}", headers=admin).json()
+    assert ticket["state"] in ("dispatching", "escalated") and ticket.get("technician_id") is None
+    again = client.post(path, json={"reason": "twice"}, headers=operator)
+    assert again.status_code == 409 and "reinstate them first" in again.text
+    assign = client.post(f"/api/tickets/{ticket_id}/assign", json={"technician_id": "ana"},
+                         headers=admin)  # fmt: skip
+    assert assign.status_code == 409 and "retired" in assign.text
+
+    assert client.post("/api/technicians/ana/reinstate", headers=ben).status_code == 403
+    back = client.post("/api/technicians/ana/reinstate", headers=operator)
+    assert back.status_code == 200 and back.json()["retired_at"] is None
+    assert client.get("/api/jobs", headers=ana).status_code == 401  # the old token stays revoked
+    users = client.get("/api/users", headers=admin).json()
+    ana_user = next(u for u in users if u.get("technician_id") == "ana")
+    assert client.post("/api/technicians/ana/reinstate", headers=operator).status_code == 409
+    login = client.post(
+        "/api/auth/login",
+        json={"username": ana_user["username"], "password": "correct horse battery staple"},
+    )
+    assert login.status_code == 200, login.text

@@ -28,8 +28,9 @@ function post(path, body) { return send("POST", path, body); }
 function put(path, body) { return send("PUT", path, body); }
 
 function canGo(tech) {
-  // A technician who gets offers now: toggled available, on shift, not paused (as /metrics counts).
-  return tech.available && tech.on_shift && !tech.paused;
+  // A technician who gets offers now: toggled available, on shift, not paused nor retired (as
+  // /metrics counts).
+  return tech.available && tech.on_shift && !tech.paused && !tech.retired_at;
 }
 
 function el(tag, attrs = {}, ...children) {

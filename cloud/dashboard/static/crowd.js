@@ -1,7 +1,7 @@
 // The crowd: every technician with availability, skills, where they are, their KPIs (rating,
-// acceptance, jobs), current jobs, and the policy pause with the review that lifts it; and
-// one technician's record (?technician=id): every job held and offer made, counted, the
-// latest listed, for the review.
+// acceptance, jobs), current jobs, and the policy pause with the review that lifts it; those
+// who left, below, each with a way back; and one technician's record (?technician=id): every
+// job held and offer made, counted, the latest listed, for the review, and retiring them.
 "use strict";
 
 const TECHNICIAN = param("technician");
@@ -16,6 +16,25 @@ function reviewForm(tech) {
     if (!note.value.trim()) { toast("Write what the review found first.", true); return false; }
     await post(`/api/technicians/${encodeURIComponent(tech.id)}/review`, {note: note.value.trim()});
   }, {"data-action": "review"}));
+}
+
+function retireForm(tech) {
+  // Leaving takes their offers and jobs back and closes their accounts: ask for a reason.
+  const reason = el("input", {type: "text", name: "note", placeholder: "why they leave", "aria-label": "why they leave"});
+  return el("div", {class: "row"}, reason, action("Retire", async () => {
+    if (!reason.value.trim()) { toast("Write why they leave first.", true); return false; }
+    const jobs = tech.active_jobs ? ` Their ${tech.active_jobs} open job(s) go back to dispatch.` : "";
+    if (!window.confirm(`Retire ${tech.name}? No more offers, and their logins stop.${jobs}`)) return false;
+    await post(`/api/technicians/${encodeURIComponent(tech.id)}/retire`, {reason: reason.value.trim()});
+  }, {"data-action": "retire"}));
+}
+
+function retiredRow(tech) {
+  return el("tr", {"data-technician": tech.id, class: "retired"},
+    el("td", {}, el("a", {href: `/ui/crowd?technician=${encodeURIComponent(tech.id)}`, "data-history": tech.id}, el("b", {}, tech.name)),
+       el("div", {class: "muted"}, `${tech.id} · ${tech.kind}`)),
+    el("td", {}, `${clock(tech.retired_at)}`, el("div", {class: "muted"}, tech.retired_reason)),
+    el("td", {}, action("Reinstate", () => post(`/api/technicians/${encodeURIComponent(tech.id)}/reinstate`), {"data-action": "reinstate"})));
 }
 
 function availability(tech) {
@@ -46,7 +65,8 @@ async function refresh() {
   const [techs, page] = await Promise.all([api("/api/technicians"), api("/api/tickets?status=open&limit=500")]);
   const jobs = {};
   for (const t of page.items) if (t.technician_id) (jobs[t.technician_id] = jobs[t.technician_id] || []).push(t);
-  const rows = techs.map((tech) => el("tr", {"data-technician": tech.id, class: tech.paused ? "paused" : ""},
+  const retired = techs.filter((t) => t.retired_at);
+  const rows = techs.filter((t) => !t.retired_at).map((tech) => el("tr", {"data-technician": tech.id, class: tech.paused ? "paused" : ""},
     el("td", {}, el("a", {href: `/ui/crowd?technician=${encodeURIComponent(tech.id)}`, "data-history": tech.id}, el("b", {}, tech.name)),
        el("div", {class: "muted"}, `${tech.id} · ${tech.kind}`)),
     el("td", {}, availability(tech)),
@@ -62,15 +82,17 @@ async function refresh() {
                              : el("span", {class: "muted"}, canGo(tech) ? "receiving offers" : "no offers now"),
        webhookTrouble(tech))));
   const available = techs.filter(canGo).length;
-  const paused = techs.filter((t) => t.paused).length;
+  const paused = techs.filter((t) => t.paused && !t.retired_at).length;
   const busy = techs.reduce((sum, t) => sum + t.active_jobs, 0);
-  counts([[techs.length, "technicians"], [available, "available", "ok"], [busy, "jobs in progress"], [paused, "paused", paused ? "bad" : ""]]);
+  counts([[techs.length - retired.length, "technicians"], [available, "available", "ok"], [busy, "jobs in progress"], [paused, "paused", paused ? "bad" : ""]]);
   const focused = document.activeElement && document.activeElement.name === "note";
   if (focused) return;  // do not wipe a review note being typed; the next change redraws
   document.getElementById("main").replaceChildren(el("h2", {}, "Crowd"),
     el("table", {id: "crowd"},
       el("thead", {}, el("tr", {}, ...["Technician", "Availability", "Skills", "Where", "Rating", "Acceptance", "Jobs", "Current jobs", "Policy"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 9, class: "muted"}, "No technicians yet: import them with POST /api/technicians/import."))]))));
+      el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 9, class: "muted"}, retired.length ? "Nobody active: every technician is retired (below)." : "No technicians yet: import them with POST /api/technicians/import."))]))),
+    ...(retired.length ? [el("h3", {}, `Retired (${retired.length})`),
+      table("retired", ["Technician", "Retired", ""], retired.map(retiredRow), "")] : []));
 }
 
 function arrival(job) {
@@ -108,10 +130,13 @@ async function record() {
   counts([[held.held, "jobs"], [held.resolved, "resolved", "ok"], [held.handed_on, "handed on", "warn"],
           [held.on_site_in_time, "on site in time", "ok"], [held.on_site_late, "arrived late", "bad"], [totals.offers, "offers"],
           [totals.offers_by_state.declined || 0, "declined", "bad"], [totals.offers_by_state.expired || 0, "let lapse", "bad"]]);
+  if (document.activeElement && document.activeElement.name === "note") return;  // a reason being typed
   document.getElementById("main").replaceChildren(
     el("p", {}, el("a", {href: "/ui/crowd"}, "← the crowd")),
     el("h2", {}, `${tech.name} `, el("span", {class: "muted"}, `${tech.id} · ${tech.kind}`), " ",
-       tech.paused ? pill(`paused: ${tech.paused_reason}`, "bad") : null),
+       tech.retired_at ? pill(`retired ${clock(tech.retired_at)}: ${tech.retired_reason}`, "muted")
+         : tech.paused ? pill(`paused: ${tech.paused_reason}`, "bad") : null),
+    tech.retired_at ? null : retireForm(tech),
     el("h3", {}, `Jobs (the latest ${jobs.length} of ${held.held})`),
     table("history-jobs", ["Ticket", "Assigned", "On site", "Ended", "Rating"], jobs.map(jobRow), "No job yet."),
     el("h3", {}, `Offers (the latest ${offers.length} of ${totals.offers})`),
