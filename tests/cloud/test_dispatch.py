@@ -615,6 +615,33 @@ def test_an_accept_racing_the_retirement_never_leaves_her_a_job(desk) -> None:
         assert dispatcher.active_jobs(db_session=db).get("c-near", 0) == 0
 
 
+def test_two_offers_accepted_at_once_never_take_her_over_capacity(sessions) -> None:
+    """Two offers wait for c-one (capacity 2 when they were made, 1 now): she accepts both at
+    the same moment, from two devices; one job is hers, the other accept is refused."""
+    located_shop(sessions, "pos-1", "pos-2")
+    add_tech(sessions, "c-one", 47.3800, 8.5400, capacity=2)
+    made = [ingest(sessions, press(d, "receipt-printer")).ticket_id for d in ("pos-1", "pos-2")]
+    dispatcher.run_round(sessions=sessions, now=lambda: at(1), rules=RULES)
+    pending = [offers(sessions, t)[0] for t in made if t is not None]
+    assert [o.technician_id for o in pending] == ["c-one", "c-one"]
+    add_tech(sessions, "c-one", 47.3800, 8.5400, capacity=1)
+
+    def accept(offer_id: int) -> str:
+        try:
+            with transaction(sessions) as db:
+                dispatcher.accept(db_session=db, offer_id=offer_id, caller=techie("c-one"),
+                                  now=at(2), eta_min=None)  # fmt: skip
+        except Conflict as exc:
+            return str(exc)
+        return "accepted"
+
+    with ThreadPoolExecutor(2) as pool:
+        said = list(pool.map(accept, [o.id for o in pending]))
+    assert sorted(said)[0] == "accepted" and "at capacity" in sorted(said)[1], said
+    with sessions() as db:
+        assert dispatcher.active_jobs(db_session=db) == {"c-one": 1}
+
+
 def pushed_to(sessions, technician_id: str, about: str) -> list[dict[str, object]]:
     """What was queued for the technician's topic (offer or job), oldest first."""
     with sessions() as db:
