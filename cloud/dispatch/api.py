@@ -189,7 +189,8 @@ def import_technicians(
     csv_text: Annotated[str, Body(media_type="text/csv", max_length=2_000_000)],
 ) -> ImportResult:
     """Bulk import from CSV (header: id,name,kind,skills,home_lat,home_lon,radius_km,capacity,
-    certifications); good rows are imported, each bad row is reported with its error."""
+    and optionally certifications,shifts,timezone); good rows are imported, each bad row is
+    reported with its error. A technician who exists changes only in what their row says."""
     result = csvimport.import_csv(db_session=db_session, text=csv_text, now=utc_now())
     db_session.commit()
     return result

@@ -1,9 +1,16 @@
-"""Technicians in bulk: create or replace one, or import a CSV with a per-row error report."""
+"""Technicians in bulk: create or replace one, or import a CSV with a per-row error report.
+
+A CSV row creates a technician, or updates one who exists in what the row says: the columns
+the file has (a blank radius, capacity or time zone keeps theirs; a blank skills,
+certifications or shifts cell means none). What the file cannot say, their availability
+toggle and webhook, is left as it is, so a roster re-imported to change skills does not put
+someone who went offline back online."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Collection
 from datetime import date, datetime
 
 from pydantic import ValidationError
@@ -13,14 +20,27 @@ from cloud.dispatch.models import Technician
 from cloud.dispatch.schemas import ImportResult, ImportRowError, TechnicianIdModel, TechnicianIn
 
 COLUMNS = ("id", "name", "kind", "skills", "home_lat", "home_lon", "radius_km", "capacity")
+LISTS = ("skills", "certifications", "shifts")  # blank: none
+SCALARS = ("kind", "radius_km", "capacity", "timezone")  # blank: theirs (new: the default)
 MAX_ROWS = 10_000
 
 
 def upsert(
-    *, db_session: Session, technician_id: str, body: TechnicianIn, now: datetime
+    *,
+    db_session: Session,
+    technician_id: str,
+    body: TechnicianIn,
+    now: datetime,
+    only: Collection[str] | None = None,
 ) -> Technician:
-    """Create the technician or replace their details; ratings, offers and pauses are kept."""
+    """Create the technician or replace their details; ratings, offers and pauses are kept.
+    only: for one who exists, change just these fields."""
     tech = db_session.get(Technician, technician_id)
+    if tech is not None and only is not None:
+        body = TechnicianIn.model_validate(
+            {field: getattr(tech, field) for field in TechnicianIn.model_fields}
+            | body.model_dump(include=set(only))
+        )
     if tech is None:
         tech = Technician(
             id=technician_id,
@@ -40,27 +60,28 @@ def upsert(
     return tech
 
 
-def _row_to_body(row: dict[str, str]) -> TechnicianIn:
+def _row_to_body(row: dict[str, str | None]) -> tuple[TechnicianIn, set[str]]:
     """A CSV row as a technician: skills `a;b`, certifications `skill=YYYY-MM-DD;…`, shifts
-    `mon-fri 07:00-19:00;sat 08:00-12:00` (optional, with `timezone`)."""
+    `mon-fri 07:00-19:00;sat 08:00-12:00` (optional, with `timezone`); and the fields the row
+    gives (see the module's docstring)."""
     certs: dict[str, date] = {}
     for part in filter(None, (row.get("certifications") or "").split(";")):
         skill, _, expiry = part.partition("=")
         certs[skill.strip()] = date.fromisoformat(expiry.strip())
     values: dict[str, object] = {
         "name": row.get("name", ""),
-        "kind": row.get("kind") or "crowd",
         "skills": [s.strip() for s in (row.get("skills") or "").split(";") if s.strip()],
         "certifications": certs,
         "home_lat": row.get("home_lat"),
         "home_lon": row.get("home_lon"),
     }
-    if row.get("shifts"):
-        values["shifts"] = [s.strip() for s in row["shifts"].split(";") if s.strip()]
-    for optional in ("radius_km", "capacity", "timezone"):
+    values["shifts"] = [s.strip() for s in (row.get("shifts") or "").split(";") if s.strip()]
+    for optional in SCALARS:
         if row.get(optional):
             values[optional] = row[optional]
-    return TechnicianIn.model_validate(values)
+    given = {"name", "home_lat", "home_lon"} | {c for c in LISTS if c in row}
+    given |= {c for c in SCALARS if row.get(c)}
+    return TechnicianIn.model_validate(values), given
 
 
 def import_csv(*, db_session: Session, text: str, now: datetime) -> ImportResult:
@@ -86,13 +107,13 @@ def import_csv(*, db_session: Session, text: str, now: datetime) -> ImportResult
         tech_id = (row.get("id") or "").strip()
         try:
             TechnicianIdModel(id=tech_id)
-            body = _row_to_body(row)
+            body, given = _row_to_body(row)
         except (ValidationError, ValueError) as exc:
             errors.append(
                 ImportRowError(row=line, technician_id=tech_id or None, error=_brief(exc))
             )
             continue
-        upsert(db_session=db_session, technician_id=tech_id, body=body, now=now)
+        upsert(db_session=db_session, technician_id=tech_id, body=body, now=now, only=given)
         imported += 1
     return ImportResult(imported=imported, errors=errors)
 

@@ -522,3 +522,41 @@ def test_staff_retire_a_technician_and_reinstate_them(sessions) -> None:
         json={"username": ana_user["username"], "password": "correct horse battery staple"},
     )
     assert login.status_code == 200, login.text
+
+
+def test_a_roster_imported_again_changes_what_it_says_and_nothing_else(sessions) -> None:
+    """Ana has a webhook, went offline and set her hours; the roster is imported again with a
+    new skill for her and blanks where it has nothing to say: her skills change, and her
+    webhook, her toggle, her hours, her radius and her kind stay. A file with a shifts column
+    left blank clears her hours; a new technician in it gets the defaults."""
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin = headers(token_for(sessions, "admin"))
+    _ana_with_a_webhook(client, admin)
+    hours = {"available": False, "shifts": ["mon-fri 07:00-19:00"], "timezone": "Europe/Zurich"}
+    assert client.put("/api/technicians/ana/availability", json=hours, headers=admin).is_success
+    csv_headers = admin | {"Content-Type": "text/csv"}
+    roster = "id,name,kind,skills,home_lat,home_lon,radius_km,capacity\n"
+    staff = roster + "ana,Ana Meier,staff,printers,47.38,8.54,12,2\n"
+    first = client.post("/api/technicians/import", headers=csv_headers, content=staff)
+    assert first.json() == {"imported": 1, "errors": []}
+    again = roster + "ana,Ana Meier,,printers;pos,47.38,8.54,,\nnew,Noa,,pos,47.37,8.53,,\n"
+    assert client.post("/api/technicians/import", headers=csv_headers, content=again).json() == {
+        "imported": 2,
+        "errors": [],
+    }
+    ana = client.get("/api/technicians/ana", headers=admin).json()
+    assert ana["skills"] == ["printers", "pos"]
+    assert (ana["kind"], ana["radius_km"], ana["capacity"]) == ("staff", 12, 2)
+    assert (ana["webhook_url"], ana["available"]) == ("https://a.example/h", False)
+    assert (ana["shifts"], ana["timezone"]) == (["mon-fri 07:00-19:00"], "Europe/Zurich")
+    noa = client.get("/api/technicians/new", headers=admin).json()
+    assert (noa["kind"], noa["radius_km"], noa["capacity"], noa["available"]) == (
+        "crowd",
+        15.0,
+        1,
+        True,
+    )
+    cleared = roster.replace("capacity", "capacity,shifts") + "ana,Ana,,pos,47.38,8.54,,,\n"
+    assert client.post("/api/technicians/import", headers=csv_headers, content=cleared).is_success
+    ana = client.get("/api/technicians/ana", headers=admin).json()
+    assert (ana["shifts"], ana["skills"], ana["available"]) == ([], ["pos"], False)
