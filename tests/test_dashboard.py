@@ -421,6 +421,7 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         # The crowd: Sam is paused by policy; the operator reviews him and he is back.
         page.click("nav a[data-nav=crowd]")
         paused = page.wait_for_selector("tr[data-technician=sam].paused")
+        assert not page.query_selector("a[data-action=export]")  # the roster: for admins
         assert "acceptance 40%" in paused.inner_text()
         # His app's webhook is down: the notice told to him waits, and the operator sees it.
         page.wait_for_selector("tr[data-technician=sam] [data-webhook=failing]", timeout=15000)
@@ -482,6 +483,34 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.screenshot(path=str(SHOTS / "12-quarantine.png"), full_page=True)
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_admin_downloads_the_roster_from_the_crowd_page(cloud: CloudStack, browser) -> None:
+    """The crowd page's roster link downloads the CSV the import reads (the session cookie
+    is the admin's login)."""
+    add_sam(cloud.sessions, "crowd", shifts=("mon-fri 07:00-19:00",))
+    with transaction(cloud.sessions) as db:
+        auth.create_user(db_session=db, username="ada", role=Role.ADMIN, password=PASSWORD, now=T0)
+    page = browser.new_page(accept_downloads=True)
+    try:
+        page.goto(f"{cloud.api_url}/ui/login")
+        page.fill("input[name=username]", "ada")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/ui/")
+        page.click("nav a[data-nav=crowd]")
+        page.wait_for_selector("tr[data-technician=sam]")
+        with page.expect_download() as download:
+            page.click("a[data-action=export]")
+        assert download.value.suggested_filename == "technicians.csv"
+        lines = Path(download.value.path()).read_text().splitlines()
+    finally:
+        page.close()
+    assert lines[0].startswith("id,name,kind,skills,home_lat,home_lon,radius_km,capacity")
+    assert (
+        lines[1].startswith("sam,Sam Keller,crowd,printers,") and "mon-fri 07:00-19:00" in lines[1]
+    )
 
 
 def test_every_page_and_asset_is_served_by_the_app_itself(sessions) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import date, datetime
 
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ from cloud.dispatch.schemas import ImportResult, ImportRowError, TechnicianIdMod
 
 COLUMNS = ("id", "name", "kind", "skills", "home_lat", "home_lon", "radius_km", "capacity")
 LISTS = ("skills", "certifications", "shifts")  # blank: none
+EXPORTED = (*COLUMNS, "certifications", "shifts", "timezone")
 SCALARS = ("kind", "radius_km", "capacity", "timezone")  # blank: theirs (new: the default)
 MAX_ROWS = 10_000
 
@@ -82,6 +83,22 @@ def _row_to_body(row: dict[str, str | None]) -> tuple[TechnicianIn, set[str]]:
     given = {"name", "home_lat", "home_lon"} | {c for c in LISTS if c in row}
     given |= {c for c in SCALARS if row.get(c)}
     return TechnicianIn.model_validate(values), given
+
+
+def export_csv(techs: Iterable[Technician]) -> str:
+    """The technicians as a CSV that import_csv reads back to the same details."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORTED)
+    for tech in techs:
+        certs = ";".join(f"{skill}={until}" for skill, until in sorted(tech.certifications.items()))
+        writer.writerow(
+            [
+                tech.id, tech.name, tech.kind, ";".join(tech.skills), tech.home_lat, tech.home_lon,
+                tech.radius_km, tech.capacity, certs, ";".join(tech.shifts), tech.timezone,
+            ]
+        )  # fmt: skip
+    return out.getvalue()
 
 
 def import_csv(*, db_session: Session, text: str, now: datetime) -> ImportResult:

@@ -46,6 +46,7 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/technicians/{technician_id}/webhook-secret"): SELF,
     ("PUT", "/api/technicians/{technician_id}"): {ADMIN},
     ("POST", "/api/technicians/import"): {ADMIN},
+    ("GET", "/api/technicians/export"): {ADMIN},
     ("PUT", "/api/technicians/{technician_id}/availability"): SELF,
     ("POST", "/api/technicians/{technician_id}/review"): STAFF,
     ("POST", "/api/technicians/{technician_id}/retire"): STAFF,

@@ -560,3 +560,43 @@ def test_a_roster_imported_again_changes_what_it_says_and_nothing_else(sessions)
     assert client.post("/api/technicians/import", headers=csv_headers, content=cleared).is_success
     ana = client.get("/api/technicians/ana", headers=admin).json()
     assert (ana["shifts"], ana["skills"], ana["available"]) == ([], ["pos"], False)
+
+
+def test_the_roster_exports_as_the_csv_the_import_reads(sessions, tmp_path) -> None:
+    """GET /api/technicians/export: admins only, every column the import reads (a name with a
+    comma and quotes, certifications, shifts, a time zone), retired technicians left out;
+    imported into another crowdfix it exports the very same file."""
+    from cloud.db import make_engine, make_sessionmaker, migrate
+
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin = headers(token_for(sessions, "admin"))
+    roster = (
+        "id,name,kind,skills,home_lat,home_lon,radius_km,capacity,certifications,shifts,timezone\n"
+        'ana,"Meier, Ana ""the fixer""",crowd,printers;pos,47.38,8.54,10.5,2,'
+        "pos=2029-06-30;printers=2030-01-01,mon-fri 07:00-19:00;sat 08:00-12:00,Europe/Zurich\n"
+        "ben,Ben,staff,network,47.41,8.56,25,3,,,UTC\n"
+        "gone,Gone,crowd,pos,47.40,8.50,5,1,,,UTC\n"
+    )
+    csv_headers = admin | {"Content-Type": "text/csv"}
+    result = client.post("/api/technicians/import", headers=csv_headers, content=roster)
+    assert result.json() == {"imported": 3, "errors": []}
+    assert client.post("/api/technicians/gone/retire", json={"reason": "left"}, headers=admin)
+    operator = headers(token_for(sessions, "operator"))
+    assert client.get("/api/technicians/export", headers=operator).status_code == 403
+
+    exported = client.get("/api/technicians/export", headers=admin)
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert "technicians.csv" in exported.headers["content-disposition"]
+    kept = "".join(line + "\n" for line in roster.splitlines()[:3])
+    assert exported.text == kept.replace(",25,3,", ",25.0,3,")
+
+    elsewhere = make_sessionmaker(engine := make_engine(f"sqlite:///{tmp_path / 'other.db'}"))
+    migrate(engine)
+    other = TestClient(create_app(CloudSettings(), elsewhere))
+    other_admin = headers(token_for(elsewhere, "admin"))
+    moved = other.post("/api/technicians/import", content=exported.text,
+                       headers=other_admin | {"Content-Type": "text/csv"})  # fmt: skip
+    assert moved.json() == {"imported": 2, "errors": []}
+    assert other.get("/api/technicians/export", headers=other_admin).text == exported.text
+    engine.dispose()

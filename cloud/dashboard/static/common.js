@@ -107,6 +107,7 @@ async function desk(name, refresh) {
   desk.refresh = refresh;
   const me = await api("/api/auth/me");
   if (me.role === "technician") { location.href = "/ui/tech"; return; }
+  desk.me = me;
   document.getElementById("me").textContent = `${me.username} (${me.role})`;
   for (const link of document.querySelectorAll("[data-nav]")) {
     if (link.dataset.nav === name) link.classList.add("here");

@@ -87,7 +87,10 @@ async function refresh() {
   counts([[techs.length - retired.length, "technicians"], [available, "available", "ok"], [busy, "jobs in progress"], [paused, "paused", paused ? "bad" : ""]]);
   const focused = document.activeElement && document.activeElement.name === "note";
   if (focused) return;  // do not wipe a review note being typed; the next change redraws
-  document.getElementById("main").replaceChildren(el("h2", {}, "Crowd"),
+  // The roster as the CSV the import reads, to edit and import again (admins).
+  const roster = desk.me && desk.me.role === "admin"
+    ? el("a", {href: "/api/technicians/export", download: "technicians.csv", "data-action": "export"}, "Download the roster (CSV)") : null;
+  document.getElementById("main").replaceChildren(el("h2", {}, "Crowd ", roster),
     el("table", {id: "crowd"},
       el("thead", {}, el("tr", {}, ...["Technician", "Availability", "Skills", "Where", "Rating", "Acceptance", "Jobs", "Current jobs", "Policy"].map((h) => el("th", {}, h)))),
       el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 9, class: "muted"}, retired.length ? "Nobody active: every technician is retired (below)." : "No technicians yet: import them with POST /api/technicians/import."))]))),
