@@ -44,6 +44,8 @@ def show(situation: Board, backlog: dict[str, int]) -> None:
     figures.at_risk.set(situation.at_risk)
     for state, count in situation.technicians.items():
         figures.technicians.labels(state).set(count)
+    for state, count in situation.certifications.items():
+        figures.certifications.labels(state).set(count)
 
 
 def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None = None) -> FastAPI:

@@ -82,6 +82,12 @@ class Metrics:
             "retired",
             ["state"],
         )
+        self.certifications = Gauge(
+            "crowdfix_certifications",
+            "Certifications of technicians not retired: expiring within 30 days, or expired "
+            "(no more jobs needing that skill until renewed)",
+            ["state"],
+        )
 
 
 @cache

@@ -5,7 +5,7 @@ a ticket without reloading, assign it. Screenshots land in results/dashboard/.""
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -63,6 +63,7 @@ def add_sam(
     paused_because: str = "",
     webhook_url: str | None = None,
     shifts: tuple[str, ...] = (),
+    certifications: dict[str, date] | None = None,
 ) -> None:
     """Sam: printers, 2 km around a point too far from the shop for the dispatcher."""
     from cloud.dispatch.models import Technician
@@ -77,6 +78,7 @@ def add_sam(
             radius_km=2,
             webhook_url=webhook_url,
             shifts=list(shifts),
+            certifications=certifications or {},
         )  # type: ignore[arg-type]
         csvimport.upsert(db_session=db, technician_id="sam", body=body, now=T0)
         if paused_because:
@@ -202,7 +204,9 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
     located_shop(cloud.sessions, "pos-1")
     add_operator(cloud.sessions)
     with transaction(cloud.sessions) as db:
-        body = TechnicianIn(name="Ana Meier", skills=["printers"], home_lat=47.38, home_lon=8.54)
+        lapsed = {"pos": T0.date()}  # a skill she no longer may work in (printers: no expiry)
+        body = TechnicianIn(name="Ana Meier", skills=["printers", "pos"], home_lat=47.38,
+                            home_lon=8.54, certifications=lapsed)  # fmt: skip
         csvimport.upsert(db_session=db, technician_id="ana", body=body, now=T0)
         auth.create_user(
             db_session=db,
@@ -287,6 +291,8 @@ def ana_goes_off_and_on_shares_where_she_is_and_sets_her_hours(cloud: CloudStack
     """On her phone: whether she gets offers and why not, and what she changes about it."""
     phone.wait_for_selector("#status [data-receiving=yes]")
     assert "Receiving offers" in phone.inner_text("#status")
+    lapsed = phone.inner_text("#status [data-certification=pos].bad")
+    assert "pos certification expired" in lapsed and "no pos jobs until renewed" in lapsed
     phone.click("#status button:has-text('Go offline')")
     phone.wait_for_selector("#status [data-receiving=no]:has-text('Offline')", timeout=15000)
     assert cloud.get("/api/technicians/ana")["available"] is False
@@ -368,7 +374,9 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
     dead = f"http://127.0.0.1:{free_port()}/hook"  # Sam's app is not listening
     hour = datetime.now(UTC).hour  # Sam's shift starts in two hours
     later = f"mon-sun {(hour + 2) % 24:02d}:00-{(hour + 3) % 24:02d}:00"
-    add_sam(cloud.sessions, "crowd", "acceptance 40% < 80% over the last 20 offers", dead, (later,))
+    soon = {"printers": datetime.now(UTC).date() + timedelta(days=10)}  # still his to do
+    add_sam(cloud.sessions, "crowd", "acceptance 40% < 80% over the last 20 offers", dead,
+            (later,), soon)  # fmt: skip
     history_of_pos_1(cloud.sessions)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -428,6 +436,8 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         assert "Connection refused" in page.inner_text("tr[data-technician=sam]")
         assert "off shift until" in page.inner_text("tr[data-technician=sam]")
         assert f"{later} (UTC)" in page.inner_text("tr[data-technician=sam]")
+        renew = page.inner_text("tr[data-technician=sam] [data-certification=printers].warn")
+        assert "printers certification expires" in renew and "(11 days left): renew it" in renew
         page.screenshot(path=str(SHOTS / "10-crowd-paused.png"), full_page=True)
         page.fill("tr[data-technician=sam] input[name=note]", "talked it through")
         page.click("tr[data-technician=sam] button[data-action=review]")

@@ -31,6 +31,7 @@ from cloud.dispatch.schemas import (
     AcceptIn,
     AssignIn,
     AvailabilityIn,
+    CertificationDue,
     ComplianceOut,
     DeclineIn,
     GiveBackIn,
@@ -76,7 +77,12 @@ def technician_out(
         answers = service.outcomes(db_session=db_session, rules=rules, technician_id=tech.id)
     outcomes = answers.get(tech.id, [])
     out = TechnicianOut.model_validate(tech)
-    out.on_shift, out.shift_changes_at = service.shift_status(tech, utc_now())
+    now = utc_now()
+    out.on_shift, out.shift_changes_at = service.shift_status(tech, now)
+    out.certifications_due = [
+        CertificationDue(skill=skill, expires_at=until, expired=until <= now)
+        for skill, until in service.certifications_due(tech, now)
+    ]
     out.rating = round(tech.rating_sum / tech.rating_count, 2) if tech.rating_count else None
     out.acceptance_rate = round(sum(outcomes) / len(outcomes), 3) if outcomes else None
     out.active_jobs = jobs.get(tech.id, 0)

@@ -25,6 +25,9 @@ SET_OFF_MIN = 5.0
 # A technician's shared position is trusted for this long; then their home base is used.
 POSITION_FRESH = timedelta(minutes=15)
 
+# A certification this close to its expiry is flagged to the technician and the operators.
+CERT_WARNING = timedelta(days=30)
+
 # Rating smoothing: a Bayesian average that starts every technician at the prior with the
 # weight of this many reviews, so one 5-star (or 1-star) review does not decide the ranking.
 RATING_PRIOR = 4.5
@@ -189,6 +192,15 @@ def ineligible_because(tech: Candidate, job: Job, now: datetime, km: float) -> l
     if tech.id in job.excluded:
         reasons.append("already declined or missed this ticket")
     return reasons
+
+
+def certifications_due(
+    certifications: Mapping[str, datetime], now: datetime, within: timedelta = CERT_WARNING
+) -> list[tuple[str, datetime]]:
+    """The certifications that have expired (no jobs needing that skill any more) or expire
+    within `within`: (skill, expiry), soonest first."""
+    due = [(until, skill) for skill, until in certifications.items() if until - now <= within]
+    return [(skill, until) for until, skill in sorted(due)]
 
 
 def nearest_eta(candidates: Sequence[Candidate], job: Job, now: datetime) -> float | None:

@@ -104,6 +104,16 @@ class TechnicianOut(BaseModel):
     webhook: WebhookHealthOut | None = None  # how POSTs to it are going (with a webhook_url)
     retired_at: datetime | None = None  # left: no offers, accounts closed (history kept)
     retired_reason: str = ""
+    # Expired, or expiring within 30 days: to renew before their jobs stop coming.
+    certifications_due: list[CertificationDue] = []
+
+
+class CertificationDue(BaseModel):
+    """A certification that has expired or soon will."""
+
+    skill: str
+    expires_at: datetime  # the end of the day it names (UTC)
+    expired: bool
 
 
 class WebhookHealthOut(BaseModel):

@@ -196,6 +196,12 @@ def candidate(
     )
 
 
+def certifications_due(tech: Technician, now: datetime) -> list[tuple[str, datetime]]:
+    """Their certifications that have expired or expire soon (matching.CERT_WARNING)."""
+    expiries = {skill: cert_expiry(until) for skill, until in tech.certifications.items()}
+    return matching.certifications_due(expiries, now)
+
+
 def on_shift(tech: Technician, now: datetime) -> bool:
     """Within the technician's working hours (none set: always; the toggle says the rest)."""
     return shift_status(tech, now)[0]
@@ -1240,6 +1246,7 @@ class Board:
     past_target: int  # open, on-site target passed, nobody there
     at_risk: int  # open, nobody there yet, its on-site clock warning (target not passed yet)
     technicians: dict[str, int]  # available, paused, off, retired
+    certifications: dict[str, int]  # of technicians not retired: expiring (soon), expired
 
 
 def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -> Board:
@@ -1264,16 +1271,22 @@ def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -
         )
     ]
     technicians = {"available": 0, "paused": 0, "off": 0, "retired": 0}
+    certifications = {"expiring": 0, "expired": 0}
     for tech in db_session.scalars(select(Technician)):  # working hours: in their time zone
+        if tech.retired_at:
+            technicians["retired"] += 1
+            continue
         working = tech.available and on_shift(tech, now)
-        state = "paused" if tech.paused else "available" if working else "off"
-        technicians["retired" if tech.retired_at else state] += 1
+        technicians["paused" if tech.paused else "available" if working else "off"] += 1
+        for _skill, until in certifications_due(tech, now):
+            certifications["expired" if until <= now else "expiring"] += 1
     return Board(
         waiting=waiting,
         pending_offers=db_session.scalar(select(func.count()).where(Offer.state == PENDING)) or 0,
         past_target=sum(c.breached for c in clocks),
         at_risk=sum(c.warning for c in clocks),
         technicians=technicians,
+        certifications=certifications,
     )
 
 

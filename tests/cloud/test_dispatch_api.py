@@ -600,3 +600,36 @@ def test_the_roster_exports_as_the_csv_the_import_reads(sessions, tmp_path) -> N
     assert moved.json() == {"imported": 2, "errors": []}
     assert other.get("/api/technicians/export", headers=other_admin).text == exported.text
     engine.dispose()
+
+
+def test_certifications_due_show_to_the_technician_the_desk_and_the_metrics(sessions) -> None:
+    """Ana's printers certification runs out in ten days and her pos one ran out yesterday:
+    her record says so (soonest first, the expired one marked), to her and to staff, and
+    /metrics counts one expiring and one expired; Ben's, years away, is not mentioned."""
+    from datetime import UTC, datetime, timedelta
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin, ana, _ben = _ana_and_ben(sessions, client)
+    today = datetime.now(UTC).date()
+    certs = {"printers": str(today + timedelta(days=10)), "pos": str(today - timedelta(days=1))}
+    body = {"name": "Ana", "home_lat": 47.38, "home_lon": 8.54, "skills": ["printers", "pos"]}
+    assert client.put("/api/technicians/ana", json=body | {"certifications": certs},
+                      headers=admin).is_success  # fmt: skip
+    later = {"printers": str(today + timedelta(days=900))}
+    body = {"name": "Ben", "home_lat": 47.41, "home_lon": 8.56, "skills": ["printers"]}
+    assert client.put("/api/technicians/ben", json=body | {"certifications": later},
+                      headers=admin).is_success  # fmt: skip
+    for caller in (ana, admin):
+        due = client.get("/api/technicians/ana", headers=caller).json()["certifications_due"]
+        assert [(d["skill"], d["expired"]) for d in due] == [("pos", True), ("printers", False)]
+        assert due[1]["expires_at"].startswith(str(today + timedelta(days=11)))  # the day's end
+    assert client.get("/api/technicians/ben", headers=admin).json()["certifications_due"] == []
+    figures = {
+        sample.labels["state"]: sample.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for sample in family.samples
+        if sample.name == "crowdfix_certifications"
+    }
+    assert figures == {"expiring": 1, "expired": 1}

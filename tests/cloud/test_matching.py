@@ -58,6 +58,22 @@ def test_the_next_shift_start_is_of_someone_who_could_then_take_the_job() -> Non
     assert matching.next_shift_start(pool, JOB) == soon
 
 
+def test_certifications_due_are_the_expired_and_those_within_the_warning() -> None:
+    day = timedelta(days=1)
+    certs = {
+        "pos": NOW + 30 * day,  # the last day of the warning: flagged
+        "network": NOW + 31 * day,  # not yet
+        "printers": NOW - day,  # expired
+        "electrical": NOW,  # expires this instant
+    }
+    assert matching.certifications_due(certs, NOW) == [
+        ("printers", NOW - day),
+        ("electrical", NOW),
+        ("pos", NOW + 30 * day),
+    ]
+    assert matching.certifications_due({}, NOW) == []
+
+
 def test_each_reason_for_ineligibility_is_named() -> None:
     far = (47.0502, 8.3093)  # Lucerne, ~45 km
     cases = {

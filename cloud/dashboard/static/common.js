@@ -66,6 +66,18 @@ function clock(iso) {
   return iso ? new Date(iso).toLocaleString([], {dateStyle: "short", timeStyle: "medium"}) : "";
 }
 
+function certificationsDue(tech) {
+  // Expired certifications (no jobs needing them) and those running out within 30 days.
+  return (tech.certifications_due || []).map((due) => {
+    const end = Date.parse(due.expires_at);  // the end of the day it names (UTC)
+    const day = new Date(end - 1).toLocaleDateString([], {timeZone: "UTC", dateStyle: "medium"});
+    const days = Math.ceil((end - Date.now()) / 86400000);
+    const text = due.expired ? `${due.skill} certification expired ${day}: no ${due.skill} jobs until renewed`
+                             : `${due.skill} certification expires ${day} (${days} day${days === 1 ? "" : "s"} left): renew it`;
+    return el("div", {class: due.expired ? "bad" : "warn", "data-certification": due.skill}, text);
+  });
+}
+
 function param(name) {
   return new URLSearchParams(location.search).get(name);
 }

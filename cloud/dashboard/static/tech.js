@@ -84,7 +84,8 @@ function statusNow(tech) {
       tech.available ? button("Go offline", () => setAvailability(tech.id, {available: false}))
                      : button("Go online", () => setAvailability(tech.id, {available: true})),
       button("Share my location", () => shareLocation(tech.id))),
-    el("p", {class: "muted", "data-location": tech.position_at ? "shared" : "home"}, where));
+    el("p", {class: "muted", "data-location": tech.position_at ? "shared" : "home"}, where),
+    certificationsDue(tech));
 }
 
 let hoursShown = null;  // the hours as last drawn ("shifts|zone"); null: saved, draw anew
