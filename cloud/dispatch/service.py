@@ -1122,9 +1122,6 @@ def review(
     return tech
 
 
-RETIRED = "the technician was retired"
-
-
 def retire(
     *,
     db_session: Session,
@@ -1145,7 +1142,7 @@ def retire(
             f"({tech.retired_reason}): reinstate them first to retire them anew"
         )
     tech.retired_at, tech.retired_reason = now, f"{caller.username}: {reason}"
-    why = f"{RETIRED} by {caller.username}: {reason}"
+    why = f"the technician was retired by {caller.username}: {reason}"
     for offer in db_session.scalars(
         select(Offer).where(Offer.technician_id == technician_id, Offer.state == PENDING)
     ).all():
