@@ -200,10 +200,12 @@ def put_technician(
     db_session: WriterSessionDep,
     rules: RulesDep,
 ) -> TechnicianOut:
-    """Create a technician or replace their details (KPIs are kept)."""
+    """Create a technician, or change the details sent of one who exists: what is left out
+    keeps its value (their toggle, hours and webhook are theirs to set too); KPIs are kept."""
     tech = csvimport.upsert(
-        db_session=db_session, technician_id=technician_id, body=body, now=utc_now()
-    )
+        db_session=db_session, technician_id=technician_id, body=body, now=utc_now(),
+        only=body.model_fields_set,
+    )  # fmt: skip
     return _saved(db_session, tech, rules)
 
 

@@ -633,3 +633,27 @@ def test_certifications_due_show_to_the_technician_the_desk_and_the_metrics(sess
         if sample.name == "crowdfix_certifications"
     }
     assert figures == {"expiring": 1, "expired": 1}
+
+
+def test_an_admin_put_changes_what_it_sends_and_keeps_the_technicians_own_settings(
+    sessions,
+) -> None:
+    """Ana set her hours on her phone, went offline and has a webhook; an admin corrects her
+    radius with a PUT that leaves those out: they stay. Sent explicitly, they change."""
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin, ana, _ben = _ana_and_ben(sessions, client)
+    _ana_with_a_webhook(client, admin)
+    hours = {"available": False, "shifts": ["sat,sun 10:00-16:00"], "timezone": "Europe/Zurich"}
+    assert client.put("/api/technicians/ana/availability", json=hours, headers=ana).is_success
+    body = {"name": "Ana Meier", "home_lat": 47.38, "home_lon": 8.54, "radius_km": 20}
+    after = client.put("/api/technicians/ana", json=body, headers=admin).json()
+    assert (after["name"], after["radius_km"]) == ("Ana Meier", 20)
+    assert (after["available"], after["shifts"], after["timezone"]) == (
+        False,
+        ["sat,sun 10:00-16:00"],
+        "Europe/Zurich",
+    )
+    assert after["webhook_url"] == "https://a.example/h"
+    cleared = body | {"shifts": [], "webhook_url": None, "available": True}
+    after = client.put("/api/technicians/ana", json=cleared, headers=admin).json()
+    assert (after["available"], after["shifts"], after["webhook_url"]) == (True, [], None)
