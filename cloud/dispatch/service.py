@@ -805,7 +805,10 @@ def start(
 
 
 def _close_offer(db_session: Session, offer: Offer, state: str, now: datetime, reason: str) -> None:
+    """Declined, expired or withdrawn (audited): the slot the offer held is free again, so
+    tickets waiting for anyone look again at the next round."""
     offer.state, offer.answered_at, offer.reason = state, now, reason
+    wake_waiting(db_session=db_session, now=now)
     ticket = db_session.get(Ticket, offer.ticket_id)
     assert ticket is not None
     tickets.record(

@@ -642,6 +642,27 @@ def test_two_offers_accepted_at_once_never_take_her_over_capacity(sessions) -> N
         assert dispatcher.active_jobs(db_session=db) == {"c-one": 1}
 
 
+def test_a_declined_offer_frees_its_technician_for_the_tickets_waiting(sessions) -> None:
+    """c-only considers an offer for the first ticket, so the second finds nobody and is to
+    look again in a minute; she declines the first: the second is offered to her in the
+    very next round, not a minute later."""
+    located_shop(sessions, "pos-1", "pos-2")
+    add_tech(sessions, "c-only", 47.3800, 8.5400)
+    first = ingest(sessions, press("pos-1", "receipt-printer")).ticket_id
+    second = ingest(sessions, press("pos-2", "receipt-printer")).ticket_id
+    assert first is not None and second is not None
+    start(sessions, first, 1)
+    start(sessions, second, 1)
+    assert ticket_of(sessions, second).next_dispatch_at == at(1) + dispatcher.RECHECK_AFTER
+    [offer] = offers(sessions, first)
+    with transaction(sessions) as db:
+        dispatcher.decline(db_session=db, offer_id=offer.id, caller=techie("c-only"),
+                           reason="not that one", now=at(1.2), rules=RULES)  # fmt: skip
+    assert ticket_of(sessions, second).next_dispatch_at == at(1.2)
+    dispatcher.run_round(sessions=sessions, now=lambda: at(1.25), rules=RULES)
+    assert [o.technician_id for o in offers(sessions, second)] == ["c-only"]
+
+
 def pushed_to(sessions, technician_id: str, about: str) -> list[dict[str, object]]:
     """What was queued for the technician's topic (offer or job), oldest first."""
     with sessions() as db:
