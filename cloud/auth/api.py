@@ -106,6 +106,29 @@ def create_token(user_id: IdPath, _admin: AdminDep, db_session: WriterSessionDep
     )
 
 
+@router.post("/users/{user_id}/disable", response_model=UserOut)
+def disable_user(user_id: IdPath, admin: AdminDep, db_session: WriterSessionDep) -> UserOut:
+    """Close an account (someone who left): no login, every token revoked (admins only, not
+    their own). A technician's accounts close with their retirement."""
+    user = service.get_or_raise(db_session=db_session, user_id=user_id)
+    service.set_active(
+        db_session=db_session, user=user, active=False, caller_id=admin.user_id, now=utc_now()
+    )
+    db_session.commit()
+    return UserOut.model_validate(user)
+
+
+@router.post("/users/{user_id}/enable", response_model=UserOut)
+def enable_user(user_id: IdPath, admin: AdminDep, db_session: WriterSessionDep) -> UserOut:
+    """Open a closed account again: it logs in with its password or a new token (admins)."""
+    user = service.get_or_raise(db_session=db_session, user_id=user_id)
+    service.set_active(
+        db_session=db_session, user=user, active=True, caller_id=admin.user_id, now=utc_now()
+    )
+    db_session.commit()
+    return UserOut.model_validate(user)
+
+
 @router.delete("/users/{user_id}/tokens", status_code=204)
 def revoke_tokens(user_id: IdPath, _admin: AdminDep, db_session: WriterSessionDep) -> None:
     """Revoke every token of an account (admins only)."""

@@ -130,6 +130,20 @@ def revoke_tokens(*, db_session: Session, user_id: int, now: datetime) -> int:
     return len(tokens)
 
 
+def set_active(
+    *, db_session: Session, user: User, active: bool, now: datetime, caller_id: int | None = None
+) -> User:
+    """Open or close an account: a closed one cannot log in and its tokens are revoked (they
+    stay revoked when it is opened again). Nobody closes their own (caller_id): another admin
+    must."""
+    if not active and user.id == caller_id:
+        raise Conflict("you cannot disable your own account: another admin must")
+    user.active = active
+    if not active:
+        revoke_tokens(db_session=db_session, user_id=user.id, now=now)
+    return user
+
+
 def get_or_raise(*, db_session: Session, user_id: int) -> User:
     """The account; NotFound otherwise."""
     user = db_session.get(User, user_id)

@@ -1166,8 +1166,7 @@ def retire(
         )  # fmt: skip
         call_off(db_session=db_session, ticket=ticket, held_by=technician_id, now=now, reason=why)
     for user in _accounts_of(db_session, technician_id):
-        user.active = False
-        accounts.revoke_tokens(db_session=db_session, user_id=user.id, now=now)
+        accounts.set_active(db_session=db_session, user=user, active=False, now=now)
     return tech
 
 
@@ -1180,7 +1179,7 @@ def reinstate(*, db_session: Session, technician_id: str, now: datetime) -> Tech
         raise Conflict(f"technician {technician_id} is not retired")
     tech.retired_at, tech.retired_reason = None, ""
     for user in _accounts_of(db_session, technician_id):
-        user.active = True
+        accounts.set_active(db_session=db_session, user=user, active=True, now=now)
     wake_waiting(db_session=db_session, now=now)
     return tech
 

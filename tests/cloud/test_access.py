@@ -27,6 +27,8 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/users"): {ADMIN},
     ("POST", "/api/users/{user_id}/tokens"): {ADMIN},
     ("DELETE", "/api/users/{user_id}/tokens"): {ADMIN},
+    ("POST", "/api/users/{user_id}/disable"): {ADMIN},
+    ("POST", "/api/users/{user_id}/enable"): {ADMIN},
     ("GET", "/api/tickets"): STAFF,
     ("GET", "/api/tickets/{ticket_id}"): STAFF,
     ("POST", "/api/tickets/{ticket_id}/transitions"): STAFF,
@@ -151,6 +153,32 @@ def test_a_bad_or_revoked_token_is_refused(api, sessions) -> None:
         ).status_code
         == 401
     )
+
+
+def test_an_admin_closes_an_account_and_its_password_no_longer_logs_in(api, sessions) -> None:
+    """Revoking an operator's tokens does not stop them logging in again with their password;
+    closing the account does: the login is refused, the tokens stop. No admin closes their
+    own account (the last admin would lock everyone out). Opened again, the password works and
+    the old token stays revoked."""
+    client, tokens = api
+    admin = {"Authorization": f"Bearer {tokens[ADMIN]}"}
+    operator = {"Authorization": f"Bearer {tokens[OPERATOR]}"}
+    users = {u["role"]: u for u in client.get("/api/users", headers=admin).json()}
+    olga = users[OPERATOR]
+    login = {"username": olga["username"], "password": "correct horse battery staple"}
+
+    closed = client.post(f"/api/users/{olga['id']}/disable", headers=admin)
+    assert closed.status_code == 200 and closed.json()["active"] is False
+    assert client.get("/api/tickets", headers=operator).status_code == 401
+    assert client.post("/api/auth/login", json=login).status_code == 401
+    own = client.post(f"/api/users/{users[ADMIN]['id']}/disable", headers=admin)
+    assert own.status_code == 409 and "another admin must" in own.text
+    assert client.post("/api/users/999/disable", headers=admin).status_code == 404
+
+    opened = client.post(f"/api/users/{olga['id']}/enable", headers=admin)
+    assert opened.status_code == 200 and opened.json()["active"] is True
+    assert client.get("/api/tickets", headers=operator).status_code == 401
+    assert client.post("/api/auth/login", json=login).status_code == 200
 
 
 def test_tokens_and_passwords_are_hashed_at_rest(api, sessions) -> None:
