@@ -467,6 +467,12 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         assert asked and "Retire Sam Keller?" in asked[0]
         assert "olga: moved to Geneva" in page.inner_text("h2")
         assert not page.query_selector("button[data-action=retire]")
+        retired = page.wait_for_selector("#history-changes tr[data-change=retired]")
+        assert "olga" in retired.inner_text() and "moved to Geneva" in retired.inner_text()
+        reviewed = page.inner_text("#history-changes tr[data-change=reviewed]")
+        assert "talked it through" in reviewed  # his review, earlier on the crowd page
+        assert "null" not in page.inner_text("main")
+        page.screenshot(path=str(SHOTS / "10c-technician-retired.png"), full_page=True)
         page.click("text=← the crowd")
         gone = page.wait_for_selector("#retired tr[data-technician=sam]")
         assert "olga: moved to Geneva" in gone.inner_text()

@@ -48,6 +48,7 @@ from cloud.dispatch.schemas import (
     RetireIn,
     ReviewIn,
     SlaOut,
+    TechnicianChangeOut,
     TechnicianHistoryOut,
     TechnicianId,
     TechnicianIn,
@@ -169,6 +170,10 @@ def technician_history(
         totals=HistoryTotalsOut(offers=counts.total(), offers_by_state=dict(counts), jobs=done),
         jobs=[_job_out(job, held[job.ticket_id]) for job in reversed(jobs[-limit:])],
         offers=[_offer_out(o, caller, db_session) for o in offers],
+        changes=[
+            TechnicianChangeOut.model_validate(c)
+            for c in service.changes(db_session=db_session, technician_id=tech.id, limit=limit)
+        ],
     )
 
 
@@ -293,10 +298,12 @@ def retire_technician(
 
 @router.post("/api/technicians/{technician_id}/reinstate", response_model=TechnicianOut)
 def reinstate_technician(
-    technician_id: TechnicianId, _staff: StaffDep, db_session: WriterSessionDep, rules: RulesDep
+    technician_id: TechnicianId, caller: StaffDep, db_session: WriterSessionDep, rules: RulesDep
 ) -> TechnicianOut:
     """A retired technician returns: offers resume, their accounts may sign in again."""
-    tech = service.reinstate(db_session=db_session, technician_id=technician_id, now=utc_now())
+    tech = service.reinstate(
+        db_session=db_session, technician_id=technician_id, caller=caller, now=utc_now()
+    )
     return _saved(db_session, tech, rules)
 
 

@@ -97,6 +97,20 @@ class RatingLink(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class TechnicianEvent(Base):
+    """One entry of a technician's own audit trail: paused by policy, reviewed, retired,
+    reinstated; who did it, when and why."""
+
+    __tablename__ = "technician_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    technician_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
 class SweepMark(Base):
     """How far a recurring sweep of the audit trail has got: after every worker was down, the
     next sweep reads back to here, so nothing that changed meanwhile is missed."""

@@ -218,13 +218,26 @@ class HistoryTotalsOut(BaseModel):
     jobs: JobTotals
 
 
+class TechnicianChangeOut(BaseModel):
+    """An entry of the technician's own audit trail."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    kind: str  # paused (by policy), reviewed, retired, reinstated
+    actor: str  # who: an operator's username, or the dispatcher
+    reason: str
+
+
 class TechnicianHistoryOut(BaseModel):
-    """A technician's record: totals, their latest jobs and offers (newest first)."""
+    """A technician's record: totals, their latest jobs and offers, and the latest changes
+    to their standing (newest first)."""
 
     technician: TechnicianOut
     totals: HistoryTotalsOut
     jobs: list[HistoryJobOut]
     offers: list[OfferOut]
+    changes: list[TechnicianChangeOut] = []
 
 
 class AcceptIn(BaseModel):

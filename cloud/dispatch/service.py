@@ -29,7 +29,7 @@ from cloud.clock import utc_now
 from cloud.db import transaction
 from cloud.devices.models import Device
 from cloud.dispatch import history, matching, policy, shifts
-from cloud.dispatch.models import Offer, SweepMark, Technician
+from cloud.dispatch.models import Offer, SweepMark, Technician, TechnicianEvent
 from cloud.dispatch.schemas import (
     TECHNICIAN_TOPICS,
     AvailabilityIn,
@@ -833,7 +833,27 @@ def _check_policy(
     why = policy.below_policy(tech.rating_sum, tech.rating_count, outcomes, rules)
     if why:
         tech.paused, tech.paused_reason = True, why
+        _record(db_session, tech.id, "paused", DISPATCHER, now, why)
         _LOGGER.info("technician %s paused: %s", tech.id, why)
+
+
+def _record(
+    db_session: Session, technician_id: str, kind: str, actor: str, now: datetime, reason: str
+) -> None:
+    """An entry of the technician's own audit trail."""
+    db_session.add(
+        TechnicianEvent(technician_id=technician_id, at=now, actor=actor, kind=kind, reason=reason)
+    )
+
+
+def changes(*, db_session: Session, technician_id: str, limit: int) -> Sequence[TechnicianEvent]:
+    """The technician's audit trail, newest first."""
+    return db_session.scalars(
+        select(TechnicianEvent)
+        .where(TechnicianEvent.technician_id == technician_id)
+        .order_by(TechnicianEvent.at.desc(), TechnicianEvent.id.desc())
+        .limit(limit)
+    ).all()
 
 
 # -- the technician's side ----------------------------------------------------------------
@@ -1121,6 +1141,7 @@ def review(
     if not tech.paused:
         raise Conflict(f"technician {technician_id} is not paused")
     tech.paused, tech.paused_reason = False, f"reviewed by {caller.username}: {note}"
+    _record(db_session, tech.id, "reviewed", caller.username, now, note)
     wake_waiting(db_session=db_session, now=now)
     return tech
 
@@ -1145,6 +1166,7 @@ def retire(
             f"({tech.retired_reason}): reinstate them first to retire them anew"
         )
     tech.retired_at, tech.retired_reason = now, f"{caller.username}: {reason}"
+    _record(db_session, tech.id, "retired", caller.username, now, reason)
     why = f"the technician was retired by {caller.username}: {reason}"
     for offer in db_session.scalars(
         select(Offer).where(Offer.technician_id == technician_id, Offer.state == PENDING)
@@ -1170,13 +1192,16 @@ def retire(
     return tech
 
 
-def reinstate(*, db_session: Session, technician_id: str, now: datetime) -> Technician:
+def reinstate(
+    *, db_session: Session, technician_id: str, caller: Principal, now: datetime
+) -> Technician:
     """A retired technician returns: offers resume (as their toggle and hours allow) and their
     accounts may sign in again (with their password, or a new token: the old ones stay
     revoked)."""
     tech = get_technician(db_session=db_session, technician_id=technician_id, lock=True)
     if tech.retired_at is None:
         raise Conflict(f"technician {technician_id} is not retired")
+    _record(db_session, tech.id, "reinstated", caller.username, now, "")
     tech.retired_at, tech.retired_reason = None, ""
     for user in _accounts_of(db_session, technician_id):
         accounts.set_active(db_session=db_session, user=user, active=True, now=now)

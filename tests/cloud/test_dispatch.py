@@ -403,6 +403,12 @@ def test_missed_offers_pause_a_crowd_technician_until_reviewed(desk) -> None:
     with sessions() as db:
         tech = db.get(Technician, "c-near")
         assert tech is not None and not tech.paused
+        trail = dispatcher.changes(db_session=db, technician_id="c-near", limit=10)
+    assert [(c.kind, c.actor, c.at) for c in trail] == [
+        ("reviewed", "olga", at(2)),
+        ("paused", "dispatcher", at(0)),
+    ]
+    assert "acceptance 70%" in trail[1].reason and trail[0].reason == "talked it over"
 
 
 def test_each_deadline_fires_once_with_two_dispatchers(desk) -> None:
@@ -570,16 +576,21 @@ def test_a_retired_technician_gets_nothing_more_and_loses_what_they_had(desk) ->
                           reason="again", now=at(3), rules=RULES)  # fmt: skip
 
     with transaction(sessions) as db:
-        dispatcher.reinstate(db_session=db, technician_id="c-near", now=at(4))
+        dispatcher.reinstate(db_session=db, technician_id="c-near", caller=OPERATOR, now=at(4))
         assert accounts.authenticate(db_session=db, token=token, now=at(4)) is None
         back = accounts.login(db_session=db, username="nina", password="nina-pass-123",
                               address="", now=at(4))  # fmt: skip
         assert back.technician_id == "c-near"
     with sessions() as db:
         pool = dispatcher.candidates(db_session=db, now=at(4))
+        trail = dispatcher.changes(db_session=db, technician_id="c-near", limit=10)
     assert "c-near" in {c.id for c in pool}
+    assert [(c.kind, c.actor, c.reason, c.at) for c in trail] == [
+        ("reinstated", "olga", "", at(4)),
+        ("retired", "olga", "left the crowd", at(2)),
+    ]
     with pytest.raises(Conflict, match="not retired"), transaction(sessions) as db:
-        dispatcher.reinstate(db_session=db, technician_id="c-near", now=at(5))
+        dispatcher.reinstate(db_session=db, technician_id="c-near", caller=OPERATOR, now=at(5))
 
 
 def test_an_accept_racing_the_retirement_never_leaves_her_a_job(desk) -> None:

@@ -513,6 +513,11 @@ def test_staff_retire_a_technician_and_reinstate_them(sessions) -> None:
     assert client.post("/api/technicians/ana/reinstate", headers=ben).status_code == 403
     back = client.post("/api/technicians/ana/reinstate", headers=operator)
     assert back.status_code == 200 and back.json()["retired_at"] is None
+    record = client.get("/api/technicians/ana/history", headers=admin).json()
+    assert [(c["kind"], c["actor"], c["reason"]) for c in record["changes"]] == [
+        ("reinstated", "olga", ""),
+        ("retired", "olga", "moved to Geneva"),
+    ]
     assert client.get("/api/jobs", headers=ana).status_code == 401  # the old token stays revoked
     users = client.get("/api/users", headers=admin).json()
     ana_user = next(u for u in users if u.get("technician_id") == "ana")

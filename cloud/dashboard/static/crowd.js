@@ -122,6 +122,13 @@ function offerRow(offer) {
     el("td", {}, pill(offer.state), offer.reason ? el("div", {class: "muted"}, offer.reason) : null));
 }
 
+function changeRow(change) {
+  const kinds = {paused: "bad", reviewed: "ok", retired: "muted", reinstated: "ok"};
+  return el("tr", {"data-change": change.kind},
+    el("td", {}, clock(change.at)), el("td", {}, pill(change.kind, kinds[change.kind])),
+    el("td", {}, change.actor), el("td", {}, change.reason || el("span", {class: "muted"}, "–")));
+}
+
 function table(id, headings, rows, empty) {
   return el("table", {id},
     el("thead", {}, el("tr", {}, ...headings.map((h) => el("th", {}, h)))),
@@ -129,7 +136,7 @@ function table(id, headings, rows, empty) {
 }
 
 async function record() {
-  const {technician: tech, totals, jobs, offers} = await api(`/api/technicians/${encodeURIComponent(TECHNICIAN)}/history?limit=100`);
+  const {technician: tech, totals, jobs, offers, changes} = await api(`/api/technicians/${encodeURIComponent(TECHNICIAN)}/history?limit=100`);
   const held = totals.jobs;
   counts([[held.held, "jobs"], [held.resolved, "resolved", "ok"], [held.handed_on, "handed on", "warn"],
           [held.on_site_in_time, "on site in time", "ok"], [held.on_site_late, "arrived late", "bad"], [totals.offers, "offers"],
@@ -140,9 +147,11 @@ async function record() {
     el("h2", {}, `${tech.name} `, el("span", {class: "muted"}, `${tech.id} · ${tech.kind}`), " ",
        tech.retired_at ? pill(`retired ${clock(tech.retired_at)}: ${tech.retired_reason}`, "muted")
          : tech.paused ? pill(`paused: ${tech.paused_reason}`, "bad") : null),
-    tech.retired_at ? null : retireForm(tech),
+    ...(tech.retired_at ? [] : [retireForm(tech)]),  // replaceChildren would write out a null
     el("h3", {}, `Jobs (the latest ${jobs.length} of ${held.held})`),
     table("history-jobs", ["Ticket", "Assigned", "On site", "Ended", "Rating"], jobs.map(jobRow), "No job yet."),
+    el("h3", {}, "Standing"),
+    table("history-changes", ["When", "What", "Who", "Why"], changes.map(changeRow), "Never paused or retired."),
     el("h3", {}, `Offers (the latest ${offers.length} of ${totals.offers})`),
     table("history-offers", ["Ticket", "Offered", "Answer"], offers.map(offerRow), "No offer yet."));
 }
