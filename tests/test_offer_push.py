@@ -6,11 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
@@ -29,38 +27,23 @@ from cloud.worker import DELIVERY_HEADER
 from mqttlink import BrokerSettings, Inbound, MqttLink
 from tests.cloud.factories import T0, ingest, located_shop, press
 from tests.conftest import CloudStack
-from tests.helpers import wait_for
+from tests.helpers import WebhookReceiver, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def webhook() -> tuple[str, queue.Queue[tuple[bytes, str]]]:
-    """A receiver: each POST's body and signature header."""
-    received: queue.Queue[tuple[bytes, str]] = queue.Queue()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.put((body, self.headers.get(SIGNATURE_HEADER, "")))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/offers", received
-    server.shutdown()
+def webhook() -> Iterator[WebhookReceiver]:
+    """A technician's webhook, taking every POST."""
+    with WebhookReceiver() as receiver:
+        yield receiver
 
 
 def test_an_offer_is_pushed_on_mqtt_and_to_the_webhook(
     cloud: CloudStack, mosquitto, webhook
 ) -> None:
-    url, posted = webhook
     sessions = cloud.sessions
-    ana_with_webhook(sessions, url)
+    ana_with_webhook(sessions, webhook.url)
     # What ana's app is given to check that offers come from crowdfix; the database keeps
     # only its version (the secret is derived from the deployment's key).
     made = httpx.post(
@@ -74,7 +57,8 @@ def test_an_offer_is_pushed_on_mqtt_and_to_the_webhook(
     with listening(mosquitto, "ana-phone", "tech/crowdfix/v1/ana/offer") as pushed:
         ticket_id = ingest(sessions, press("pos-1", "receipt-printer")).ticket_id
         on_mqtt = json.loads(pushed.get(timeout=15).payload)
-        body, signature = posted.get(timeout=15)
+        post = wait_for(lambda: webhook.taken, 15, "the offer POSTed to the webhook")[0]
+        body, signature = post.body, post.headers[SIGNATURE_HEADER]
         assert on_mqtt == json.loads(body)
         assert verify(secret, body, signature, now=int(time.time()))  # signed by crowdfix
         assert not verify("whsec_someone-else", body, signature, now=int(time.time()))
@@ -113,44 +97,15 @@ def listening(mosquitto, client_id: str, topic: str) -> Iterator[queue.Queue[Inb
 
 
 @pytest.fixture
-def flaky() -> Iterator[FlakyReceiver]:
+def flaky() -> Iterator[WebhookReceiver]:
     """A technician's webhook that is down until the test brings it back."""
-    receiver = FlakyReceiver()
-    yield receiver
-    receiver.server.shutdown()
-
-
-class FlakyReceiver:
-    """A technician's webhook that answers 503 while `down`; what it took, with each POST's
-    delivery id, and how many POSTs it turned away."""
-
-    def __init__(self) -> None:
-        self.down = True
-        self.taken: list[tuple[str, dict]] = []
-        self.refused = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if receiver.down:
-                    receiver.refused += 1
-                    self.send_response(503)
-                else:
-                    receiver.taken.append((self.headers[DELIVERY_HEADER], json.loads(body)))
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/offers"
+    with WebhookReceiver() as receiver:
+        receiver.down = True
+        yield receiver
 
 
 def test_a_dead_webhook_holds_up_nothing_and_gets_every_notice_once_in_order_when_back(
-    cloud: CloudStack, mosquitto, monkeypatch, flaky: FlakyReceiver
+    cloud: CloudStack, mosquitto, monkeypatch, flaky: WebhookReceiver
 ) -> None:
     """A technician's webhook is down with a long backlog (more than a relay's batch): a
     device still gets its feedback on MQTT at once, the dead URL is not hammered, and when it
@@ -196,8 +151,8 @@ def test_a_dead_webhook_holds_up_nothing_and_gets_every_notice_once_in_order_whe
         receiver.down = False
         wait_for(lambda: len(receiver.taken) >= 151, 30, "the backlog and the offer delivered")
         time.sleep(0.5)  # nothing more (no second copy) arrives
-    deliveries = [delivery_id for delivery_id, _ in receiver.taken]
-    offers = [notice["offer_id"] for _, notice in receiver.taken]
+    deliveries = [post.headers[DELIVERY_HEADER] for post in receiver.taken]
+    offers = [json.loads(post.body)["offer_id"] for post in receiver.taken]
     assert len(deliveries) == len(set(deliveries)) == 151  # each once
     assert offers == [1000 + n for n in range(150)] + [offer["id"]]  # in order, stale one gone
     with sessions() as db:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session
 
 from cloud.auth import service
-from cloud.auth.roles import Role
+from cloud.auth.roles import Principal, Role
 from cloud.auth.schemas import LoginIn, MeOut, TokenOut, UserIn, UserOut
 from cloud.clock import utc_now
 from cloud.deps import (
@@ -110,20 +111,19 @@ def create_token(user_id: IdPath, _admin: AdminDep, db_session: WriterSessionDep
 def disable_user(user_id: IdPath, admin: AdminDep, db_session: WriterSessionDep) -> UserOut:
     """Close an account (someone who left): no login, every token revoked (admins only, not
     their own). A technician's accounts close with their retirement."""
-    user = service.get_or_raise(db_session=db_session, user_id=user_id)
-    service.set_active(
-        db_session=db_session, user=user, active=False, caller_id=admin.user_id, now=utc_now()
-    )
-    db_session.commit()
-    return UserOut.model_validate(user)
+    return _set_active(db_session, user_id, admin, active=False)
 
 
 @router.post("/users/{user_id}/enable", response_model=UserOut)
 def enable_user(user_id: IdPath, admin: AdminDep, db_session: WriterSessionDep) -> UserOut:
     """Open a closed account again: it logs in with its password or a new token (admins)."""
+    return _set_active(db_session, user_id, admin, active=True)
+
+
+def _set_active(db_session: Session, user_id: int, admin: Principal, *, active: bool) -> UserOut:
     user = service.get_or_raise(db_session=db_session, user_id=user_id)
     service.set_active(
-        db_session=db_session, user=user, active=True, caller_id=admin.user_id, now=utc_now()
+        db_session=db_session, user=user, active=active, caller_id=admin.user_id, now=utc_now()
     )
     db_session.commit()
     return UserOut.model_validate(user)

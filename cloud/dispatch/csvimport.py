@@ -35,13 +35,8 @@ def upsert(
     only: Collection[str] | None = None,
 ) -> Technician:
     """Create the technician or replace their details; ratings, offers and pauses are kept.
-    only: for one who exists, change just these fields."""
+    only: for one who exists, change just these fields (a new one gets every field)."""
     tech = db_session.get(Technician, technician_id)
-    if tech is not None and only is not None:
-        body = TechnicianIn.model_validate(
-            {field: getattr(tech, field) for field in TechnicianIn.model_fields}
-            | body.model_dump(include=set(only))
-        )
     if tech is None:
         tech = Technician(
             id=technician_id,
@@ -52,9 +47,9 @@ def upsert(
             paused_reason="",
         )
         db_session.add(tech)
-    values = body.model_dump(mode="json")
-    values["certifications"] = {k: str(v) for k, v in values["certifications"].items()}
-    values["webhook_url"] = str(body.webhook_url) if body.webhook_url else None
+        only = None
+    # JSON mode: certification dates and the webhook URL as the strings the columns keep.
+    values = body.model_dump(mode="json", include=None if only is None else set(only))
     for field, value in values.items():
         setattr(tech, field, value)
     db_session.flush()

@@ -16,6 +16,7 @@ from cloud.outbound import service as outbound
 from cloud.outbound.delivery import Outcome, Result, backoff
 from cloud.outbound.models import OutboundMessage
 from tests.cloud.factories import T0
+from tests.helpers import WebhookReceiver
 
 
 class Note(BaseModel):
@@ -141,28 +142,13 @@ def test_a_given_up_message_is_never_claimed(sessions) -> None:
 def test_a_stopping_worker_posts_nothing_more_and_the_notice_waits(sessions, worker_for) -> None:
     """A worker told to stop makes no more POSTs from its batch (each could wait its whole
     timeout): the notice is tried again after the backoff, by whichever worker runs then."""
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    posted: list[bytes] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            posted.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        topic = outbound.webhook_topic("ana", f"http://127.0.0.1:{server.server_port}/hook")
+    with WebhookReceiver() as hook:
+        topic = outbound.webhook_topic("ana", hook.url)
         with transaction(sessions) as db:
             outbound.enqueue(db_session=db, topic=topic, message=Note(n=1), now=T0)
         worker = worker_for(sessions)
         worker._stopping.set()
-        assert worker.relay_webhooks() == 0 and posted == []
+        assert worker.relay_webhooks() == 0 and hook.taken == []
         with sessions() as db:
             (left,) = db.scalars(select(OutboundMessage)).all()
         assert (left.sent_at, left.attempts, left.last_error) == (
@@ -171,5 +157,3 @@ def test_a_stopping_worker_posts_nothing_more_and_the_notice_waits(sessions, wor
             "the worker stopped first",
         )
         assert worker_for(sessions).relay_webhooks() == 0  # resting until its backoff ends
-    finally:
-        server.shutdown()

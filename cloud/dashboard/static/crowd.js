@@ -29,10 +29,15 @@ function retireForm(tech) {
   }, {"data-action": "retire"}));
 }
 
+function nameCell(tech) {
+  // The name opens their record.
+  return el("td", {}, el("a", {href: `/ui/crowd?technician=${encodeURIComponent(tech.id)}`, "data-history": tech.id}, el("b", {}, tech.name)),
+    el("div", {class: "muted"}, `${tech.id} · ${tech.kind}`));
+}
+
 function retiredRow(tech) {
   return el("tr", {"data-technician": tech.id, class: "retired"},
-    el("td", {}, el("a", {href: `/ui/crowd?technician=${encodeURIComponent(tech.id)}`, "data-history": tech.id}, el("b", {}, tech.name)),
-       el("div", {class: "muted"}, `${tech.id} · ${tech.kind}`)),
+    nameCell(tech),
     el("td", {}, `${clock(tech.retired_at)}`, el("div", {class: "muted"}, tech.retired_reason)),
     el("td", {}, action("Reinstate", () => post(`/api/technicians/${encodeURIComponent(tech.id)}/reinstate`), {"data-action": "reinstate"})));
 }
@@ -67,8 +72,7 @@ async function refresh() {
   for (const t of page.items) if (t.technician_id) (jobs[t.technician_id] = jobs[t.technician_id] || []).push(t);
   const retired = techs.filter((t) => t.retired_at);
   const rows = techs.filter((t) => !t.retired_at).map((tech) => el("tr", {"data-technician": tech.id, class: tech.paused ? "paused" : ""},
-    el("td", {}, el("a", {href: `/ui/crowd?technician=${encodeURIComponent(tech.id)}`, "data-history": tech.id}, el("b", {}, tech.name)),
-       el("div", {class: "muted"}, `${tech.id} · ${tech.kind}`)),
+    nameCell(tech),
     el("td", {}, availability(tech)),
     el("td", {}, tech.skills.join(", "),
        Object.keys(tech.certifications).length ? el("div", {class: "muted"},
