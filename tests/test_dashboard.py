@@ -4,6 +4,7 @@ a ticket without reloading, assign it. Screenshots land in results/dashboard/.""
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -50,6 +51,18 @@ def browser():
 PASSWORD = "a long demo password"
 
 
+# What a page shows when a script writes out a value that is not there.
+STRAY = re.compile(r"\b(null|undefined|NaN)\b|\[object Object\]")
+
+
+def shot(page, name: str) -> None:
+    """Check the page shows no stray null, undefined, NaN or [object Object], then keep a
+    screenshot of it in results/dashboard."""
+    text = page.inner_text("body")
+    assert not STRAY.search(text), f"{name}: {STRAY.search(text)!r} on the page:\n{text}"
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
 def add_operator(sessions) -> None:
     with transaction(sessions) as db:
         auth.create_user(
@@ -86,11 +99,14 @@ def add_sam(
             sam.paused, sam.paused_reason = True, paused_because
 
 
-def press_printer(device: MqttLink, seq: int = 1, action: str = "request") -> None:
-    """Someone at pos-1 presses the printer button (to ask for help, or to cancel)."""
+def press_printer(
+    device: MqttLink, seq: int = 1, action: str = "request", ago: timedelta = timedelta(0)
+) -> None:
+    """Someone at pos-1 presses the printer button (to ask for help, or to cancel), now or
+    `ago` (the agent kept the press while it could not reach the broker)."""
     press = ButtonEvent(
         device_id="pos-1",
-        timestamp=datetime.now(UTC),
+        timestamp=datetime.now(UTC) - ago,
         seq=seq,
         button="printer",
         category="receipt-printer",
@@ -129,7 +145,7 @@ def test_an_operator_watches_and_assigns_live(cloud: CloudStack, mosquitto, brow
         page.click("button[type=submit]")
         page.wait_for_selector("tr[data-device='pos-1'] td.presence.online")
         page.wait_for_selector(".live.on")
-        page.screenshot(path=str(SHOTS / "1-logged-in.png"), full_page=True)
+        shot(page, "1-logged-in")
 
         # The device goes offline: its last will, as the broker would send it.
         publish(
@@ -139,19 +155,24 @@ def test_an_operator_watches_and_assigns_live(cloud: CloudStack, mosquitto, brow
         )
         page.wait_for_selector("tr[data-device='pos-1'] td.presence.offline", timeout=15000)
 
-        # Someone presses the printer button: a ticket appears without a reload.
-        press_printer(device)
+        # Someone pressed the printer button 25 minutes ago, while the shop was offline: a
+        # ticket appears without a reload, its hour's on-site clock started at the press.
+        press_printer(device, ago=timedelta(minutes=25))
         # New, or escalated already: the dispatcher finds nobody in range.
         card = page.wait_for_selector("[data-ticket]", timeout=15000)
         assert "Receipt printer" in card.inner_text()
-        page.screenshot(path=str(SHOTS / "2-ticket-live.png"), full_page=True)
+        # 25 of its 60 minutes have gone: at risk by this deployment's 30%, with 35 left.
+        clock = card.query_selector(".sla")
+        assert "on site due in 3" in clock.inner_text()
+        assert "warn" in (clock.get_attribute("class") or "")
+        shot(page, "2-ticket-live")
 
         # Sam is too far for the dispatcher (2 km radius): the operator assigns him by hand.
         page.select_option("[data-ticket] select", "sam")
         page.click("[data-ticket] button")
         assigned = page.wait_for_selector("[data-state=assigned] [data-ticket]", timeout=15000)
         assert "technician: sam" in assigned.inner_text()
-        page.screenshot(path=str(SHOTS / "3-assigned.png"), full_page=True)
+        shot(page, "3-assigned")
         ticket = cloud.get("/api/tickets")["items"][0]
         assert (ticket["state"], ticket["technician_id"]) == ("assigned", "sam")
     finally:
@@ -239,15 +260,15 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         desk.wait_for_selector("[data-state=dispatching] [data-ticket]", timeout=15000)
         offer = phone.wait_for_selector("[data-offer]", timeout=15000)
         assert "answer within" in offer.inner_text() and "Receipt printer" in offer.inner_text()
-        phone.screenshot(path=str(SHOTS / "4-technician-offer.png"), full_page=True)
+        shot(phone, "4-technician-offer")
         phone.click("[data-offer] button:has-text('Accept')")
         phone.wait_for_selector("[data-job]", timeout=15000)
         card = desk.wait_for_selector("[data-state=assigned] [data-ticket]", timeout=15000)
         assert "technician: ana" in card.inner_text()  # the board followed, no reload
-        desk.screenshot(path=str(SHOTS / "5-board-after-accept.png"), full_page=True)
+        shot(desk, "5-board-after-accept")
         phone.click("[data-job] button:has-text('On my way')")
         desk.wait_for_selector("[data-state=en_route] [data-ticket]", timeout=15000)
-        phone.screenshot(path=str(SHOTS / "6-technician-en-route.png"), full_page=True)
+        shot(phone, "6-technician-en-route")
 
         # On site, Ana hands the customer a rating link; they rate once she marked it fixed.
         phone.click('[data-job] button:has-text("I\'m on site")')
@@ -255,7 +276,7 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         link = phone.wait_for_selector("[data-job] .rating-link a", timeout=15000)
         assert phone.eval_on_selector("[data-job] img.qr", "img => img.naturalWidth") > 100
         url = link.get_attribute("href")
-        phone.screenshot(path=str(SHOTS / "13-technician-rating-link.png"), full_page=True)
+        shot(phone, "13-technician-rating-link")
         customer = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
         customer.goto(url)
         customer.wait_for_selector("#rating:not([hidden])")
@@ -266,7 +287,7 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         phone.wait_for_selector("#done [data-job] .rating-link a", timeout=15000)
         desk.wait_for_selector("[data-ticket]", state="detached", timeout=15000)  # off the board
         customer.click("label[title='4 stars']")
-        customer.screenshot(path=str(SHOTS / "14-requester-rating.png"), full_page=True)
+        shot(customer, "14-requester-rating")
         customer.click("button:has-text('Send rating')")
         customer.wait_for_selector("#thanks", timeout=15000)
         ticket = cloud.get("/api/tickets")["items"][0]
@@ -282,7 +303,7 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         gone = phone.wait_for_selector("#called-off [data-called-off]", timeout=15000)
         assert "cancelled" in gone.inner_text() and "cancelled at the device" in gone.inner_text()
         phone.wait_for_selector("#jobs [data-job]", state="detached", timeout=15000)
-        phone.screenshot(path=str(SHOTS / "15-technician-job-called-off.png"), full_page=True)
+        shot(phone, "15-technician-job-called-off")
     finally:
         device.stop()
 
@@ -316,7 +337,7 @@ def ana_goes_off_and_on_shares_where_she_is_and_sets_her_hours(cloud: CloudStack
         "#status [data-receiving=no]:has-text('Off shift until')", timeout=15000
     )
     assert cloud.get("/api/technicians/ana")["shifts"] == [later]
-    phone.screenshot(path=str(SHOTS / "3b-technician-off-shift.png"), full_page=True)
+    shot(phone, "3b-technician-off-shift")
     phone.fill("#status input[name=shifts]", "")  # back to: whenever she is online
     phone.click("#status button:has-text('Save hours')")
     phone.wait_for_selector("#status [data-receiving=yes]", timeout=15000)
@@ -327,7 +348,8 @@ GRAFANA = "http://grafana.example:3000/d/crowdfix-fleet/fleet-telemetry"
 
 @pytest.fixture
 def cloud_overrides() -> dict[str, object]:
-    return {"grafana_url": GRAFANA}
+    # Tickets are flagged at risk once 30% of their time has gone (the default is 80%).
+    return {"grafana_url": GRAFANA, "sla_warning_share": 0.3}
 
 
 def login(page, base: str) -> None:
@@ -396,7 +418,7 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.wait_for_selector("text=No device matches the filters.")
         page.select_option("select[name=health]", "fault")
         row = page.wait_for_selector("tr[data-device='pos-1']")
-        page.screenshot(path=str(SHOTS / "7-fleet-filtered.png"), full_page=True)
+        shot(page, "7-fleet-filtered")
 
         # The device page: heartbeat facts, a chart per signal, fault history, its tickets.
         row.query_selector("a").click()
@@ -407,7 +429,7 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         grafana = page.get_attribute("a:has-text('history in Grafana')", "href")
         assert grafana == f"{GRAFANA}?var-device=pos-1"
         page.wait_for_selector("#tickets [data-ticket-row]")
-        page.screenshot(path=str(SHOTS / "8-device.png"), full_page=True)
+        shot(page, "8-device")
 
         # The ticket page: the automatic description, the audit trail, the operator's actions.
         page.click("#tickets [data-ticket-row] a")
@@ -424,7 +446,7 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.select_option("#actions select[name=stars]", "4")
         page.click("#actions button[data-action=rate]")
         page.wait_for_selector("text=Rated ★★★★", timeout=15000)
-        page.screenshot(path=str(SHOTS / "9-ticket.png"), full_page=True)
+        shot(page, "9-ticket")
 
         # The crowd: Sam is paused by policy; the operator reviews him and he is back.
         page.click("nav a[data-nav=crowd]")
@@ -438,7 +460,7 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         assert f"{later} (UTC)" in page.inner_text("tr[data-technician=sam]")
         renew = page.inner_text("tr[data-technician=sam] [data-certification=printers].warn")
         assert "printers certification expires" in renew and "(11 days left): renew it" in renew
-        page.screenshot(path=str(SHOTS / "10-crowd-paused.png"), full_page=True)
+        shot(page, "10-crowd-paused")
         page.fill("tr[data-technician=sam] input[name=note]", "talked it through")
         page.click("tr[data-technician=sam] button[data-action=review]")
         page.wait_for_selector("tr[data-technician=sam]:not(.paused)", timeout=15000)
@@ -453,7 +475,7 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         assert "resolved" in job.inner_text()
         assert "No offer yet." in page.inner_text("#history-offers")
         assert "Jobs (the latest 1 of 1)" in page.inner_text("main")
-        page.screenshot(path=str(SHOTS / "10b-technician-record.png"), full_page=True)
+        shot(page, "10b-technician-record")
 
         # Sam leaves: retired from his record (with a reason, confirmed), listed apart, and
         # brought back from there.
@@ -471,13 +493,12 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         assert "olga" in retired.inner_text() and "moved to Geneva" in retired.inner_text()
         reviewed = page.inner_text("#history-changes tr[data-change=reviewed]")
         assert "talked it through" in reviewed  # his review, earlier on the crowd page
-        assert "null" not in page.inner_text("main")
-        page.screenshot(path=str(SHOTS / "10c-technician-retired.png"), full_page=True)
+        shot(page, "10c-technician-retired")
         page.click("text=← the crowd")
         gone = page.wait_for_selector("#retired tr[data-technician=sam]")
         assert "olga: moved to Geneva" in gone.inner_text()
         assert not page.query_selector("#crowd tr[data-technician=sam]")
-        page.screenshot(path=str(SHOTS / "10c-crowd-retired.png"), full_page=True)
+        shot(page, "10c-crowd-retired")
         page.click("#retired tr[data-technician=sam] button[data-action=reinstate]")
         page.wait_for_selector("#crowd tr[data-technician=sam]", timeout=15000)
         assert not page.query_selector("#retired")
@@ -487,7 +508,7 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.wait_for_selector("#by-category svg rect")
         assert "· 1 ticket" in page.inner_text("#tta")  # assigned by hand: accepted then
         assert "hb" in page.inner_text("#by-site .legend")
-        page.screenshot(path=str(SHOTS / "11-kpis.png"), full_page=True)
+        shot(page, "11-kpis")
 
         # Quarantine: the refused message with its reason, filterable.
         page.click("nav a[data-nav=quarantine]")
@@ -496,7 +517,7 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.fill("input[name=device_id]", "nobody")
         page.press("input[name=device_id]", "Enter")
         page.wait_for_selector("text=Nothing refused matches.")
-        page.screenshot(path=str(SHOTS / "12-quarantine.png"), full_page=True)
+        shot(page, "12-quarantine")
     finally:
         page.close()
 

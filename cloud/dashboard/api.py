@@ -83,10 +83,11 @@ def page(page: str) -> Response:
 
 
 @router.get("/api/dashboard/config")
-def config(request: Request, _staff: StaffDep) -> dict[str, str | None]:
-    """What the pages need to know of the deployment (the Grafana link, when configured)."""
+def config(request: Request, _staff: StaffDep) -> dict[str, str | float | None]:
+    """What the pages need to know of the deployment: the Grafana link (when configured), and
+    the share of an SLA target's time after which a ticket is flagged as at risk."""
     settings: CloudSettings = request.app.state.settings
-    return {"grafana_url": settings.grafana_url}
+    return {"grafana_url": settings.grafana_url, "sla_warning_share": settings.sla_warning_share}
 
 
 def fingerprint(sessions: sessionmaker[Session]) -> dict[str, str]:

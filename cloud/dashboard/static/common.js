@@ -39,6 +39,12 @@ function el(tag, attrs = {}, ...children) {
     if (value === null || value === undefined || value === false) continue;
     if (key === "class") node.className = value; else node.setAttribute(key, value === true ? "" : value);
   }
+  return add(node, ...children);
+}
+
+// Append the children that are there (null, undefined and false are skipped, where the DOM's
+// own append would write them out as text).
+function add(node, ...children) {
   for (const child of children.flat()) if (child !== null && child !== undefined && child !== false) node.append(child);
   return node;
 }
@@ -126,6 +132,7 @@ async function desk(name, refresh) {
   }
   const config = await api("/api/dashboard/config");
   desk.grafana = config.grafana_url;
+  desk.slaWarningShare = config.sla_warning_share;
   if (config.grafana_url) {
     const link = document.getElementById("grafana");
     link.href = config.grafana_url;

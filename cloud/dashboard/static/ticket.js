@@ -38,7 +38,7 @@ function actions(ticket, technicians) {
     const stars = el("select", {"aria-label": "stars", name: "stars"},
       ...[5, 4, 3, 2, 1].map((n) => el("option", {value: n}, "★".repeat(n))));
     const rated = ticket.rating ? el("span", {}, `Rated ${"★".repeat(ticket.rating)}${ticket.rated_by === "requester" ? " by the requester" : ""}`) : null;
-    box.append(el("div", {class: "row"}, rated ||
+    add(box, el("div", {class: "row"}, rated ||
       [stars, action("Rate", () => post(`/api/tickets/${ticket.id}/rating`, {stars: Number(stars.value)}), {"data-action": "rate"}),
        ticket.technician_id ? action("Link for the requester", async () => {
          requesterLink = (await post(`/api/tickets/${ticket.id}/rating-link`, {})).url;
