@@ -523,9 +523,13 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_an_admin_downloads_the_roster_from_the_crowd_page(cloud: CloudStack, browser) -> None:
+def test_an_admin_downloads_the_roster_edits_it_and_imports_it_again(
+    cloud: CloudStack, browser, tmp_path: Path
+) -> None:
     """The crowd page's roster link downloads the CSV the import reads (the session cookie
-    is the admin's login)."""
+    is the admin's login). Edited (Sam's radius, a new technician, a row with a typo) and
+    chosen on the same page, the file is checked first: who is new, what changes for whom,
+    the bad row with its line; nothing saved until Import, which the crowd then shows."""
     add_sam(cloud.sessions, "crowd", shifts=("mon-fri 07:00-19:00",))
     with transaction(cloud.sessions) as db:
         auth.create_user(db_session=db, username="ada", role=Role.ADMIN, password=PASSWORD, now=T0)
@@ -542,12 +546,36 @@ def test_an_admin_downloads_the_roster_from_the_crowd_page(cloud: CloudStack, br
             page.click("a[data-action=export]")
         assert download.value.suggested_filename == "technicians.csv"
         lines = Path(download.value.path()).read_text().splitlines()
+        assert lines[0].startswith("id,name,kind,skills,home_lat,home_lon,radius_km,capacity")
+        assert lines[1].startswith("sam,Sam Keller,crowd,printers,") and "mon-fri" in lines[1]
+
+        sam = lines[1].split(",")
+        sam[6] = "9"  # radius_km
+        edited = tmp_path / "roster.csv"
+        edited.write_text(
+            "\n".join(
+                [lines[0], ",".join(sam), "zoe,Zoe Frei,crowd,pos,47.37,8.53,8,1,,,UTC",
+                 "yan,Yan,crowd,pos,47.37,east,8,1,,,UTC", ""]
+            )
+        )  # fmt: skip
+        page.set_input_files("input[name=roster]", str(edited))
+        checked = page.wait_for_selector("#import[data-state=checked]", timeout=15000)
+        text = checked.inner_text()
+        assert "roster.csv: 2 row(s) to import, 1 left out (below). Nothing is saved yet." in text
+        assert "1 new: zoe" in text and "1 changed: sam (radius_km)" in text
+        error = page.inner_text("#import-errors tbody tr")
+        assert "4" in error and "yan" in error and "home_lon" in error
+        assert not page.query_selector("tr[data-technician=zoe]")  # checked, not saved
+        shot(page, "16-roster-checked")
+        page.click("#import button[data-action=import]")
+        page.wait_for_selector("#import[data-state=imported]", timeout=15000)
+        page.wait_for_selector("tr[data-technician=zoe]", timeout=15000)
+        assert "9 km" in page.inner_text("tr[data-technician=sam]")
+        shot(page, "17-roster-imported")
+        page.click("#import button[data-action=close-import]")
+        page.wait_for_selector("#import", state="detached", timeout=15000)
     finally:
         page.close()
-    assert lines[0].startswith("id,name,kind,skills,home_lat,home_lon,radius_km,capacity")
-    assert (
-        lines[1].startswith("sam,Sam Keller,crowd,printers,") and "mon-fri 07:00-19:00" in lines[1]
-    )
 
 
 def test_every_page_and_asset_is_served_by_the_app_itself(sessions) -> None:

@@ -4,13 +4,14 @@ A CSV row creates a technician, or updates one who exists in what the row says: 
 the file has (a blank radius, capacity or time zone keeps theirs; a blank skills,
 certifications or shifts cell means none). What the file cannot say, their availability
 toggle and webhook, is left as it is, so a roster re-imported to change skills does not put
-someone who went offline back online."""
+someone who went offline back online. The report says who is new and what changes for whom,
+so a file can be checked before it is saved (the API's dry run)."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from datetime import date, datetime
 
 from pydantic import ValidationError
@@ -23,6 +24,7 @@ COLUMNS = ("id", "name", "kind", "skills", "home_lat", "home_lon", "radius_km", 
 LISTS = ("skills", "certifications", "shifts")  # blank: none
 EXPORTED = (*COLUMNS, "certifications", "shifts", "timezone")
 SCALARS = ("kind", "radius_km", "capacity", "timezone")  # blank: theirs (new: the default)
+NUMBERS = ("home_lat", "home_lon", "radius_km", "capacity")
 MAX_ROWS = 10_000
 
 
@@ -48,12 +50,21 @@ def upsert(
         )
         db_session.add(tech)
         only = None
-    # JSON mode: certification dates and the webhook URL as the strings the columns keep.
-    values = body.model_dump(mode="json", include=None if only is None else set(only))
-    for field, value in values.items():
+    for field, value in _values(body, only).items():
         setattr(tech, field, value)
     db_session.flush()
     return tech
+
+
+def _values(body: TechnicianIn, only: Collection[str] | None) -> dict[str, object]:
+    """The fields to set, as the columns keep them (JSON mode: certification dates and the
+    webhook URL as strings)."""
+    return body.model_dump(mode="json", include=None if only is None else set(only))
+
+
+def changes(tech: Technician, body: TechnicianIn, only: Collection[str]) -> list[str]:
+    """The fields of a technician who exists that `upsert` would change."""
+    return [f for f, value in _values(body, only).items() if getattr(tech, f) != value]
 
 
 def _row_to_body(row: dict[str, str | None]) -> tuple[TechnicianIn, set[str]]:
@@ -96,23 +107,48 @@ def export_csv(techs: Iterable[Technician]) -> str:
     return out.getvalue()
 
 
+def _rows(text: str) -> tuple[list[str], Iterator[dict[str, str | None]]]:
+    """The header and the rows, as spreadsheets save them too: a byte-order mark before the
+    header is dropped, and a header with semicolons and no commas (a spreadsheet set to a
+    language that writes decimal commas) is read with semicolons between the cells and a
+    comma as the decimal mark of the numbers."""
+    text = text.removeprefix("\ufeff")
+    header = text.split("\n", 1)[0]
+    decimal_comma = ";" in header and "," not in header
+    reader = csv.DictReader(io.StringIO(text), delimiter=";" if decimal_comma else ",")
+
+    def rows() -> Iterator[dict[str, str | None]]:
+        for row in reader:
+            if decimal_comma:
+                row.update({c: row[c].replace(",", ".") for c in NUMBERS if row.get(c)})
+            yield row
+
+    return list(reader.fieldnames or []), rows()
+
+
 def import_csv(*, db_session: Session, text: str, now: datetime) -> ImportResult:
-    """Import every valid row; report each invalid one with its line and what is wrong."""
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    """Import every valid row; report each invalid one with its line and what is wrong, and
+    what the good ones do: who is new, and what changes for whom."""
+    header, rows = _rows(text)
+    missing = [c for c in COLUMNS if c not in header]
     if missing:
         return ImportResult(
             imported=0,
             errors=[
                 ImportRowError(
-                    row=1, technician_id=None, error=f"header lacks columns: {', '.join(missing)}"
+                    row=1,
+                    technician_id=None,
+                    error=f"header lacks columns: {', '.join(missing)} (the first line names "
+                    f"the columns: {','.join(COLUMNS)}, and optionally "
+                    f"{','.join(EXPORTED[len(COLUMNS) :])})",
                 )
             ],
         )
-    imported, errors = 0, []
-    for line, row in enumerate(reader, start=2):
+    result = ImportResult(imported=0, errors=[])
+    seen: dict[str, int] = {}  # technician → the row that had them
+    for line, row in enumerate(rows, start=2):
         if line - 1 > MAX_ROWS:
-            errors.append(
+            result.errors.append(
                 ImportRowError(row=line, technician_id=None, error=f"more than {MAX_ROWS} rows")
             )
             break
@@ -120,14 +156,26 @@ def import_csv(*, db_session: Session, text: str, now: datetime) -> ImportResult
         try:
             TechnicianIdModel(id=tech_id)
             body, given = _row_to_body(row)
+            if tech_id in seen:
+                raise ValueError(f"{tech_id} is on row {seen[tech_id]} already: once per file")
         except (ValidationError, ValueError) as exc:
-            errors.append(
+            result.errors.append(
                 ImportRowError(row=line, technician_id=tech_id or None, error=_brief(exc))
             )
             continue
+        seen[tech_id] = line
+        tech = db_session.get(Technician, tech_id)
+        if tech is None:
+            result.created.append(tech_id)
+        elif changed := changes(tech, body, given):
+            result.changed[tech_id] = changed
+        else:
+            result.unchanged += 1
+        if tech is not None and tech.retired_at is not None:
+            result.retired.append(tech_id)
         upsert(db_session=db_session, technician_id=tech_id, body=body, now=now, only=given)
-        imported += 1
-    return ImportResult(imported=imported, errors=errors)
+        result.imported += 1
+    return result
 
 
 def _brief(exc: Exception) -> str:

@@ -164,10 +164,19 @@ class ImportRowError(BaseModel):
 
 
 class ImportResult(BaseModel):
-    """What a CSV import did."""
+    """What a CSV import did (or, checked first, would do)."""
 
-    imported: int
+    imported: int = Field(description="rows imported: new, changed and unchanged technicians")
+    created: list[str] = Field(default_factory=list, description="technicians new to crowdfix")
+    changed: dict[str, list[str]] = Field(
+        default_factory=dict, description="technicians who existed → the fields their row changes"
+    )
+    unchanged: int = Field(default=0, description="rows that change nothing")
+    retired: list[str] = Field(
+        default_factory=list, description="retired technicians in the file: they stay retired"
+    )
     errors: list[ImportRowError]
+    dry_run: bool = Field(default=False, description="checked only: nothing was saved")
 
 
 class OfferOut(BaseModel):

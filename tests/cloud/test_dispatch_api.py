@@ -543,12 +543,22 @@ def test_a_roster_imported_again_changes_what_it_says_and_nothing_else(sessions)
     roster = "id,name,kind,skills,home_lat,home_lon,radius_km,capacity\n"
     staff = roster + "ana,Ana Meier,staff,printers,47.38,8.54,12,2\n"
     first = client.post("/api/technicians/import", headers=csv_headers, content=staff)
-    assert first.json() == {"imported": 1, "errors": []}
-    again = roster + "ana,Ana Meier,,printers;pos,47.38,8.54,,\nnew,Noa,,pos,47.37,8.53,,\n"
-    assert client.post("/api/technicians/import", headers=csv_headers, content=again).json() == {
-        "imported": 2,
-        "errors": [],
+    assert (first.json()["imported"], first.json()["created"], first.json()["errors"]) == (
+        1,
+        [],
+        [],
+    )
+    assert set(first.json()["changed"]["ana"]) == {
+        "name",
+        "kind",
+        "skills",
+        "radius_km",
+        "capacity",
     }
+    again = roster + "ana,Ana Meier,,printers;pos,47.38,8.54,,\nnew,Noa,,pos,47.37,8.53,,\n"
+    report = client.post("/api/technicians/import", headers=csv_headers, content=again).json()
+    assert (report["imported"], report["errors"]) == (2, [])
+    assert (report["created"], report["changed"]) == (["new"], {"ana": ["skills"]})
     ana = client.get("/api/technicians/ana", headers=admin).json()
     assert ana["skills"] == ["printers", "pos"]
     assert (ana["kind"], ana["radius_km"], ana["capacity"]) == ("staff", 12, 2)
@@ -565,6 +575,65 @@ def test_a_roster_imported_again_changes_what_it_says_and_nothing_else(sessions)
     assert client.post("/api/technicians/import", headers=csv_headers, content=cleared).is_success
     ana = client.get("/api/technicians/ana", headers=admin).json()
     assert (ana["shifts"], ana["skills"], ana["available"]) == ([], ["pos"], False)
+
+
+def test_a_roster_from_a_spreadsheet_is_checked_before_it_is_imported(sessions) -> None:
+    """The roster comes back from a spreadsheet set to Swiss German: a byte-order mark,
+    semicolons between cells, decimal commas, Windows line ends. Checked first (dry_run), the
+    answer says who is new (cai), what changes for whom (ben's radius), that ben is retired
+    and stays so, and that cai's second row is a mistake; nothing is saved. Imported, it does
+    just that."""
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin = headers(token_for(sessions, "admin"))
+    csv_headers = admin | {"Content-Type": "text/csv"}
+    roster = (
+        "id,name,kind,skills,home_lat,home_lon,radius_km,capacity\n"
+        "ana,Ana,crowd,printers;pos,47.38,8.54,10,1\n"
+        "ben,Ben,staff,network,47.41,8.56,25,3\n"
+    )
+    assert client.post("/api/technicians/import", headers=csv_headers, content=roster).is_success
+    assert client.post("/api/technicians/ben/retire", json={"reason": "left"}, headers=admin)
+    spreadsheet = "\ufeff" + "\r\n".join(
+        [
+            "id;name;kind;skills;home_lat;home_lon;radius_km;capacity",
+            'ana;Ana;crowd;"printers;pos";47,38;8,54;10;1',
+            "ben;Ben;staff;network;47,41;8,56;12,5;3",
+            "cai;Cai;crowd;pos;47,37;8,53;8;1",
+            "cai;Cai Second;crowd;pos;47,37;8,53;8;1",
+            "",
+        ]
+    )
+    checked = client.post(
+        "/api/technicians/import?dry_run=true", headers=csv_headers, content=spreadsheet
+    )
+    assert checked.status_code == 200, checked.text
+    expected = {
+        "imported": 3,
+        "created": ["cai"],
+        "changed": {"ben": ["radius_km"]},
+        "unchanged": 1,
+        "retired": ["ben"],
+        "errors": [
+            {"row": 5, "technician_id": "cai", "error": "cai is on row 4 already: once per file"}
+        ],
+    }
+    assert checked.json() == expected | {"dry_run": True}
+    assert client.get("/api/technicians/cai", headers=admin).status_code == 404
+    assert client.get("/api/technicians/ben", headers=admin).json()["radius_km"] == 25
+
+    done = client.post("/api/technicians/import", headers=csv_headers, content=spreadsheet)
+    assert done.json() == expected | {"dry_run": False}
+    cai = client.get("/api/technicians/cai", headers=admin).json()
+    assert (cai["name"], cai["home_lat"], cai["radius_km"]) == ("Cai", 47.37, 8)
+    ben = client.get("/api/technicians/ben", headers=admin).json()
+    assert ben["radius_km"] == 12.5 and ben["retired_reason"].endswith(": left")
+    again = client.post("/api/technicians/import", headers=csv_headers, content=spreadsheet)
+    assert (again.json()["unchanged"], again.json()["changed"]) == (3, {})
+
+    # A file that is not a roster says what the first line must name.
+    wrong = client.post("/api/technicians/import", headers=csv_headers, content="who,where\n")
+    assert wrong.json()["errors"][0]["error"].startswith("header lacks columns: id, name, kind")
+    assert "id,name,kind,skills,home_lat,home_lon,radius_km,capacity" in wrong.text
 
 
 def test_the_roster_exports_as_the_csv_the_import_reads(sessions, tmp_path) -> None:
@@ -584,7 +653,7 @@ def test_the_roster_exports_as_the_csv_the_import_reads(sessions, tmp_path) -> N
     )
     csv_headers = admin | {"Content-Type": "text/csv"}
     result = client.post("/api/technicians/import", headers=csv_headers, content=roster)
-    assert result.json() == {"imported": 3, "errors": []}
+    assert (result.json()["created"], result.json()["errors"]) == (["ana", "ben", "gone"], [])
     assert client.post("/api/technicians/gone/retire", json={"reason": "left"}, headers=admin)
     operator = headers(token_for(sessions, "operator"))
     assert client.get("/api/technicians/export", headers=operator).status_code == 403
@@ -602,7 +671,7 @@ def test_the_roster_exports_as_the_csv_the_import_reads(sessions, tmp_path) -> N
     other_admin = headers(token_for(elsewhere, "admin"))
     moved = other.post("/api/technicians/import", content=exported.text,
                        headers=other_admin | {"Content-Type": "text/csv"})  # fmt: skip
-    assert moved.json() == {"imported": 2, "errors": []}
+    assert (moved.json()["created"], moved.json()["errors"]) == (["ana", "ben"], [])
     assert other.get("/api/technicians/export", headers=other_admin).text == exported.text
     engine.dispose()
 

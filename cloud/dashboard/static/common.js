@@ -18,9 +18,10 @@ async function api(path, options = {}) {
   return answer.json();
 }
 
-function send(method, path, body) {
-  return api(path, {method, body: JSON.stringify(body),
-                    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf()}});
+// A change: the body as JSON, or as it is with another content type (a CSV file's text).
+function send(method, path, body, type = "application/json") {
+  return api(path, {method, body: type === "application/json" ? JSON.stringify(body) : body,
+                    headers: {"Content-Type": type, "X-CSRF-Token": csrf()}});
 }
 
 function post(path, body) { return send("POST", path, body); }

@@ -5,6 +5,9 @@
 "use strict";
 
 const TECHNICIAN = param("technician");
+// A roster file an admin chose on this page, checked and not yet imported (or just imported):
+// {name, text, report}. Kept here, as every live change redraws the page.
+let roster = null;
 
 function percent(value) {
   return value === null || value === undefined ? "–" : `${Math.round(value * 100)} %`;
@@ -66,6 +69,49 @@ function where(tech) {
   return `home ${tech.home_lat.toFixed(3)}, ${tech.home_lon.toFixed(3)} · ${tech.radius_km} km`;
 }
 
+function importRoster(text, dryRun) {
+  return send("POST", `/api/technicians/import${dryRun ? "?dry_run=true" : ""}`, text, "text/csv");
+}
+
+function rosterPicker() {
+  // Choosing a file checks it (nothing is saved yet) and shows what importing it would do.
+  const file = el("input", {type: "file", accept: ".csv,text/csv", name: "roster", "aria-label": "roster file"});
+  file.addEventListener("change", async () => {
+    const chosen = file.files[0];
+    if (!chosen) return;
+    try {
+      const text = await chosen.text();
+      roster = {name: chosen.name, text, report: await importRoster(text, true)};
+    } catch (error) { toast(`${chosen.name}: ${error.message}`, true); }
+    desk.refresh();
+  });
+  return el("label", {class: "file"}, "Import a roster (CSV): ", file);
+}
+
+function rosterReport() {
+  // Who is new (a mistyped id would add someone), what changes for whom, what is left out.
+  const {name, report: r} = roster;
+  const line = (attrs, text) => el("li", attrs, text);
+  const heading = r.dry_run
+    ? `${name}: ${r.imported} row(s) to import${r.errors.length ? `, ${r.errors.length} left out (below)` : ""}. Nothing is saved yet.`
+    : `${name}: ${r.imported} row(s) imported${r.errors.length ? `, ${r.errors.length} left out (below)` : ""}.`;
+  const changed = Object.entries(r.changed);
+  return el("section", {class: "panel", id: "import", "data-state": r.dry_run ? "checked" : "imported"},
+    el("h3", {}, heading),
+    el("ul", {},
+      r.created.length ? line({"data-created": ""}, `${r.created.length} new: ${r.created.join(", ")}`) : null,
+      changed.length ? line({"data-changed": ""}, `${changed.length} changed: ${changed.map(([id, fields]) => `${id} (${fields.join(", ")})`).join("; ")}`) : null,
+      r.unchanged ? line({class: "muted"}, `${r.unchanged} unchanged`) : null,
+      r.retired.length ? line({}, `retired, and they stay retired: ${r.retired.join(", ")}`) : null),
+    r.errors.length ? table("import-errors", ["Row", "Technician", "What is wrong"], r.errors.map((e) =>
+      el("tr", {}, el("td", {class: "num"}, String(e.row)), el("td", {}, e.technician_id || "–"), el("td", {}, e.error))), "") : null,
+    el("div", {class: "row"},
+      r.dry_run && r.imported ? action(`Import ${r.imported} row(s)`, async () => {
+        roster = {...roster, report: await importRoster(roster.text, false)};
+      }, {"data-action": "import"}) : null,
+      action(r.dry_run ? "Cancel" : "Close", async () => { roster = null; return false; }, {"data-action": "close-import"})));
+}
+
 async function refresh() {
   const [techs, page] = await Promise.all([api("/api/technicians"), api("/api/tickets?status=open&limit=500")]);
   const jobs = {};
@@ -93,12 +139,17 @@ async function refresh() {
   const focused = document.activeElement && document.activeElement.name === "note";
   if (focused) return;  // do not wipe a review note being typed; the next change redraws
   // The roster as the CSV the import reads, to edit and import again (admins).
-  const roster = desk.me && desk.me.role === "admin"
-    ? el("a", {href: "/api/technicians/export", download: "technicians.csv", "data-action": "export"}, "Download the roster (CSV)") : null;
-  document.getElementById("main").replaceChildren(el("h2", {}, "Crowd ", roster),
+  const admin = desk.me && desk.me.role === "admin";
+  const none = retired.length ? "Nobody active: every technician is retired (below)."
+    : admin ? "No technicians yet: import a roster (CSV) above." : "No technicians yet: an admin imports them.";
+  const main = document.getElementById("main");
+  main.replaceChildren();
+  add(main, el("h2", {}, "Crowd ",
+      admin ? [el("a", {href: "/api/technicians/export", download: "technicians.csv", "data-action": "export"}, "Download the roster (CSV)"), rosterPicker()] : null),
+    admin && roster ? rosterReport() : null,
     el("table", {id: "crowd"},
       el("thead", {}, el("tr", {}, ...["Technician", "Availability", "Skills", "Where", "Rating", "Acceptance", "Jobs", "Current jobs", "Policy"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 9, class: "muted"}, retired.length ? "Nobody active: every technician is retired (below)." : "No technicians yet: import them with POST /api/technicians/import."))]))),
+      el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 9, class: "muted"}, none))]))),
     ...(retired.length ? [el("h3", {}, `Retired (${retired.length})`),
       table("retired", ["Technician", "Retired", ""], retired.map(retiredRow), "")] : []));
 }
