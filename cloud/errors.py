@@ -17,6 +17,10 @@ class Conflict(CloudError, ValueError):
     """The request clashes with the current state (e.g. an illegal ticket transition)."""
 
 
+class Invalid(CloudError, ValueError):
+    """The request names something that does not exist here (e.g. a skill nobody has)."""
+
+
 class Unauthorized(CloudError, PermissionError):
     """No valid credentials: log in or send a bearer token."""
 

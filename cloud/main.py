@@ -21,7 +21,15 @@ from cloud.devices.api import fleet_router
 from cloud.devices.api import router as devices_router
 from cloud.dispatch.api import router as dispatch_router
 from cloud.dispatch.service import Board, board
-from cloud.errors import CloudError, Conflict, Forbidden, NotFound, TooManyAttempts, Unauthorized
+from cloud.errors import (
+    CloudError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooManyAttempts,
+    Unauthorized,
+)
 from cloud.metrics import metrics
 from cloud.outbound import service as outbound
 from cloud.quarantine.api import router as quarantine_router
@@ -29,7 +37,14 @@ from cloud.sites.api import router as sites_router
 from cloud.tickets.api import router as tickets_router
 
 _LOGGER = logging.getLogger(__name__)
-_STATUS = {NotFound: 404, Conflict: 409, Unauthorized: 401, Forbidden: 403, TooManyAttempts: 429}
+_STATUS = {
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+    Unauthorized: 401,
+    Forbidden: 403,
+    TooManyAttempts: 429,
+}
 
 
 def show(situation: Board, backlog: dict[str, int]) -> None:
@@ -63,6 +78,7 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
     app.state.writer_sessions = writer_sessions(sessions)
     app.state.settings = settings
     app.state.rules = settings.dispatch_policy()
+    app.state.taxonomy = settings.taxonomy()
     routers = (auth_router, tickets_router, dispatch_router, devices_router, sites_router)
     for router in (*routers, fleet_router, quarantine_router, dashboard_router):
         app.include_router(router)

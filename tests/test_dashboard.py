@@ -222,7 +222,13 @@ def test_the_live_stream_is_for_staff_only(sessions) -> None:
 def test_a_technician_accepts_on_their_page_and_the_board_follows(
     cloud: CloudStack, mosquitto, browser
 ) -> None:
-    located_shop(cloud.sessions, "pos-1")
+    """Ana works her jobs on her phone: accepts (after opening and closing the decline
+    choice), is on her way with an ETA, fixes it with notes, hands the customer a rating
+    link; a job cancelled at the device leaves her list with why; one she cannot fix goes
+    back needing a skill she lacks, with her reason; an offer she declines says why."""
+    from tests.cloud.factories import ingest, press
+
+    located_shop(cloud.sessions, "pos-1", "pos-2")
     add_operator(cloud.sessions)
     with transaction(cloud.sessions) as db:
         lapsed = {"pos": T0.date()}  # a skill she no longer may work in (printers: no expiry)
@@ -261,11 +267,19 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         offer = phone.wait_for_selector("[data-offer]", timeout=15000)
         assert "answer within" in offer.inner_text() and "Receipt printer" in offer.inner_text()
         shot(phone, "4-technician-offer")
+        phone.click("[data-offer] button:has-text('Decline')")  # she thinks again
+        phone.wait_for_selector("[data-decline] button:has-text('Too far')")
+        phone.click("[data-decline] button:has-text('Back')")
         phone.click("[data-offer] button:has-text('Accept')")
         phone.wait_for_selector("[data-job]", timeout=15000)
         card = desk.wait_for_selector("[data-state=assigned] [data-ticket]", timeout=15000)
         assert "technician: ana" in card.inner_text()  # the board followed, no reload
         shot(desk, "5-board-after-accept")
+        first = int(phone.get_attribute("#jobs [data-job]", "data-job") or 0)
+        phone.fill("[data-job] input[name=eta]", "soon")
+        phone.click("[data-job] button:has-text('On my way')")
+        phone.wait_for_selector("text=Minutes away: a whole number, like 20.")
+        phone.fill("[data-job] input[name=eta]", "20")
         phone.click("[data-job] button:has-text('On my way')")
         desk.wait_for_selector("[data-state=en_route] [data-ticket]", timeout=15000)
         shot(phone, "6-technician-en-route")
@@ -282,6 +296,7 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         customer.wait_for_selector("#rating:not([hidden])")
         assert "Receipt printer" in customer.inner_text("#job")
         assert "with Ana" in customer.inner_text("#job")
+        phone.fill("[data-job] input[name=notes]", "new paper roller")
         phone.click("[data-job] button:has-text('Fixed')")
         # Finished, the job stays on her page with the customer's link until it is rated.
         phone.wait_for_selector("#done [data-job] .rating-link a", timeout=15000)
@@ -292,6 +307,10 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         customer.wait_for_selector("#thanks", timeout=15000)
         ticket = cloud.get("/api/tickets")["items"][0]
         assert (ticket["rating"], ticket["rated_by"]) == (4, "requester")
+        trail = {e["to_state"]: e for e in cloud.get(f"/api/tickets/{first}")["events"]}
+        assert trail["en_route"]["reason"] == "about 20 min away"  # as the device was told
+        assert trail["en_route"]["data"]["eta_minutes"] == 20
+        assert trail["resolved"]["reason"] == "new paper roller"
 
         # Another press; Ana takes it, and the person at the till cancels before she is there:
         # the job leaves her list and she sees why.
@@ -304,6 +323,47 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         assert "cancelled" in gone.inner_text() and "cancelled at the device" in gone.inner_text()
         phone.wait_for_selector("#jobs [data-job]", state="detached", timeout=15000)
         shot(phone, "15-technician-job-called-off")
+
+        # On site at the next one, the power supply is dead: she cannot fix it. It goes back to
+        # dispatch needing electrical (which she lacks), with her reason for the next one.
+        press_printer(device, seq=4)
+        phone.wait_for_selector("[data-offer]", timeout=15000)
+        phone.click("[data-offer] button:has-text('Accept')")
+        job = phone.wait_for_selector("#jobs [data-job]", timeout=15000)
+        third = int(job.get_attribute("data-job") or 0)
+        phone.click("[data-job] button:has-text('On my way')")  # no ETA given: none sent
+        phone.click('[data-job] button:has-text("I\'m on site")')
+        phone.click('[data-job] button:has-text("Can\'t fix it")')
+        phone.check("[data-give-back] input[name=needs][value=electrical]")
+        phone.wait_for_timeout(3500)  # a redraw: what she ticked stays ticked
+        phone.click("[data-give-back] button:has-text('Give the job back')")
+        phone.wait_for_selector("text=Say why first: the next technician reads it.")
+        assert phone.is_checked("[data-give-back] input[name=needs][value=electrical]")
+        phone.fill("[data-give-back] input[name=giveback]", "the power supply is dead")
+        shot(phone, "15b-technician-cannot-fix")
+        phone.click("[data-give-back] button:has-text('Give the job back')")
+        phone.wait_for_selector("#jobs [data-job]", state="detached", timeout=15000)
+        handed = cloud.get(f"/api/tickets/{third}")
+        assert "electrical" in handed["skills"] and handed["technician_id"] is None
+        assert "given back: the power supply is dead" in [e["reason"] for e in handed["events"]]
+        assert (
+            "eta_minutes"
+            not in next(e for e in handed["events"] if e["to_state"] == "en_route")["data"]
+        )
+
+        # An offer from the shop's other till: she says why not with a tap.
+        ingest(cloud.sessions, press("pos-2", base=datetime.now(UTC)))
+        phone.wait_for_selector("[data-offer]", timeout=15000)
+        phone.click("[data-offer] button:has-text('Decline')")
+        phone.click("[data-decline] button:has-text('Busy right now')")
+        phone.wait_for_selector("[data-offer]", state="detached", timeout=15000)
+        other = cloud.get("/api/tickets?device_id=pos-2")["items"][0]["id"]
+        said = cloud.get(f"/api/tickets/{other}/offers")[0]
+        assert (said["technician_id"], said["state"], said["reason"]) == (
+            "ana",
+            "declined",
+            "Busy right now",
+        )
     finally:
         device.stop()
 

@@ -407,15 +407,24 @@ def job_progress(
     return TicketOut.model_validate(ticket)
 
 
+@router.get("/api/skills", response_model=list[str])
+def skills(request: Request, _caller: CallerDep, db_session: SessionDep) -> list[str]:
+    """Every skill crowdfix knows of: the taxonomy's categories' and the technicians' (a job
+    given back as needing more skill names some of these)."""
+    return service.known_skills(db_session=db_session, taxonomy=request.app.state.taxonomy)
+
+
 @router.post("/api/jobs/{ticket_id}/give-back", response_model=TicketOut)
 def job_give_back(
+    request: Request,
     ticket_id: IdPath,
     body: GiveBackIn,
     caller: TechnicianDep,
     db_session: WriterSessionDep,
     rules: RulesDep,
 ) -> TicketOut:
-    """Drop the job or report that it needs other skills: it is dispatched again."""
+    """Drop the job or report that it needs other skills (ones crowdfix knows: GET
+    /api/skills): it is dispatched again."""
     ticket = service.own_ticket(db_session=db_session, ticket_id=ticket_id, caller=caller)
     service.give_back(
         db_session=db_session,
@@ -425,6 +434,9 @@ def job_give_back(
         reason=body.reason,
         extra_skills=body.needs_skills,
         rules=rules,
+        known_skills=service.known_skills(
+            db_session=db_session, taxonomy=request.app.state.taxonomy
+        ),
     )
     db_session.commit()
     return TicketOut.model_validate(ticket)

@@ -38,13 +38,14 @@ from cloud.dispatch.schemas import (
     OfferNotice,
     OfferWithdrawn,
 )
-from cloud.errors import Conflict, Forbidden, NotFound
+from cloud.errors import Conflict, Forbidden, Invalid, NotFound
 from cloud.outbound import delivery, signing
 from cloud.outbound import service as outbound
 from cloud.sites.models import Site
 from cloud.tickets import service as tickets
 from cloud.tickets.lifecycle import DISPATCHED, OPEN, TicketState
 from cloud.tickets.models import Ticket, TicketEvent
+from cloud.tickets.taxonomy import Taxonomy
 
 _LOGGER = logging.getLogger(__name__)
 PENDING, ACCEPTED, DECLINED, EXPIRED, WITHDRAWN = (
@@ -948,7 +949,10 @@ def progress(
     reason: str = "",
     eta_min: int | None = None,
 ) -> None:
-    """En route, on site or resolved, by the technician who has the job."""
+    """En route (the ETA they give in the audit trail's reason too), on site or resolved (their
+    notes as the reason), by the technician who has the job."""
+    if eta_min is not None:
+        reason = f"about {eta_min} min away" + (f": {reason}" if reason else "")
     if to is TicketState.ON_SITE:
         ticket.on_site_at = ticket.on_site_at or now
     if to is TicketState.RESOLVED:
@@ -1008,12 +1012,20 @@ def give_back(
     reason: str,
     extra_skills: Sequence[str],
     rules: policy.DispatchPolicy,
+    known_skills: Sequence[str] | None = None,
 ) -> None:
     """The technician drops the job or cannot fix it: re-dispatched to someone else (with the
-    extra skills it turned out to need)."""
+    extra skills it turned out to need). known_skills: when given, a skill not among them is
+    refused (a typo would leave the ticket to nobody)."""
     if TicketState(ticket.state) not in DISPATCHED:
         raise Conflict(
             f"ticket {ticket.id} is {ticket.state}: only a dispatched job can be given back"
+        )
+    unknown = sorted(set(extra_skills) - set(known_skills)) if known_skills is not None else []
+    if unknown:
+        raise Invalid(
+            f"no technician or category has the skill {', '.join(unknown)}: name one of "
+            f"{', '.join(known_skills or [])} (GET /api/skills)"
         )
     previous = ticket.technician_id
     accepted = db_session.scalars(
@@ -1037,6 +1049,17 @@ def give_back(
     )
     offer_next(db_session=db_session, ticket=ticket, now=now, rules=rules)
     wake_waiting(db_session=db_session, now=now)  # the one who gave it back is free
+
+
+def known_skills(*, db_session: Session, taxonomy: Taxonomy) -> list[str]:
+    """Every skill crowdfix knows of: those the taxonomy's categories need, and those the
+    technicians (not retired) hold."""
+    known = {skill for category in taxonomy.categories.values() for skill in category.skills}
+    for skills in db_session.scalars(
+        select(Technician.skills).where(Technician.retired_at.is_(None))
+    ):
+        known.update(skills or [])
+    return sorted(known)
 
 
 # -- the operator's side ------------------------------------------------------------------

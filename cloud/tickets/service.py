@@ -226,6 +226,8 @@ def transition(
         ticket.closed_at = now
     if to is TicketState.NEW:
         ticket.resolved_at, ticket.resolution = None, ""
+    if eta_minutes is not None:  # the technician's own estimate, in the trail as on the device
+        data = {**(data or {}), "eta_minutes": eta_minutes}
     record(
         db_session=db_session,
         ticket=ticket,

@@ -59,6 +59,7 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/jobs"): {TECHNICIAN},
     ("POST", "/api/jobs/{ticket_id}/progress"): {TECHNICIAN},
     ("POST", "/api/jobs/{ticket_id}/give-back"): {TECHNICIAN},
+    ("GET", "/api/skills"): ANY,
     ("POST", "/api/tickets/{ticket_id}/assign"): STAFF,
     ("GET", "/api/tickets/{ticket_id}/offers"): STAFF,
     ("GET", "/api/tickets/{ticket_id}/sla"): STAFF,

@@ -213,6 +213,14 @@ def test_a_technicians_history_keeps_jobs_given_back_and_every_offer(sessions, w
     taken = offer_to(ana)
     assert client.post(f"/api/offers/{taken}/accept", json={}, headers=ana).status_code == 200
     step(late, ana, "on_site")
+    # A skill nobody has (a typo) would leave the ticket to nobody: refused, the job stays hers.
+    skills = client.get("/api/skills", headers=ana).json()
+    assert {"electrical", "printers", "pos", "refrigeration"} <= set(skills)
+    typo = {"reason": "the power supply", "needs_skills": ["electrcal"]}
+    refused = client.post(f"/api/jobs/{late}/give-back", json=typo, headers=ana)
+    assert refused.status_code == 422, refused.text
+    assert "electrcal" in refused.json()["detail"] and "electrical" in refused.json()["detail"]
+    assert [j["id"] for j in client.get("/api/jobs", headers=ana).json()] == [late]
     gave = client.post(
         f"/api/jobs/{late}/give-back", json={"reason": "needs a new board"}, headers=ana
     )

@@ -1,8 +1,9 @@
 // The technician's page: whether they receive offers now (and why not), going online or
 // offline, sharing where they are, their working hours; their own offers (with the time left
-// to answer) and jobs, and the buttons to act on them; jobs taken from them lately (cancelled
-// at the device, reassigned), with why. Polls every few seconds; the API only ever shows them
-// their own.
+// to answer) and jobs, and the buttons to act on them (decline with a reason, on my way with
+// an ETA, fixed with notes, give the job back or say it needs another skill); jobs taken from
+// them lately (cancelled at the device, reassigned), with why. Polls every few seconds; the API
+// only ever shows them their own.
 "use strict";
 
 const NEXT = {assigned: ["en_route", "On my way"], en_route: ["on_site", "I'm on site"],
@@ -19,23 +20,99 @@ function button(label, action) {
   return node;
 }
 
+// What is open or typed on a card, kept across the redraws every few seconds: the decline and
+// give-back choices shown, and the text of each field (by the field's key).
+const open = {};
+const drafts = {};
+let skillsKnown = null;  // every skill crowdfix knows (GET /api/skills), read once
+
+function draft(key, attrs) {
+  const input = el("input", {type: "text", name: key.split(":")[0], value: drafts[key] || "", ...attrs});
+  input.addEventListener("input", () => { drafts[key] = input.value; });
+  return input;
+}
+
+function failed(message) {
+  document.getElementById("error").textContent = message;
+  throw new Error(message);
+}
+
+const DECLINE_REASONS = ["Too far", "Busy right now", "Not my kind of job"];
+
+function declineChoice(offer) {
+  // Why not: a tap on a common reason, or their own words.
+  const decline = (reason) => post(`/api/offers/${offer.id}/decline`, {reason});
+  const other = draft(`reason:${offer.id}`, {placeholder: "another reason", "aria-label": "why not"});
+  return el("div", {class: "choice", "data-decline": offer.id},
+    el("div", {class: "muted"}, "Why not? It helps us send you the right jobs."),
+    el("div", {class: "actions"}, ...DECLINE_REASONS.map((reason) => button(reason, () => decline(reason)))),
+    el("div", {class: "actions"}, other,
+      button("Decline", () => decline(other.value.trim() || failed("Pick a reason, or write one."))),
+      button("Back", () => { delete open[`decline:${offer.id}`]; })));
+}
+
 function offerCard(offer) {
   const left = Math.max(0, Math.round((Date.parse(offer.deadline) - Date.now()) / 1000));
-  return el("div", {class: "card", "data-offer": offer.id},
+  const card = el("div", {class: "card", "data-offer": offer.id},
     el("div", {class: "title"}, `#${offer.ticket_id} ${offer.title}`),
-    el("div", {class: "meta"}, `about ${Math.round(offer.eta_min)} min away · answer within ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`),
-    el("div", {class: "actions"},
-      button("Accept", () => post(`/api/offers/${offer.id}/accept`, {})),
-      button("Decline", () => post(`/api/offers/${offer.id}/decline`, {reason: "declined on the app"}))));
+    el("div", {class: "meta"}, `about ${Math.round(offer.eta_min)} min away · answer within ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`));
+  if (open[`decline:${offer.id}`]) return add(card, declineChoice(offer));
+  return add(card, el("div", {class: "actions"},
+    button("Accept", () => post(`/api/offers/${offer.id}/accept`, {})),
+    button("Decline", () => { open[`decline:${offer.id}`] = true; })));
+}
+
+function giveBackChoice(job) {
+  // Handing the job on: why (always), and on site, the skills it turned out to need.
+  const reason = draft(`giveback:${job.id}`, {placeholder: "why (the next technician reads it)", "aria-label": "why give it back"});
+  const key = `needs:${job.id}`;
+  const needs = job.state === "on_site" && skillsKnown
+    ? skillsKnown.filter((s) => !job.skills.includes(s)).map((skill) => {
+        const box = el("input", {type: "checkbox", name: "needs", value: skill, checked: (drafts[key] || []).includes(skill)});
+        box.addEventListener("change", () => {
+          const ticked = (drafts[key] || []).filter((s) => s !== skill);
+          drafts[key] = box.checked ? [...ticked, skill] : ticked;
+        });
+        return el("label", {class: "skill"}, box, ` ${skill}`);
+      })
+    : [];
+  return el("div", {class: "choice", "data-give-back": job.id},
+    el("div", {class: "muted"}, needs.length ? "It goes to someone else. Tick what it needs that you lack, if that is why." : "It goes to someone else."),
+    needs.length ? el("div", {class: "skills"}, ...needs) : null,
+    el("div", {class: "actions"}, reason,
+      button("Give the job back", () => post(`/api/jobs/${job.id}/give-back`, {
+        reason: reason.value.trim() || failed("Say why first: the next technician reads it."),
+        needs_skills: drafts[key] || []})),
+      button("Back", () => { delete open[`giveback:${job.id}`]; })));
+}
+
+function nextStep(job) {
+  // On my way (with how long), on site, fixed (with what was done).
+  const [to, label] = NEXT[job.state];
+  const eta = job.state === "assigned" ? draft(`eta:${job.id}`, {inputmode: "numeric", placeholder: "minutes away", "aria-label": "minutes away"}) : null;
+  const notes = job.state === "on_site" ? draft(`notes:${job.id}`, {placeholder: "what you did", "aria-label": "what you did"}) : null;
+  return el("div", {class: "actions"}, eta, notes,
+    button(label, () => {
+      const body = {state: to};
+      if (eta && eta.value.trim()) {
+        const minutes = Number(eta.value.trim());
+        if (!Number.isInteger(minutes) || minutes <= 0) failed("Minutes away: a whole number, like 20.");
+        body.eta_min = minutes;
+      }
+      if (notes && notes.value.trim()) body.notes = notes.value.trim();
+      return post(`/api/jobs/${job.id}/progress`, body);
+    }));
 }
 
 function jobCard(job) {
   const card = el("div", {class: "card", "data-job": job.id},
     el("div", {class: "title"}, `#${job.id} ${job.title}`),
     el("div", {class: "meta"}, `${job.state.replace("_", " ")} · ${job.category}`));
-  const next = NEXT[job.state];
-  if (next) card.append(el("div", {class: "actions"},
-    button(next[1], () => post(`/api/jobs/${job.id}/progress`, {state: next[0]}))));
+  if (NEXT[job.state]) {
+    card.append(open[`giveback:${job.id}`] ? giveBackChoice(job) : nextStep(job));
+    if (!open[`giveback:${job.id}`]) card.append(el("div", {class: "actions secondary"},
+      button(job.state === "on_site" ? "Can't fix it" : "Can't do it", () => { open[`giveback:${job.id}`] = true; })));
+  }
   if (job.state === "on_site" || (job.state === "resolved" && job.rating === null)) {
     card.append(links[job.id]
       ? el("div", {class: "rating-link"}, "Let the customer rate this job: ",
@@ -166,14 +243,26 @@ async function calledOff(jobs) {
     ...(lately.length ? lately.map(calledOffCard) : [el("p", {class: "muted"}, "Nothing called off lately.")]));
 }
 
+function typingIn(id) {
+  // A field of this list has the cursor: redrawing now would take it away.
+  const list = document.getElementById(id);
+  return list.contains(document.activeElement) && document.activeElement.tagName === "INPUT"
+    && document.activeElement.type === "text";
+}
+
 async function refresh() {
   const [offers, jobs, all] = await Promise.all([
     api("/api/offers?state=pending"), api("/api/jobs"), api("/api/jobs?status=all")]);
+  if (skillsKnown === null && jobs.length) skillsKnown = await api("/api/skills");
   const done = all.filter((j) => j.state === "resolved" && j.resolved_at && Date.now() - Date.parse(j.resolved_at) < RECENT_MS);
   const offerList = document.getElementById("offers");
-  offerList.replaceChildren(...(offers.length ? offers.map(offerCard) : [el("p", {class: "muted"}, "No offers right now.")]));
+  if (!typingIn("offers") || !offers.some((o) => offerList.querySelector(`[data-offer="${o.id}"]`))) {
+    offerList.replaceChildren(...(offers.length ? offers.map(offerCard) : [el("p", {class: "muted"}, "No offers right now.")]));
+  }
   const jobList = document.getElementById("jobs");
-  jobList.replaceChildren(...(jobs.length ? jobs.map(jobCard) : [el("p", {class: "muted"}, "No open jobs.")]));
+  if (!typingIn("jobs")) {
+    jobList.replaceChildren(...(jobs.length ? jobs.map(jobCard) : [el("p", {class: "muted"}, "No open jobs.")]));
+  }
   document.getElementById("done").replaceChildren(...(done.length ? done.map(jobCard) : [el("p", {class: "muted"}, "Nothing finished lately.")]));
   await Promise.all([calledOff(jobs), status()]);
 }
