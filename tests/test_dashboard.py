@@ -267,6 +267,11 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         offer = phone.wait_for_selector("[data-offer]", timeout=15000)
         assert "answer within" in offer.inner_text() and "Receipt printer" in offer.inner_text()
         shot(phone, "4-technician-offer")
+        # The desk says who has the offer and for how long.
+        offered = desk.wait_for_selector(
+            "[data-state=dispatching] [data-offered=ana]", timeout=15000
+        )
+        assert "offered to ana (crowd) · answer due in" in offered.inner_text()
         phone.click("[data-offer] button:has-text('Decline')")  # she thinks again
         phone.wait_for_selector("[data-decline] button:has-text('Too far')")
         phone.click("[data-decline] button:has-text('Back')")

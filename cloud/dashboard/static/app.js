@@ -7,6 +7,7 @@ const LABELS = {new: "New", dispatching: "Dispatching", escalated: "Escalated", 
                 en_route: "En route", on_site: "On site"};
 const FILTERS = {site_id: "Site", profile: "Profile", presence: "Presence", health: "Health"};
 let technicians = [];
+let pending = {};  // ticket id → the offer waiting for an answer
 let layoutDone = false;
 
 // The on-site clock, flagged at risk once the deployment's share of its time has gone (as the
@@ -36,6 +37,13 @@ function assignForm(ticket) {
   return form;
 }
 
+// Who has the offer now (one at a time), and how long they have to answer.
+function offered(offer) {
+  const left = Math.max(0, (Date.parse(offer.deadline) - Date.now()) / 60000);
+  return el("div", {class: "meta", "data-offered": offer.technician_id},
+    `offered to ${offer.technician_id} (${offer.stage}) · answer due in ${minutesText(left)}`);
+}
+
 function card(ticket) {
   const where = ticket.device_id
     ? el("a", {href: `/ui/device?id=${encodeURIComponent(ticket.device_id)}`}, ticket.device_id)
@@ -47,6 +55,7 @@ function card(ticket) {
     el("div", {class: "meta"}, `${age(ticket.opened_at)} old · `, sla(ticket),
        ticket.occurrences > 1 ? ` · ×${ticket.occurrences}` : "", ticket.flapping ? " · flapping" : ""),
     ticket.technician_id ? el("div", {class: "meta"}, `technician: ${ticket.technician_id}`) : null,
+    pending[ticket.id] ? offered(pending[ticket.id]) : null,
     ["new", "dispatching", "escalated"].includes(ticket.state) && technicians.length ? assignForm(ticket) : null);
 }
 
@@ -152,10 +161,11 @@ async function refresh() {
   layout();
   const query = new URLSearchParams(location.search);
   const wanted = new URLSearchParams([...query].filter(([key]) => key in FILTERS));
-  const [page, all, shown, techs] = await Promise.all([
+  const [page, all, shown, techs, offers] = await Promise.all([
     api("/api/tickets?status=open&limit=500"), api("/api/fleet?sparklines=false"),
-    api(`/api/fleet?${wanted}`), api("/api/technicians")]);
+    api(`/api/fleet?${wanted}`), api("/api/technicians"), api("/api/offers?state=pending")]);
   technicians = techs.filter(canGo);
+  pending = Object.fromEntries(offers.map((o) => [o.ticket_id, o]));
   renderBoard(page.items);
   renderFleet(shown.devices);
   renderSites(all.devices, page.items);

@@ -15,6 +15,7 @@ function button(label, action) {
     node.disabled = true;
     try { await action(); document.getElementById("error").textContent = ""; }
     catch (error) { document.getElementById("error").textContent = error.message; }
+    finally { node.disabled = false; }  // the list may not be redrawn while they type
     refresh();
   });
   return node;
@@ -243,11 +244,12 @@ async function calledOff(jobs) {
     ...(lately.length ? lately.map(calledOffCard) : [el("p", {class: "muted"}, "Nothing called off lately.")]));
 }
 
-function typingIn(id) {
-  // A field of this list has the cursor: redrawing now would take it away.
-  const list = document.getElementById(id);
-  return list.contains(document.activeElement) && document.activeElement.tagName === "INPUT"
-    && document.activeElement.type === "text";
+function typingOn(id, attribute) {
+  // The card of this list whose field has the cursor (redrawing now would take it away), or
+  // null.
+  const field = document.activeElement;
+  if (!document.getElementById(id).contains(field) || field.tagName !== "INPUT" || field.type !== "text") return null;
+  return Number(field.closest(`[${attribute}]`).getAttribute(attribute));
 }
 
 async function refresh() {
@@ -256,11 +258,13 @@ async function refresh() {
   if (skillsKnown === null && jobs.length) skillsKnown = await api("/api/skills");
   const done = all.filter((j) => j.state === "resolved" && j.resolved_at && Date.now() - Date.parse(j.resolved_at) < RECENT_MS);
   const offerList = document.getElementById("offers");
-  if (!typingIn("offers") || !offers.some((o) => offerList.querySelector(`[data-offer="${o.id}"]`))) {
+  const offerTyped = typingOn("offers", "data-offer");
+  if (!offers.some((o) => o.id === offerTyped)) {  // not typing, or that offer is gone
     offerList.replaceChildren(...(offers.length ? offers.map(offerCard) : [el("p", {class: "muted"}, "No offers right now.")]));
   }
   const jobList = document.getElementById("jobs");
-  if (!typingIn("jobs")) {
+  const jobTyped = typingOn("jobs", "data-job");
+  if (!jobs.some((j) => j.id === jobTyped)) {
     jobList.replaceChildren(...(jobs.length ? jobs.map(jobCard) : [el("p", {class: "muted"}, "No open jobs.")]));
   }
   document.getElementById("done").replaceChildren(...(done.length ? done.map(jobCard) : [el("p", {class: "muted"}, "Nothing finished lately.")]));
