@@ -573,6 +573,11 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.wait_for_selector("#by-category svg rect")
         assert "· 1 ticket" in page.inner_text("#tta")  # assigned by hand: accepted then
         assert "hb" in page.inner_text("#by-site .legend")
+        # SLA by site and category: the ticket was accepted (assigned) and resolved in time;
+        # resolved from the desk, nobody was on site, so that target counts for nothing.
+        cells = page.inner_text("#sla-by-site tr[data-row=hb]").split("\t")
+        assert [c.strip() for c in cells] == ["hb", "1", "100 %", "\u2013", "100 %", "0"]
+        assert page.query_selector("#sla-by-category tr[data-row]")
         shot(page, "11-kpis")
 
         # Quarantine: the refused message with its reason, filterable.

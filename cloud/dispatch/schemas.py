@@ -328,14 +328,23 @@ class SlaOut(BaseModel):
     remaining_s: float
 
 
-class ComplianceOut(BaseModel):
-    """SLA compliance over the tickets in a period."""
+class ComplianceRow(BaseModel):
+    """SLA compliance over some tickets: the share of those due that met each target (None:
+    none due yet), and those open past their on-site target."""
 
     tickets: int
     accepted_in_time: float | None
     on_site_in_time: float | None
     resolved_in_time: float | None
     breached_open: int
+
+
+class ComplianceOut(ComplianceRow):
+    """SLA compliance over the tickets in a period, in all and by category and by site (each
+    category has its own targets)."""
+
+    by_category: dict[str, ComplianceRow] = {}
+    by_site: dict[str, ComplianceRow] = {}
 
 
 class OfferNotice(BaseModel):

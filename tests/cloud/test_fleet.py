@@ -174,3 +174,52 @@ def test_the_kpi_api_reports_the_tickets_of_the_period(sessions) -> None:
     assert sum(view["by_category"]["receipt-printer"]) == 1
     assert view["compliance"]["tickets"] == 1
     assert client(sessions).get("/api/kpis?days=0").status_code == 422
+
+
+def test_sla_compliance_counts_each_target_when_met_or_overdue_in_all_by_category_and_site(
+    sessions,
+) -> None:
+    """Four tickets over two categories (a till has 45 minutes to be on site, a printer 60)
+    and two sites: one on time throughout, one accepted and on site late, one still waiting
+    three hours on (accept and arrive overdue, resolve not due yet), one just opened (nothing
+    due). A target counts once met or overdue; the rest wait."""
+    from cloud.dispatch.sla import compliance
+    from cloud.tickets.models import Ticket
+
+    now = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    opened = now - timedelta(hours=3)
+    register(sessions, "pos-hb", site="hb")
+    register(sessions, "pos-zh", site="zh")
+    on_time = ingest(sessions, press("pos-hb", "till", base=opened)).ticket_id
+    late = ingest(sessions, press("pos-zh", "till", base=opened)).ticket_id
+    waiting = ingest(sessions, press("pos-hb", "receipt-printer", base=opened)).ticket_id
+    ingest(sessions, press("pos-zh", "receipt-printer", base=now - timedelta(minutes=2)))
+    with transaction(sessions) as db:
+        for ticket_id, accepted, on_site, resolved in (
+            (on_time, 3, 40, 100),
+            (late, 10, 50, 110),
+        ):
+            ticket = db.get(Ticket, ticket_id)
+            assert ticket is not None
+            ticket.state = "resolved"
+            ticket.dispatched_at = opened + timedelta(minutes=accepted)
+            ticket.on_site_at = opened + timedelta(minutes=on_site)
+            ticket.resolved_at = opened + timedelta(minutes=resolved)
+        waiting_ticket = db.get(Ticket, waiting)
+        assert waiting_ticket is not None and waiting_ticket.state in {"new", "dispatching"}
+
+    with sessions() as db:
+        report = compliance(db_session=db, now=now, days=1).model_dump()
+    third = round(1 / 3, 4)
+    assert {k: v for k, v in report.items() if not k.startswith("by_")} == {
+        "tickets": 4,
+        "accepted_in_time": third,
+        "on_site_in_time": third,
+        "resolved_in_time": 1.0,
+        "breached_open": 1,
+    }
+    row = ("tickets", "accepted_in_time", "on_site_in_time", "resolved_in_time", "breached_open")
+    by_category = {name: tuple(r[k] for k in row) for name, r in report["by_category"].items()}
+    assert by_category == {"receipt-printer": (2, 0.0, 0.0, None, 1), "till": (2, 0.5, 0.5, 1.0, 0)}
+    by_site = {name: tuple(r[k] for k in row) for name, r in report["by_site"].items()}
+    assert by_site == {"hb": (2, 0.5, 0.5, 1.0, 1), "zh": (2, 0.0, 0.0, 1.0, 0)}

@@ -20,6 +20,20 @@ function share(value) {
   return value === null ? "–" : `${Math.round(value * 1000) / 10} %`;
 }
 
+function complianceTable(id, heading, rows) {
+  // Each category has its own targets: where the service level slips, by category and site.
+  const names = Object.keys(rows);
+  return el("section", {class: "panel", id}, el("h3", {}, heading),
+    el("table", {},
+      el("thead", {}, el("tr", {}, ...["", "Tickets", "Accepted in time", "On site in time", "Resolved in time", "Open past on-site target"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...(names.length ? names.map((name) => {
+        const r = rows[name];
+        return el("tr", {"data-row": name}, el("td", {}, name), el("td", {class: "num"}, String(r.tickets)),
+          ...[r.accepted_in_time, r.on_site_in_time, r.resolved_in_time].map((v) => el("td", {class: "num"}, share(v))),
+          el("td", {class: `num ${r.breached_open ? "bad" : ""}`}, String(r.breached_open)));
+      }) : [el("tr", {}, el("td", {colspan: 6, class: "muted"}, "No tickets in the period."))]))));
+}
+
 async function refresh() {
   const k = await api(`/api/kpis?days=${days}`);
   const picker = el("select", {"aria-label": "period"},
@@ -44,6 +58,9 @@ async function refresh() {
     el("div", {class: "grid2"},
       el("section", {class: "panel", id: "by-category"}, el("h3", {}, `Tickets by category, per ${k.bucket}`), stackedBars(k.buckets, k.by_category, {hourly})),
       el("section", {class: "panel", id: "by-site"}, el("h3", {}, `Tickets by site, per ${k.bucket}`), stackedBars(k.buckets, k.by_site, {hourly}))),
+    el("div", {class: "grid2"},
+      complianceTable("sla-by-category", "SLA by category", c.by_category),
+      complianceTable("sla-by-site", "SLA by site", c.by_site)),
     el("p", {class: "muted"}, "Times run from the device's own event time; device tickets grouped under a site ticket count once, through it."));
 }
 
