@@ -648,6 +648,72 @@ def test_an_admin_downloads_the_roster_edits_it_and_imports_it_again(
         page.close()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_crowd_page_finds_technicians_by_name_skill_kind_and_standing(
+    cloud: CloudStack, browser
+) -> None:
+    """Sam (crowd, printers, paused), Ben (staff, network) and Bea (crowd, network): the
+    filters narrow the list and stay in the address; a live change while a name is being
+    typed leaves the cursor and the text where they were."""
+    add_operator(cloud.sessions)
+    add_sam(cloud.sessions, "crowd", "acceptance 40% < 80% over the last 20 offers")
+    roster = (
+        "id,name,kind,skills,home_lat,home_lon,radius_km,capacity\n"
+        "ben,Ben Frei,staff,network,47.38,8.54,20,2\n"
+        "bea,Bea Roth,crowd,network,47.37,8.53,10,1\n"
+    )
+    with transaction(cloud.sessions) as db:
+        assert not csvimport.import_csv(db_session=db, text=roster, now=T0).errors
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        login(page, cloud.api_url)
+        page.goto(f"{cloud.api_url}/ui/crowd")
+        page.wait_for_selector("tr[data-technician=bea]")
+
+        def listed() -> list[str]:
+            rows = page.query_selector_all("#crowd tr[data-technician]")
+            return sorted(r.get_attribute("data-technician") or "" for r in rows)
+
+        assert listed() == ["bea", "ben", "sam"]
+        page.select_option("#crowd-filters select[name=skill]", "network")
+        assert listed() == ["bea", "ben"] and "Showing 2 of 3." in page.inner_text("main")
+        page.select_option("#crowd-filters select[name=kind]", "crowd")
+        assert listed() == ["bea"]
+        page.select_option("#crowd-filters select[name=kind]", "")
+        page.select_option("#crowd-filters select[name=skill]", "")
+        page.select_option("#crowd-filters select[name=standing]", "paused")
+        assert listed() == ["sam"]
+        page.select_option("#crowd-filters select[name=standing]", "")
+
+        search = page.locator("#crowd-filters input[name=q]")
+        search.click()
+        search.press_sequentially("be")
+        page.wait_for_function(
+            "document.querySelectorAll('#crowd tr[data-technician]').length === 2"
+        )
+        assert listed() == ["bea", "ben"]
+        # Ben goes offline meanwhile: the page redraws live, the search keeps its cursor.
+        with transaction(cloud.sessions) as db:
+            from cloud.dispatch.models import Technician
+
+            ben = db.get(Technician, "ben")
+            assert ben is not None
+            ben.available = False
+        page.wait_for_selector(
+            "tr[data-technician=ben] .pill:has-text('not available')", timeout=15000
+        )
+        assert page.evaluate("document.activeElement.name") == "q"
+        search.press_sequentially("n")
+        assert listed() == ["ben"]
+        assert "q=ben" in page.url
+        shot(page, "10d-crowd-filtered")
+        page.reload()
+        page.wait_for_selector("tr[data-technician=ben]")
+        assert listed() == ["ben"] and search.input_value() == "ben"
+    finally:
+        page.close()
+
+
 def test_every_page_and_asset_is_served_by_the_app_itself(sessions) -> None:
     """No CDN: each script and stylesheet a page loads is one of the app's own files, and no
     file of the dashboard names an address outside the app."""

@@ -16,13 +16,13 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.config import CloudSettings
 from cloud.deps import StaffDep
 from cloud.devices.models import Device, DeviceFault
-from cloud.dispatch.models import Offer
+from cloud.dispatch.models import Offer, Technician, TechnicianEvent
 from cloud.quarantine.models import QuarantinedMessage
 from cloud.tickets.models import Ticket
 
@@ -91,7 +91,8 @@ def config(request: Request, _staff: StaffDep) -> dict[str, str | float | None]:
 
 
 def fingerprint(sessions: sessionmaker[Session]) -> dict[str, str]:
-    """What changes when a ticket, an offer, a device's presence or the quarantine changes."""
+    """What changes when a ticket, an offer, a device's presence, a technician's standing
+    (toggle, position, pause, retirement, a new one) or the quarantine changes."""
     with sessions() as db:
         tickets = db.execute(select(func.count(), func.max(Ticket.updated_at))).one()
         offers = db.execute(select(func.count(), func.max(Offer.answered_at))).one()
@@ -102,18 +103,29 @@ def fingerprint(sessions: sessionmaker[Session]) -> dict[str, str]:
             select(func.max(DeviceFault.raised_at), func.max(DeviceFault.cleared_at))
         ).one()
         refused = db.execute(select(func.max(QuarantinedMessage.id))).one()
+        crowd = db.execute(
+            select(
+                func.count(),
+                func.sum(case((Technician.available.is_(True), 1), else_=0)),
+                func.max(Technician.position_at),
+                func.max(Technician.created_at),
+            )
+        ).one()
+        standing = db.execute(select(func.max(TechnicianEvent.id))).one()
     return {
         "quarantine": str(tuple(refused)),
         "tickets": str(tuple(tickets)),
         "offers": str(tuple(offers)),
         "devices": str((*devices, *faults)),
+        "technicians": str((*crowd, *standing)),
     }
 
 
 @router.get("/api/stream")
 async def stream(request: Request, _staff: StaffDep) -> StreamingResponse:
-    """Server-sent events: `change` (with what changed) whenever tickets, offers or device
-    presence change; a comment every 15 s keeps proxies from closing the stream."""
+    """Server-sent events: `change` (with what changed) whenever tickets, offers, device
+    presence or technicians' standing change; a comment every 15 s keeps proxies from
+    closing the stream."""
     sessions: sessionmaker[Session] = request.app.state.sessions
 
     async def events() -> AsyncIterator[str]:

@@ -112,12 +112,75 @@ function rosterReport() {
       action(r.dry_run ? "Cancel" : "Close", async () => { roster = null; return false; }, {"data-action": "close-import"})));
 }
 
+// Finding someone in a big crowd: by name or id, skill, kind and whether offers reach them;
+// kept in the address like the desk's filters.
+const STANDING = {receiving: "receiving offers", "not-receiving": "no offers now", paused: "paused by policy"};
+
+function wanted() {
+  const query = new URLSearchParams(location.search);
+  return {q: (query.get("q") || "").trim().toLowerCase(), skill: query.get("skill") || "",
+          kind: query.get("kind") || "", standing: query.get("standing") || ""};
+}
+
+function matches(tech, f) {
+  if (f.q && !tech.name.toLowerCase().includes(f.q) && !tech.id.toLowerCase().includes(f.q)) return false;
+  if (f.skill && !tech.skills.includes(f.skill)) return false;
+  if (f.kind && tech.kind !== f.kind) return false;
+  if (f.standing === "receiving" && !canGo(tech)) return false;
+  if (f.standing === "not-receiving" && canGo(tech)) return false;
+  return f.standing !== "paused" || tech.paused;
+}
+
+function setParam(key, value) {
+  const next = new URLSearchParams(location.search);
+  if (value) next.set(key, value); else next.delete(key);
+  history.replaceState(null, "", `${location.pathname}${next.toString() ? "?" + next : ""}`);
+}
+
+let lastDrawn = null;  // the crowd and their jobs as last read: filtering draws from it
+
+function filterBar() {
+  // Made once and kept (redraws leave it alone, so typing a name keeps the cursor).
+  const f = new URLSearchParams(location.search);
+  const select = (name, label, options) => {
+    const node = el("select", {name, "aria-label": label}, el("option", {value: ""}, `${label}: all`),
+      ...Object.entries(options).map(([value, text]) => el("option", {value, selected: f.get(name) === value}, `${label}: ${text}`)));
+    node.addEventListener("change", () => { setParam(name, node.value); draw(); });
+    return node;
+  };
+  const search = el("input", {type: "search", name: "q", value: f.get("q") || "", placeholder: "name or id", "aria-label": "find a technician"});
+  search.addEventListener("input", () => { setParam("q", search.value.trim()); draw(); });
+  return el("div", {id: "crowd-filters", class: "row"}, search,
+    select("skill", "Skill", {}), select("kind", "Kind", {crowd: "crowd", staff: "staff"}),
+    select("standing", "Offers", STANDING));
+}
+
+function skillOptions(techs) {
+  // The skill filter lists the skills the crowd holds (redrawn only when they change).
+  const node = document.querySelector("#crowd-filters select[name=skill]");
+  const skills = [...new Set(techs.flatMap((t) => t.skills))].sort();
+  if (node.dataset.skills === skills.join(",")) return;
+  node.dataset.skills = skills.join(",");
+  const chosen = new URLSearchParams(location.search).get("skill") || "";
+  node.replaceChildren(el("option", {value: ""}, "Skill: all"),
+    ...skills.map((skill) => el("option", {value: skill, selected: skill === chosen}, `Skill: ${skill}`)));
+}
+
 async function refresh() {
   const [techs, page] = await Promise.all([api("/api/technicians"), api("/api/tickets?status=open&limit=500")]);
+  lastDrawn = {techs, page};
+  draw();
+}
+
+function draw() {
+  const {techs, page} = lastDrawn;
   const jobs = {};
   for (const t of page.items) if (t.technician_id) (jobs[t.technician_id] = jobs[t.technician_id] || []).push(t);
   const retired = techs.filter((t) => t.retired_at);
-  const rows = techs.filter((t) => !t.retired_at).map((tech) => el("tr", {"data-technician": tech.id, class: tech.paused ? "paused" : ""},
+  const active = techs.filter((t) => !t.retired_at);
+  const f = wanted();
+  const shown = active.filter((t) => matches(t, f));
+  const rows = shown.map((tech) => el("tr", {"data-technician": tech.id, class: tech.paused ? "paused" : ""},
     nameCell(tech),
     el("td", {}, availability(tech)),
     el("td", {}, tech.skills.join(", "),
@@ -140,13 +203,22 @@ async function refresh() {
   if (focused) return;  // do not wipe a review note being typed; the next change redraws
   // The roster as the CSV the import reads, to edit and import again (admins).
   const admin = desk.me && desk.me.role === "admin";
-  const none = retired.length ? "Nobody active: every technician is retired (below)."
+  const none = active.length ? "Nobody matches the filters."
+    : retired.length ? "Nobody active: every technician is retired (below)."
     : admin ? "No technicians yet: import a roster (CSV) above." : "No technicians yet: an admin imports them.";
   const main = document.getElementById("main");
-  main.replaceChildren();
-  add(main, el("h2", {}, "Crowd ",
+  if (!document.getElementById("crowd-filters")) {
+    main.replaceChildren(el("div", {id: "crowd-head"}), filterBar(), el("div", {id: "crowd-body"}));
+  }
+  skillOptions(active);
+  const head = document.getElementById("crowd-head");
+  const body = document.getElementById("crowd-body");
+  head.replaceChildren();
+  body.replaceChildren();
+  add(head, el("h2", {}, "Crowd ",
       admin ? [el("a", {href: "/api/technicians/export", download: "technicians.csv", "data-action": "export"}, "Download the roster (CSV)"), rosterPicker()] : null),
-    admin && roster ? rosterReport() : null,
+    admin && roster ? rosterReport() : null);
+  add(body, shown.length < active.length ? el("p", {class: "muted", id: "crowd-shown"}, `Showing ${shown.length} of ${active.length}.`) : null,
     el("table", {id: "crowd"},
       el("thead", {}, el("tr", {}, ...["Technician", "Availability", "Skills", "Where", "Rating", "Acceptance", "Jobs", "Current jobs", "Policy"].map((h) => el("th", {}, h)))),
       el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 9, class: "muted"}, none))]))),
