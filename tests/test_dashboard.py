@@ -165,6 +165,10 @@ def test_an_operator_watches_and_assigns_live(cloud: CloudStack, mosquitto, brow
         clock = card.query_selector(".sla")
         assert "on site due in 3" in clock.inner_text()
         assert "warn" in (clock.get_attribute("class") or "")
+        # Nobody can take it: escalated, the card says why, the tab's title counts it.
+        why = page.wait_for_selector("[data-state=escalated] [data-why]", timeout=15000)
+        assert why.inner_text() == "no eligible technician accepted or is left"
+        assert page.title() == "(1) crowdfix · operator desk"
         shot(page, "2-ticket-live")
 
         # Sam is too far for the dispatcher (2 km radius): the operator assigns him by hand.
@@ -172,6 +176,7 @@ def test_an_operator_watches_and_assigns_live(cloud: CloudStack, mosquitto, brow
         page.click("[data-ticket] button")
         assigned = page.wait_for_selector("[data-state=assigned] [data-ticket]", timeout=15000)
         assert "technician: sam" in assigned.inner_text()
+        assert page.title() == "crowdfix · operator desk"
         shot(page, "3-assigned")
         ticket = cloud.get("/api/tickets")["items"][0]
         assert (ticket["state"], ticket["technician_id"]) == ("assigned", "sam")

@@ -49,7 +49,10 @@ def list_tickets(
     rows, total = service.list_tickets(
         db_session=db_session, where=where, limit=limit, offset=offset
     )
-    return TicketPage(total=total, items=[TicketOut.model_validate(t) for t in rows])
+    reasons = service.state_reasons(db_session=db_session, tickets=rows)
+    items = [TicketOut.model_validate(t).model_copy(update={"state_reason": reasons.get(t.id, "")})
+             for t in rows]  # fmt: skip
+    return TicketPage(total=total, items=items)
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail)

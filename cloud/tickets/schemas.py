@@ -47,6 +47,9 @@ class TicketOut(BaseModel):
     closed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # Why it is in its state now: the reason given with the change that brought it there
+    # (in lists; "" when none was given).
+    state_reason: str = ""
 
 
 class TicketEventOut(BaseModel):

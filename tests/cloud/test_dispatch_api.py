@@ -225,6 +225,9 @@ def test_a_technicians_history_keeps_jobs_given_back_and_every_offer(sessions, w
         f"/api/jobs/{late}/give-back", json={"reason": "needs a new board"}, headers=ana
     )
     assert gave.status_code == 200, gave.text
+    # The list says why each ticket is where it is (the operator's desk shows it).
+    listed = client.get("/api/tickets?status=open", headers=operator).json()["items"]
+    assert {t["id"]: t["state_reason"] for t in listed}[late] == "given back: needs a new board"
     # An operator sends ben; he fixes it and is rated.
     moved = client.post(
         f"/api/tickets/{late}/assign", json={"technician_id": "ben"}, headers=operator

@@ -56,6 +56,7 @@ function card(ticket) {
        ticket.occurrences > 1 ? ` · ×${ticket.occurrences}` : "", ticket.flapping ? " · flapping" : ""),
     ticket.technician_id ? el("div", {class: "meta"}, `technician: ${ticket.technician_id}`) : null,
     pending[ticket.id] ? offered(pending[ticket.id]) : null,
+    ticket.state === "escalated" && ticket.state_reason ? el("div", {class: "meta bad", "data-why": ""}, ticket.state_reason) : null,
     ["new", "dispatching", "escalated"].includes(ticket.state) && technicians.length ? assignForm(ticket) : null);
 }
 
@@ -167,6 +168,10 @@ async function refresh() {
   technicians = techs.filter(canGo);
   pending = Object.fromEntries(offers.map((o) => [o.ticket_id, o]));
   renderBoard(page.items);
+  // In a background tab, the title counts what needs an operator: escalated or late tickets.
+  const urgent = page.items.filter((t) => t.state === "escalated"
+    || (!t.on_site_at && Date.parse(t.sla_arrive_by) < Date.now())).length;
+  document.title = `${urgent ? `(${urgent}) ` : ""}crowdfix · operator desk`;
   renderFleet(shown.devices);
   renderSites(all.devices, page.items);
   if (!document.querySelector("#filters select:focus")) document.getElementById("filters").replaceChildren(...filterBar(all.devices));
