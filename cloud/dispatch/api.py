@@ -167,7 +167,14 @@ def technician_history(
         technician=technician_out(
             db_session, tech, service.active_jobs(db_session=db_session), rules
         ),
-        totals=HistoryTotalsOut(offers=counts.total(), offers_by_state=dict(counts), jobs=done),
+        totals=HistoryTotalsOut(
+            offers=counts.total(),
+            offers_by_state=dict(counts),
+            decline_reasons=service.decline_reasons(
+                db_session=db_session, technician_id=technician_id, since=since
+            ),
+            jobs=done,
+        ),
         jobs=[_job_out(job, held[job.ticket_id]) for job in reversed(jobs[-limit:])],
         offers=[_offer_out(o, caller, db_session) for o in offers],
         changes=[

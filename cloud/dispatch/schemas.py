@@ -224,6 +224,7 @@ class HistoryTotalsOut(BaseModel):
 
     offers: int
     offers_by_state: dict[str, int]  # pending, accepted, declined, expired, withdrawn
+    decline_reasons: dict[str, int] = {}  # why they said no, commonest first (the top 10)
     jobs: JobTotals
 
 

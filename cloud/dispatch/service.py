@@ -1284,6 +1284,22 @@ def offer_counts(
     return Counter({state: count for state, count in rows})
 
 
+def decline_reasons(
+    *, db_session: Session, technician_id: str, since: datetime | None = None, top: int = 10
+) -> dict[str, int]:
+    """Why the technician said no (or since then): each reason given with a decline and how
+    often, the commonest first (the phone page offers three to tap, so they repeat)."""
+    query = select(Offer.reason, func.count()).where(
+        Offer.technician_id == technician_id, Offer.state == DECLINED
+    )
+    if since is not None:
+        query = query.where(Offer.offered_at >= since)
+    counts: Counter[str] = Counter()
+    for reason, count in db_session.execute(query.group_by(Offer.reason)):
+        counts[reason.strip() or "no reason given"] += count
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
+
+
 @dataclass(frozen=True)
 class Board:
     """The dispatch situation right now, for monitoring."""

@@ -240,6 +240,8 @@ def test_a_technicians_history_keeps_jobs_given_back_and_every_offer(sessions, w
     said_no = offer_to(ana)
     declined = client.post(f"/api/offers/{said_no}/decline", json={"reason": "busy"}, headers=ana)
     assert declined.status_code == 200, declined.text
+    record = client.get("/api/technicians/ana/history", headers=operator).json()
+    assert record["totals"]["decline_reasons"] == {"busy": 1}  # why she says no, counted
     body = {"technician_id": "ana", "reason": "nobody else has pos"}
     assert client.post(f"/api/tickets/{now}/assign", json=body, headers=operator).status_code == 200
     step(now, ana, "en_route")

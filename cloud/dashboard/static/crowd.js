@@ -269,17 +269,21 @@ async function record() {
           [held.on_site_in_time, "on site in time", "ok"], [held.on_site_late, "arrived late", "bad"], [totals.offers, "offers"],
           [totals.offers_by_state.declined || 0, "declined", "bad"], [totals.offers_by_state.expired || 0, "let lapse", "bad"]]);
   if (document.activeElement && document.activeElement.name === "note") return;  // a reason being typed
-  document.getElementById("main").replaceChildren(
+  const main = document.getElementById("main");
+  main.replaceChildren();
+  add(main,
     el("p", {}, el("a", {href: "/ui/crowd"}, "← the crowd")),
     el("h2", {}, `${tech.name} `, el("span", {class: "muted"}, `${tech.id} · ${tech.kind}`), " ",
        tech.retired_at ? pill(`retired ${clock(tech.retired_at)}: ${tech.retired_reason}`, "muted")
          : tech.paused ? pill(`paused: ${tech.paused_reason}`, "bad") : null),
-    ...(tech.retired_at ? [] : [retireForm(tech)]),  // replaceChildren would write out a null
+    tech.retired_at ? null : retireForm(tech),
     el("h3", {}, `Jobs (the latest ${jobs.length} of ${held.held})`),
     table("history-jobs", ["Ticket", "Assigned", "On site", "Ended", "Rating"], jobs.map(jobRow), "No job yet."),
     el("h3", {}, "Standing"),
     table("history-changes", ["When", "What", "Who", "Why"], changes.map(changeRow), "Never paused or retired."),
     el("h3", {}, `Offers (the latest ${offers.length} of ${totals.offers})`),
+    Object.keys(totals.decline_reasons).length ? el("p", {id: "decline-reasons"}, "Why they said no: ",
+      Object.entries(totals.decline_reasons).map(([reason, n]) => `${reason} ×${n}`).join(" · ")) : null,
     table("history-offers", ["Ticket", "Offered", "Answer"], offers.map(offerRow), "No offer yet."));
 }
 
