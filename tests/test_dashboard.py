@@ -271,6 +271,9 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         desk.wait_for_selector("[data-state=dispatching] [data-ticket]", timeout=15000)
         offer = phone.wait_for_selector("[data-offer]", timeout=15000)
         assert "answer within" in offer.inner_text() and "Receipt printer" in offer.inner_text()
+        assert phone.title().startswith("(1) offer · ") and phone.title().endswith(
+            "left · crowdfix"
+        )
         shot(phone, "4-technician-offer")
         # The desk says who has the offer and for how long.
         offered = desk.wait_for_selector(
@@ -282,6 +285,7 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         phone.click("[data-decline] button:has-text('Back')")
         phone.click("[data-offer] button:has-text('Accept')")
         phone.wait_for_selector("[data-job]", timeout=15000)
+        assert phone.title() == "crowdfix · my jobs"
         card = desk.wait_for_selector("[data-state=assigned] [data-ticket]", timeout=15000)
         assert "technician: ana" in card.inner_text()  # the board followed, no reload
         shot(desk, "5-board-after-accept")

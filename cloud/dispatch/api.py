@@ -327,7 +327,12 @@ def reinstate_technician(
 
 @router.get("/api/offers", response_model=list[OfferOut])
 def list_offers(
-    caller: CallerDep, db_session: SessionDep, state: str | None = None
+    caller: CallerDep,
+    db_session: SessionDep,
+    state: str | None = None,
+    brief: Annotated[
+        bool, Query(description="leave out the candidates (every technician considered)")
+    ] = False,
 ) -> list[OfferOut]:
     """A technician's own offers (staff: everyone's), newest first."""
     query = select(Offer).order_by(Offer.offered_at.desc(), Offer.id.desc()).limit(200)
@@ -336,15 +341,17 @@ def list_offers(
     if state:
         query = query.where(Offer.state == state)
     offers = db_session.scalars(query).all()
-    return [_offer_out(o, caller, db_session) for o in offers]
+    return [_offer_out(o, caller, db_session, brief) for o in offers]
 
 
-def _offer_out(offer: Offer, caller: Principal, db_session: Session) -> OfferOut:
+def _offer_out(
+    offer: Offer, caller: Principal, db_session: Session, brief: bool = False
+) -> OfferOut:
     out = OfferOut.model_validate(offer)
     ticket = db_session.get(Ticket, offer.ticket_id)
     if ticket is not None:
         out.title, out.category = ticket.title, ticket.category
-    if not caller.is_staff():
+    if brief or not caller.is_staff():
         out.candidates = []  # other technicians' scores are not a technician's business
     return out
 

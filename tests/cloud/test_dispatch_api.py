@@ -60,6 +60,12 @@ def test_import_dispatch_and_a_technicians_own_view(sessions, worker_for) -> Non
 
     why = client.get(f"/api/tickets/{ticket_id}/offers", headers=operator).json()
     assert {c["technician_id"] for c in why[0]["candidates"]} == {"ana", "ben", "sam"}
+    full = client.get("/api/offers?state=pending", headers=operator).json()
+    brief = client.get("/api/offers?state=pending&brief=true", headers=operator).json()
+    assert len(full[0]["candidates"]) == 3 and brief[0]["candidates"] == []  # the desk's list
+    assert {k: v for k, v in brief[0].items() if k != "candidates"} == {
+        k: v for k, v in full[0].items() if k != "candidates"
+    }
 
     accepted = client.post(f"/api/offers/{offer_id}/accept", json={"eta_min": 15}, headers=ana)
     assert accepted.status_code == 200 and accepted.json()["state"] == "assigned"

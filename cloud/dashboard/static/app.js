@@ -164,7 +164,7 @@ async function refresh() {
   const wanted = new URLSearchParams([...query].filter(([key]) => key in FILTERS));
   const [page, all, shown, techs, offers] = await Promise.all([
     api("/api/tickets?status=open&limit=500"), api("/api/fleet?sparklines=false"),
-    api(`/api/fleet?${wanted}`), api("/api/technicians"), api("/api/offers?state=pending")]);
+    api(`/api/fleet?${wanted}`), api("/api/technicians"), api("/api/offers?state=pending&brief=true")]);
   technicians = techs.filter(canGo);
   pending = Object.fromEntries(offers.map((o) => [o.ticket_id, o]));
   renderBoard(page.items);

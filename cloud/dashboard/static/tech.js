@@ -254,10 +254,15 @@ function typingOn(id, attribute) {
 
 async function refresh() {
   const [offers, jobs, all] = await Promise.all([
-    api("/api/offers?state=pending"), api("/api/jobs"), api("/api/jobs?status=all")]);
+    api("/api/offers?state=pending&brief=true"), api("/api/jobs"), api("/api/jobs?status=all")]);
   if (skillsKnown === null && jobs.length) skillsKnown = await api("/api/skills");
   const done = all.filter((j) => j.state === "resolved" && j.resolved_at && Date.now() - Date.parse(j.resolved_at) < RECENT_MS);
   const offerList = document.getElementById("offers");
+  // A page left in the background still says an offer waits, and for how long.
+  const soonest = Math.min(...offers.map((o) => Date.parse(o.deadline)));
+  document.title = offers.length
+    ? `(${offers.length}) offer · ${minutesText(Math.max(0, soonest - Date.now()) / 60000)} left · crowdfix`
+    : "crowdfix · my jobs";
   const offerTyped = typingOn("offers", "data-offer");
   if (!offers.some((o) => o.id === offerTyped)) {  // not typing, or that offer is gone
     offerList.replaceChildren(...(offers.length ? offers.map(offerCard) : [el("p", {class: "muted"}, "No offers right now.")]));
