@@ -520,6 +520,9 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.select_option("#actions select[name=stars]", "4")
         page.click("#actions button[data-action=rate]")
         page.wait_for_selector("text=Rated ★★★★", timeout=15000)
+        clocks = {r.split("\t")[0]: r for r in page.inner_text("#sla").splitlines() if "\t" in r}
+        assert "to spare" in clocks["accept"] and "to spare" in clocks["resolve"]
+        assert "not needed" in clocks["arrive"]  # resolved from the desk, nobody went
         shot(page, "9-ticket")
 
         # The crowd: Sam is paused by policy; the operator reviews him and he is back.

@@ -53,7 +53,10 @@ function actions(ticket, technicians) {
 }
 
 function slaState(c, open) {
-  if (c.met_at) return pill(c.breached ? "met late" : "met", c.breached ? "bad" : "ok");
+  if (c.met_at) {
+    const margin = minutesText(Math.abs(c.remaining_s) / 60);
+    return pill(c.breached ? `met ${clock(c.met_at)}, ${margin} late` : `met ${clock(c.met_at)}, ${margin} to spare`, c.breached ? "bad" : "ok");
+  }
   if (c.breached) return pill(`breached ${minutesText(-c.remaining_s / 60)} ago`, "bad");
   if (!open) return pill("not needed: the ticket ended first", "muted");
   return pill(`${minutesText(c.remaining_s / 60)} left`, c.warning ? "warn" : "ok");
