@@ -231,9 +231,15 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
     choice), is on her way with an ETA, fixes it with notes, hands the customer a rating
     link; a job cancelled at the device leaves her list with why; one she cannot fix goes
     back needing a skill she lacks, with her reason; an offer she declines says why."""
+    from cloud.sites import service as sites
+    from cloud.sites.schemas import SiteIn
     from tests.cloud.factories import ingest, press
 
     located_shop(cloud.sessions, "pos-1", "pos-2")
+    with transaction(cloud.sessions) as db:  # the shop's address, for Ana to find it
+        shop = SiteIn(id="hb", name="Shop Zurich HB", address="Bahnhofplatz 1, 8001 Zurich",
+                      latitude=47.3779, longitude=8.5403)  # fmt: skip
+        sites.upsert(db_session=db, site_in=shop, now=T0)
     add_operator(cloud.sessions)
     with transaction(cloud.sessions) as db:
         lapsed = {"pos": T0.date()}  # a skill she no longer may work in (printers: no expiry)
@@ -271,9 +277,10 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         desk.wait_for_selector("[data-state=dispatching] [data-ticket]", timeout=15000)
         offer = phone.wait_for_selector("[data-offer]", timeout=15000)
         assert "answer within" in offer.inner_text() and "Receipt printer" in offer.inner_text()
-        assert phone.title().startswith("(1) offer · ") and phone.title().endswith(
-            "left · crowdfix"
-        )
+        title = phone.title()
+        assert title.startswith("(1) offer · ") and title.endswith("left · crowdfix")
+        where = offer.query_selector("[data-where]").inner_text()
+        assert where.startswith("Shop Zurich HB, Bahnhofplatz 1, 8001 Zurich · map · on site by")
         shot(phone, "4-technician-offer")
         # The desk says who has the offer and for how long.
         offered = desk.wait_for_selector(
@@ -290,6 +297,13 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         assert "technician: ana" in card.inner_text()  # the board followed, no reload
         shot(desk, "5-board-after-accept")
         first = int(phone.get_attribute("#jobs [data-job]", "data-job") or 0)
+        # Her job says where (with a map of the spot) and, opened, what is wrong.
+        osm = phone.get_attribute("#jobs [data-job] a[data-map]", "href") or ""
+        assert osm.startswith("https://www.openstreetmap.org/?mlat=47.3779&mlon=8.5403")
+        phone.click("#jobs [data-job] details.what summary")
+        phone.wait_for_timeout(3500)  # a refresh: what she opened stays open
+        what = phone.inner_text("#jobs [data-job] .description")
+        assert "Receipt printer problem at Shop Zurich HB" in what
         phone.fill("[data-job] input[name=eta]", "soon")
         phone.click("[data-job] button:has-text('On my way')")
         phone.wait_for_selector("text=Minutes away: a whole number, like 20.")
@@ -349,6 +363,12 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         phone.click('[data-job] button:has-text("I\'m on site")')
         phone.click('[data-job] button:has-text("Can\'t fix it")')
         phone.check("[data-give-back] input[name=needs][value=electrical]")
+        offered = phone.eval_on_selector_all(
+            "[data-give-back] input[name=needs]", "l => l.map(i => i.value)"
+        )
+        assert "electrical" in offered and not {"printers", "pos"} & set(
+            offered
+        )  # hers, or its own
         phone.wait_for_timeout(3500)  # a redraw: what she ticked stays ticked
         phone.click("[data-give-back] button:has-text('Give the job back')")
         phone.wait_for_selector("text=Say why first: the next technician reads it.")

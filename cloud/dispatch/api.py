@@ -38,6 +38,7 @@ from cloud.dispatch.schemas import (
     HistoryJobOut,
     HistoryTotalsOut,
     ImportResult,
+    JobOut,
     KpiOut,
     OfferOut,
     ProgressIn,
@@ -351,6 +352,8 @@ def _offer_out(
     ticket = db_session.get(Ticket, offer.ticket_id)
     if ticket is not None:
         out.title, out.category = ticket.title, ticket.category
+        out.where = service.place(db_session=db_session, ticket=ticket)
+        out.arrive_by = ticket.sla_arrive_by
     if brief or not caller.is_staff():
         out.candidates = []  # other technicians' scores are not a technician's business
     return out
@@ -390,16 +393,21 @@ def decline_offer(
     return _offer_out(offer, caller, db_session)
 
 
-@router.get("/api/jobs", response_model=list[TicketOut])
-def list_jobs(
-    caller: TechnicianDep, db_session: SessionDep, status: str = "open"
-) -> list[TicketOut]:
-    """The calling technician's tickets (open by default; `all` for their history)."""
+@router.get("/api/jobs", response_model=list[JobOut])
+def list_jobs(caller: TechnicianDep, db_session: SessionDep, status: str = "open") -> list[JobOut]:
+    """The calling technician's tickets (open by default; `all` for their history), each
+    with where it is."""
     query = select(Ticket).where(Ticket.technician_id == caller.technician_id)
     if status == "open":
         query = query.where(Ticket.state.in_(["assigned", "en_route", "on_site"]))
     rows = db_session.scalars(query.order_by(Ticket.opened_at.desc()).limit(200))
-    return [TicketOut.model_validate(t) for t in rows]
+    return [
+        JobOut(
+            **TicketOut.model_validate(t).model_dump(),
+            where=service.place(db_session=db_session, ticket=t),
+        )
+        for t in rows
+    ]
 
 
 @router.post("/api/jobs/{ticket_id}/progress", response_model=TicketOut)

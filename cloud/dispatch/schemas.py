@@ -18,6 +18,7 @@ from pydantic import (
 from cloud.dispatch import shifts
 from cloud.dispatch.history import JobTotals
 from cloud.outbound.signing import SIGNATURE_HEADER
+from cloud.tickets.schemas import TicketOut
 from contracts.topics import APP, NAMESPACE_VERSION
 
 # A technician's id: also their MQTT username and a level of their topics.
@@ -198,6 +199,8 @@ class OfferOut(BaseModel):
     candidates: list[dict[str, Any]] = []
     title: str = ""  # the ticket's, so the technician knows what the job is
     category: str = ""
+    where: PlaceOut | None = None  # and where it is
+    arrive_by: datetime | None = None  # and by when someone must be there
 
 
 class HistoryJobOut(BaseModel):
@@ -348,6 +351,22 @@ class ComplianceOut(ComplianceRow):
     by_site: dict[str, ComplianceRow] = {}
 
 
+class PlaceOut(BaseModel):
+    """Where a job is: the site (or the device, when it has no site) with its address and
+    the point the ETA is measured to, for the technician to decide and to find it."""
+
+    name: str
+    address: str = ""
+    lat: float | None = None
+    lon: float | None = None
+
+
+class JobOut(TicketOut):
+    """A ticket a technician holds, with where it is."""
+
+    where: PlaceOut | None = None
+
+
 class OfferNotice(BaseModel):
     """Pushed to the technician's topic (and webhook) when they get an offer."""
 
@@ -360,6 +379,8 @@ class OfferNotice(BaseModel):
     priority: str
     deadline: datetime
     eta_min: float
+    where: PlaceOut | None = None
+    arrive_by: datetime | None = None  # the on-site target
 
 
 class OfferWithdrawn(BaseModel):
@@ -396,6 +417,7 @@ class JobAssigned(BaseModel):
     priority: str
     reason: str
     arrive_by: datetime  # the on-site target
+    where: PlaceOut | None = None
 
 
 class DurationOut(BaseModel):

@@ -37,6 +37,7 @@ from cloud.dispatch.schemas import (
     JobCalledOff,
     OfferNotice,
     OfferWithdrawn,
+    PlaceOut,
 )
 from cloud.errors import Conflict, Forbidden, Invalid, NotFound
 from cloud.outbound import delivery, signing
@@ -266,25 +267,33 @@ def candidates(
     ]
 
 
+def place(*, db_session: Session, ticket: Ticket) -> PlaceOut | None:
+    """Where the ticket's job is: its site's name and address, and the point travel is
+    measured to (the device's own position, else the site's; none: no location known)."""
+    device = db_session.get(Device, ticket.device_id) if ticket.device_id else None
+    site_id = ticket.site_id or (device.site_id if device else None)
+    site = db_session.get(Site, site_id) if site_id else None
+    if site is None and device is None:
+        return None
+    lat, lon = (None, None) if device is None else (device.latitude, device.longitude)
+    if (lat is None or lon is None) and site is not None:
+        lat, lon = site.latitude, site.longitude
+    return PlaceOut(
+        name=site.name if site is not None else str(ticket.device_id),
+        address=site.address if site is not None else "",
+        lat=lat,
+        lon=lon,
+    )
+
+
 def job_for(
     *, db_session: Session, ticket: Ticket, since: datetime | None = None
 ) -> matching.Job | None:
     """The matching view of a ticket: its skills and where it is (None: no location)."""
-    location = None
-    device = db_session.get(Device, ticket.device_id) if ticket.device_id else None
-    if device is not None and device.latitude is not None and device.longitude is not None:
-        location = (device.latitude, device.longitude)
-    site_id = ticket.site_id or (device.site_id if device else None)
-    site = db_session.get(Site, site_id) if site_id else None
-    if (
-        location is None
-        and site is not None
-        and site.latitude is not None
-        and site.longitude is not None
-    ):
-        location = (site.latitude, site.longitude)
-    if location is None:
+    where = place(db_session=db_session, ticket=ticket)
+    if where is None or where.lat is None or where.lon is None:
         return None
+    location = (where.lat, where.lon)
     answers = db_session.execute(
         select(Offer.technician_id, Offer.state, Offer.offered_at).where(
             Offer.ticket_id == ticket.id, Offer.state.in_([DECLINED, EXPIRED])
@@ -492,6 +501,8 @@ def _push(db_session: Session, ticket: Ticket, offer: Offer, now: datetime) -> N
         priority=ticket.priority,
         deadline=offer.deadline,
         eta_min=round(offer.eta_min, 1),
+        where=place(db_session=db_session, ticket=ticket),
+        arrive_by=ticket.sla_arrive_by,
     )
     _tell(db_session, offer.technician_id, "offer", notice, now, until=offer.deadline)
 
@@ -1108,6 +1119,7 @@ def assign(
     notice = JobAssigned(
         ticket_id=ticket.id, title=ticket.title, category=ticket.category,
         priority=ticket.priority, reason=how, arrive_by=ticket.sla_arrive_by,
+        where=place(db_session=db_session, ticket=ticket),
     )  # fmt: skip
     _tell(db_session, tech.id, "job", notice, now)
     if previous is not None and previous != tech.id:

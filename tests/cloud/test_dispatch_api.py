@@ -52,6 +52,12 @@ def test_import_dispatch_and_a_technicians_own_view(sessions, worker_for) -> Non
 
     offers_ana = client.get("/api/offers", headers=ana).json()
     assert [o["ticket_id"] for o in offers_ana] == [ticket_id]
+    assert offers_ana[0]["where"] == {
+        "name": "Site hb",
+        "address": "",
+        "lat": 47.3779,
+        "lon": 8.5403,
+    }
     assert offers_ana[0]["candidates"] == []  # others' scores are not theirs to see
     assert client.get("/api/offers", headers=ben).json() == []
     assert client.get("/api/technicians/ana", headers=ben).status_code == 403
@@ -69,7 +75,8 @@ def test_import_dispatch_and_a_technicians_own_view(sessions, worker_for) -> Non
 
     accepted = client.post(f"/api/offers/{offer_id}/accept", json={"eta_min": 15}, headers=ana)
     assert accepted.status_code == 200 and accepted.json()["state"] == "assigned"
-    assert [j["id"] for j in client.get("/api/jobs", headers=ana).json()] == [ticket_id]
+    jobs = client.get("/api/jobs", headers=ana).json()
+    assert [j["id"] for j in jobs] == [ticket_id] and jobs[0]["where"]["name"] == "Site hb"
     assert client.get("/api/jobs", headers=ben).json() == []
     assert (
         client.post(

@@ -26,6 +26,7 @@ function button(label, action) {
 const open = {};
 const drafts = {};
 let skillsKnown = null;  // every skill crowdfix knows (GET /api/skills), read once
+let mySkills = [];  // theirs (from their record, read with their status)
 
 function draft(key, attrs) {
   const input = el("input", {type: "text", name: key.split(":")[0], value: drafts[key] || "", ...attrs});
@@ -52,11 +53,22 @@ function declineChoice(offer) {
       button("Back", () => { delete open[`decline:${offer.id}`]; })));
 }
 
+function placeLine(where, arriveBy) {
+  // Where the job is (with a map to find it) and by when someone must be there.
+  if (!where) return null;
+  const map = where.lat !== null && where.lon !== null
+    ? el("a", {href: `https://www.openstreetmap.org/?mlat=${where.lat}&mlon=${where.lon}#map=18/${where.lat}/${where.lon}`,
+               target: "_blank", rel: "noopener", "data-map": ""}, "map") : null;
+  return el("div", {class: "meta", "data-where": ""}, where.name, where.address ? `, ${where.address}` : "",
+    map ? [" · ", map] : null, arriveBy ? ` · on site by ${clock(arriveBy)}` : null);
+}
+
 function offerCard(offer) {
   const left = Math.max(0, Math.round((Date.parse(offer.deadline) - Date.now()) / 1000));
   const card = el("div", {class: "card", "data-offer": offer.id},
     el("div", {class: "title"}, `#${offer.ticket_id} ${offer.title}`),
     el("div", {class: "meta"}, `about ${Math.round(offer.eta_min)} min away · answer within ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`));
+  add(card, placeLine(offer.where, offer.arrive_by));
   if (open[`decline:${offer.id}`]) return add(card, declineChoice(offer));
   return add(card, el("div", {class: "actions"},
     button("Accept", () => post(`/api/offers/${offer.id}/accept`, {})),
@@ -68,7 +80,7 @@ function giveBackChoice(job) {
   const reason = draft(`giveback:${job.id}`, {placeholder: "why (the next technician reads it)", "aria-label": "why give it back"});
   const key = `needs:${job.id}`;
   const needs = job.state === "on_site" && skillsKnown
-    ? skillsKnown.filter((s) => !job.skills.includes(s)).map((skill) => {
+    ? skillsKnown.filter((s) => !job.skills.includes(s) && !mySkills.includes(s)).map((skill) => {
         const box = el("input", {type: "checkbox", name: "needs", value: skill, checked: (drafts[key] || []).includes(skill)});
         box.addEventListener("change", () => {
           const ticked = (drafts[key] || []).filter((s) => s !== skill);
@@ -109,7 +121,11 @@ function jobCard(job) {
   const card = el("div", {class: "card", "data-job": job.id},
     el("div", {class: "title"}, `#${job.id} ${job.title}`),
     el("div", {class: "meta"}, `${job.state.replace("_", " ")} · ${job.category}`));
-  if (NEXT[job.state]) {
+  if (NEXT[job.state]) {  // an open job: where, by when, and what is wrong
+    const what = el("details", {class: "what", open: open[`what:${job.id}`] || null},
+      el("summary", {}, "What is wrong"), el("div", {class: "description"}, job.description));
+    what.addEventListener("toggle", () => { open[`what:${job.id}`] = what.open; });  // kept open across refreshes
+    add(card, placeLine(job.where, job.sla_arrive_by), what);
     card.append(open[`giveback:${job.id}`] ? giveBackChoice(job) : nextStep(job));
     if (!open[`giveback:${job.id}`]) card.append(el("div", {class: "actions secondary"},
       button(job.state === "on_site" ? "Can't fix it" : "Can't do it", () => { open[`giveback:${job.id}`] = true; })));
@@ -206,6 +222,7 @@ function typing() {
 async function status() {
   if (!me || !me.technician_id) return;
   const tech = await api(`/api/technicians/${encodeURIComponent(me.technician_id)}`);
+  mySkills = tech.skills;
   const panel = document.getElementById("status");
   const now = statusNow(tech);
   const drawn = `${tech.shifts.join("; ")}|${tech.timezone}`;
