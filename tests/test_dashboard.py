@@ -307,6 +307,8 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         phone.fill("[data-job] input[name=eta]", "soon")
         phone.click("[data-job] button:has-text('On my way')")
         phone.wait_for_selector("text=Minutes away: a whole number, like 20.")
+        box = phone.locator("#error").bounding_box()  # in sight, though the page runs on
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= 844
         phone.fill("[data-job] input[name=eta]", "20")
         phone.click("[data-job] button:has-text('On my way')")
         desk.wait_for_selector("[data-state=en_route] [data-ticket]", timeout=15000)
