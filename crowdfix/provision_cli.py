@@ -238,6 +238,77 @@ def provision_technician(
     )
 
 
+@provision_app.command("retired")
+def provision_retired(
+    api: Annotated[
+        str,
+        typer.Option(
+            "--api",
+            envvar="CROWDFIX_API_URL",
+            help="The crowdfix API, e.g. https://crowdfix.example",
+        ),
+    ],
+    token_file: Annotated[
+        Path,
+        typer.Option(
+            "--token-file",
+            help="A file holding an operator's or admin's API token (`crowdfix cloud "
+            "create-user broker-sync --token sync` prints one).",
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say whose accounts would go; change nothing.")
+    ] = False,
+    broker_dir: BrokerDir = DEFAULT_BROKER_DIR,
+    credentials_dir: Annotated[
+        Path, typer.Option("--credentials-dir", help="Where technicians' mqtt-password files are.")
+    ] = DEFAULT_TECHNICIAN_DIR,
+) -> None:
+    """Remove the broker accounts of technicians retired in crowdfix. Retiring someone (on the
+    crowd page or POST /api/technicians/{id}/retire) closes their API logins at once, but
+    their broker account lives here, on the broker's host, out of the API's reach: run this
+    here after a retirement, or from cron, then reload the broker."""
+    import json
+    import shutil
+    import urllib.error
+    import urllib.request
+
+    from cloud.provisioning.mosquitto import AccountKind
+
+    if not token_file.is_file():
+        raise fail(f"--token-file {token_file}: no such file")
+    request = urllib.request.Request(
+        f"{api.rstrip('/')}/api/technicians",
+        headers={"Authorization": f"Bearer {token_file.read_text().strip()}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            technicians = json.load(answer)
+    except urllib.error.HTTPError as exc:
+        raise fail(
+            f"{api} answered {exc.code}: {exc.read().decode(errors='replace')[:300]}"
+        ) from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise fail(f"cannot read the technicians from {api}: {exc}") from exc
+    retired = {t["id"] for t in technicians if t.get("retired_at")}
+    store = _store(broker_dir)
+    gone = sorted(
+        name
+        for name, account in store.accounts().items()
+        if name in retired and account.kind is AccountKind.TECHNICIAN
+    )
+    if not gone:
+        typer.echo(f"no broker account of a retired technician ({len(retired)} retired)")
+        return
+    if dry_run:
+        typer.echo(f"would revoke {len(gone)}: {', '.join(gone)}")
+        return
+    for name in gone:
+        store.revoke(name)
+        shutil.rmtree(credentials_dir / name, ignore_errors=True)
+    _done(f"revoked {len(gone)} retired technician(s): {', '.join(gone)}")
+
+
 @provision_app.command("list")
 def provision_list(broker_dir: BrokerDir = DEFAULT_BROKER_DIR) -> None:
     """Every broker account and what it is for."""

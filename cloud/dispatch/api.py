@@ -304,7 +304,7 @@ def retire_technician(
 ) -> TechnicianOut:
     """The technician leaves: no more offers, their pending offers withdrawn and open jobs
     re-dispatched (they are told), their accounts closed; history and ratings stay. Their
-    broker account is revoked with `crowdfix provision revoke <id>`."""
+    broker account goes with `crowdfix provision retired` on the broker's host."""
     tech = service.retire(
         db_session=db_session, technician_id=technician_id, caller=caller, reason=body.reason,
         now=utc_now(), rules=rules,

@@ -196,3 +196,55 @@ def test_a_technicians_app_account_reads_only_its_own_topics(env) -> None:
     code, out = run("technician", "Ana M")
     assert code == 2 and "not a technician id" in out
     assert "ana.m" in run("list")[1] and "technician" in run("list")[1]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_retired_technicians_lose_their_broker_accounts(cloud, tmp_path: Path) -> None:
+    """Ana and Ben have broker accounts for their apps; Ana is retired in crowdfix. On the
+    broker's host, `crowdfix provision retired` asks the API who is retired and removes their
+    accounts (and files), after saying whose it would remove; Ben's stays. A second run finds
+    nothing to do, and a wrong token is refused with the API's own answer."""
+    import httpx
+
+    from cloud.db import transaction
+    from cloud.dispatch import csvimport
+    from cloud.dispatch.schemas import TechnicianIn
+    from tests.cloud.factories import T0
+
+    broker, creds = tmp_path / "broker", tmp_path / "technicians"
+    where = ["--broker-dir", str(broker), "--credentials-dir", str(creds)]
+    runner = CliRunner()
+    for tech in ("ana", "ben"):
+        with transaction(cloud.sessions) as db:
+            body = TechnicianIn(name=tech.title(), skills=["pos"], home_lat=47.38, home_lon=8.54)
+            csvimport.upsert(db_session=db, technician_id=tech, body=body, now=T0)
+        made = runner.invoke(app, ["provision", "technician", tech, *where])
+        assert made.exit_code == 0, made.output
+    retired = httpx.post(
+        f"{cloud.api_url}/api/technicians/ana/retire",
+        json={"reason": "moved away"},
+        headers={"Authorization": f"Bearer {cloud.token}"},
+    )
+    assert retired.status_code == 200, retired.text
+    token = tmp_path / "token"
+    token.write_text(cloud.token + "\n")
+    sync = ["provision", "retired", "--api", cloud.api_url, "--token-file", str(token), *where]
+
+    dry = runner.invoke(app, [*sync, "--dry-run"])
+    assert dry.exit_code == 0 and "would revoke 1: ana" in dry.output
+    assert "ana" in CredentialStore(broker).accounts()
+
+    done = runner.invoke(app, sync)
+    assert done.exit_code == 0 and "revoked 1 retired technician(s): ana" in done.output
+    assert "kill -s HUP mosquitto" in done.output  # how the broker takes it
+    assert set(CredentialStore(broker).accounts()) == {"ben"}
+    assert (
+        "ana" not in (broker / "passwd").read_text() and "ana" not in (broker / "acl").read_text()
+    )
+    assert not (creds / "ana").exists() and (creds / "ben" / "mqtt-password").is_file()
+
+    again = runner.invoke(app, sync)
+    assert again.exit_code == 0 and "no broker account of a retired technician" in again.output
+    token.write_text("not-a-token\n")
+    refused = runner.invoke(app, sync)
+    assert refused.exit_code != 0 and "answered 401" in refused.output
