@@ -85,6 +85,10 @@ class CloudSettings(BaseSettings):
     public_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=500)] | None = None
     # Grafana's fleet telemetry dashboard, linked from the operator's pages when set.
     grafana_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=500)] | None = None
+    # The map a technician opens to find a job: {lat} and {lon} are filled in; empty: no link.
+    map_url: Annotated[str, Field(pattern=r"^$|^https?://[^\s]*\{lat\}[^\s]*$", max_length=500)] = (
+        "https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=18/{lat}/{lon}"
+    )
 
     @model_validator(mode="after")
     def _offer_timeouts_in_order(self) -> CloudSettings:

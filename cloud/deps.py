@@ -39,6 +39,12 @@ def get_rules(request: Request) -> DispatchPolicy:
     return rules
 
 
+def get_map_url(request: Request) -> str:
+    """The template of a link to a map of a job's place (empty: none)."""
+    url: str = request.app.state.settings.map_url
+    return url
+
+
 def get_webhook_key(request: Request) -> bytes:
     """The key technicians' webhook secrets are derived from."""
     key: bytes = request.app.state.settings.webhook_signing_key()
@@ -48,6 +54,7 @@ def get_webhook_key(request: Request) -> bytes:
 SessionDep = Annotated[Session, Depends(get_db)]
 WebhookKeyDep = Annotated[bytes, Depends(get_webhook_key)]
 RulesDep = Annotated[DispatchPolicy, Depends(get_rules)]
+MapUrlDep = Annotated[str, Depends(get_map_url)]
 # Row ids in paths: positive and within a 32-bit integer (bigger ones cannot exist).
 IdPath = Annotated[int, Path(ge=1, le=2_147_483_647)]
 WriterSessionDep = Annotated[Session, Depends(get_writer_db)]

@@ -299,7 +299,9 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         first = int(phone.get_attribute("#jobs [data-job]", "data-job") or 0)
         # Her job says where (with a map of the spot) and, opened, what is wrong.
         osm = phone.get_attribute("#jobs [data-job] a[data-map]", "href") or ""
-        assert osm.startswith("https://www.openstreetmap.org/?mlat=47.3779&mlon=8.5403")
+        assert (
+            osm == "https://www.openstreetmap.org/?mlat=47.3779&mlon=8.5403#map=18/47.3779/8.5403"
+        )
         phone.click("#jobs [data-job] details.what summary")
         phone.wait_for_timeout(3500)  # a refresh: what she opened stays open
         what = phone.inner_text("#jobs [data-job] .description")

@@ -17,6 +17,7 @@ from cloud.deps import (
     AdminDep,
     CallerDep,
     IdPath,
+    MapUrlDep,
     RulesDep,
     SessionDep,
     StaffDep,
@@ -41,6 +42,7 @@ from cloud.dispatch.schemas import (
     JobOut,
     KpiOut,
     OfferOut,
+    PlaceView,
     ProgressIn,
     RatingIn,
     RatingInviteOut,
@@ -143,6 +145,7 @@ def technician_history(
     technician_id: TechnicianId,
     caller: CallerDep,
     db_session: SessionDep,
+    map_url: MapUrlDep,
     rules: RulesDep,
     limit: Annotated[int, Query(ge=1, le=500, description="jobs and offers listed")] = 50,
     days: Annotated[
@@ -177,7 +180,7 @@ def technician_history(
             jobs=done,
         ),
         jobs=[_job_out(job, held[job.ticket_id]) for job in reversed(jobs[-limit:])],
-        offers=[_offer_out(o, caller, db_session) for o in offers],
+        offers=[_offer_out(o, caller, db_session, map_url) for o in offers],
         changes=[
             TechnicianChangeOut.model_validate(c)
             for c in service.changes(db_session=db_session, technician_id=tech.id, limit=limit)
@@ -330,6 +333,7 @@ def reinstate_technician(
 def list_offers(
     caller: CallerDep,
     db_session: SessionDep,
+    map_url: MapUrlDep,
     state: str | None = None,
     brief: Annotated[
         bool, Query(description="leave out the candidates (every technician considered)")
@@ -342,17 +346,27 @@ def list_offers(
     if state:
         query = query.where(Offer.state == state)
     offers = db_session.scalars(query).all()
-    return [_offer_out(o, caller, db_session, brief) for o in offers]
+    return [_offer_out(o, caller, db_session, map_url, brief) for o in offers]
+
+
+def _where(db_session: Session, ticket: Ticket, map_url: str) -> PlaceView | None:
+    """Where the ticket's job is, with a link to a map of it (CROWDFIX_MAP_URL)."""
+    place = service.place(db_session=db_session, ticket=ticket)
+    if place is None:
+        return None
+    located = map_url and place.lat is not None and place.lon is not None
+    link = map_url.format(lat=place.lat, lon=place.lon) if located else None
+    return PlaceView(**place.model_dump(), map_url=link)
 
 
 def _offer_out(
-    offer: Offer, caller: Principal, db_session: Session, brief: bool = False
+    offer: Offer, caller: Principal, db_session: Session, map_url: str, brief: bool = False
 ) -> OfferOut:
     out = OfferOut.model_validate(offer)
     ticket = db_session.get(Ticket, offer.ticket_id)
     if ticket is not None:
         out.title, out.category = ticket.title, ticket.category
-        out.where = service.place(db_session=db_session, ticket=ticket)
+        out.where = _where(db_session, ticket, map_url)
         out.arrive_by = ticket.sla_arrive_by
     if brief or not caller.is_staff():
         out.candidates = []  # other technicians' scores are not a technician's business
@@ -377,6 +391,7 @@ def decline_offer(
     body: DeclineIn,
     caller: TechnicianDep,
     db_session: WriterSessionDep,
+    map_url: MapUrlDep,
     rules: RulesDep,
 ) -> OfferOut:
     """Say no, with a reason; the next technician gets the offer at once."""
@@ -390,11 +405,13 @@ def decline_offer(
     )
     db_session.commit()
     offer = service.own_offer(db_session=db_session, offer_id=offer_id, caller=caller)
-    return _offer_out(offer, caller, db_session)
+    return _offer_out(offer, caller, db_session, map_url)
 
 
 @router.get("/api/jobs", response_model=list[JobOut])
-def list_jobs(caller: TechnicianDep, db_session: SessionDep, status: str = "open") -> list[JobOut]:
+def list_jobs(
+    caller: TechnicianDep, db_session: SessionDep, map_url: MapUrlDep, status: str = "open"
+) -> list[JobOut]:
     """The calling technician's tickets (open by default; `all` for their history), each
     with where it is."""
     query = select(Ticket).where(Ticket.technician_id == caller.technician_id)
@@ -404,7 +421,7 @@ def list_jobs(caller: TechnicianDep, db_session: SessionDep, status: str = "open
     return [
         JobOut(
             **TicketOut.model_validate(t).model_dump(),
-            where=service.place(db_session=db_session, ticket=t),
+            where=_where(db_session, t, map_url),
         )
         for t in rows
     ]

@@ -199,7 +199,7 @@ class OfferOut(BaseModel):
     candidates: list[dict[str, Any]] = []
     title: str = ""  # the ticket's, so the technician knows what the job is
     category: str = ""
-    where: PlaceOut | None = None  # and where it is
+    where: PlaceView | None = None  # and where it is
     arrive_by: datetime | None = None  # and by when someone must be there
 
 
@@ -361,10 +361,16 @@ class PlaceOut(BaseModel):
     lon: float | None = None
 
 
+class PlaceView(PlaceOut):
+    """A job's place as the API shows it: with a link to a map of it (CROWDFIX_MAP_URL)."""
+
+    map_url: str | None = None
+
+
 class JobOut(TicketOut):
     """A ticket a technician holds, with where it is."""
 
-    where: PlaceOut | None = None
+    where: PlaceView | None = None
 
 
 class OfferNotice(BaseModel):

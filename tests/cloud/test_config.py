@@ -103,3 +103,18 @@ def test_the_dispatch_defaults_shown_in_the_deployment_env_are_the_real_ones() -
     for name, value in shown.items():
         field = name.removeprefix("CROWDFIX_").lower()
         assert float(value) == float(getattr(defaults, field)), name
+
+
+def test_the_map_a_technician_opens_is_the_deployments_choice(monkeypatch) -> None:
+    """CROWDFIX_MAP_URL: a template with {lat} and {lon} (OpenStreetMap by default), or empty
+    for no link; anything else is refused when the service starts."""
+    assert CloudSettings().map_url.startswith("https://www.openstreetmap.org/?mlat={lat}")
+    swiss = "https://map.geo.admin.ch/?swisssearch={lat},{lon}"
+    monkeypatch.setenv("CROWDFIX_MAP_URL", swiss)
+    assert CloudSettings().map_url == swiss
+    monkeypatch.setenv("CROWDFIX_MAP_URL", "")
+    assert CloudSettings().map_url == ""
+    for wrong in ("https://maps.example/", "javascript:alert({lat})", "ftp://x/{lat}"):
+        monkeypatch.setenv("CROWDFIX_MAP_URL", wrong)
+        with pytest.raises(ValidationError, match="map_url"):
+            CloudSettings()

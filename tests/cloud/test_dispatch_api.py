@@ -52,12 +52,10 @@ def test_import_dispatch_and_a_technicians_own_view(sessions, worker_for) -> Non
 
     offers_ana = client.get("/api/offers", headers=ana).json()
     assert [o["ticket_id"] for o in offers_ana] == [ticket_id]
+    osm = "https://www.openstreetmap.org/?mlat=47.3779&mlon=8.5403#map=18/47.3779/8.5403"
     assert offers_ana[0]["where"] == {
-        "name": "Site hb",
-        "address": "",
-        "lat": 47.3779,
-        "lon": 8.5403,
-    }
+        "name": "Site hb", "address": "", "lat": 47.3779, "lon": 8.5403, "map_url": osm,
+    }  # fmt: skip
     assert offers_ana[0]["candidates"] == []  # others' scores are not theirs to see
     assert client.get("/api/offers", headers=ben).json() == []
     assert client.get("/api/technicians/ana", headers=ben).status_code == 403

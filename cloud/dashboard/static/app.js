@@ -112,10 +112,8 @@ function renderSites(all, tickets) {
       s.fault ? el("span", {class: "bad"}, `${s.fault} fault`) : null,
       s.warning ? el("span", {class: "warn"}, `${s.warning} warning`) : null,
       el("span", {}, `${s.tickets} open ticket${s.tickets === 1 ? "" : "s"}`));
-    node.addEventListener("click", () => {
-      const next = new URLSearchParams(location.search);
-      if (id && next.get("site_id") !== id) next.set("site_id", id); else next.delete("site_id");
-      history.replaceState(null, "", `${location.pathname}${next.toString() ? "?" + next : ""}`);
+    node.addEventListener("click", () => {  // a second click on the chosen site drops it
+      setParam("site_id", id && param("site_id") !== id ? id : "");
       desk.refresh();
     });
     return node;
@@ -135,12 +133,7 @@ function filterBar(all) {
     const select = el("select", {name: key, "aria-label": label},
       el("option", {value: ""}, `${label}: all`),
       ...options[key].map((value) => el("option", {value, selected: query.get(key) === value}, `${label}: ${value}`)));
-    select.addEventListener("change", () => {
-      const next = new URLSearchParams(location.search);
-      if (select.value) next.set(key, select.value); else next.delete(key);
-      history.replaceState(null, "", `${location.pathname}${next.toString() ? "?" + next : ""}`);
-      desk.refresh();
-    });
+    select.addEventListener("change", () => { setParam(key, select.value); desk.refresh(); });
     return select;
   });
 }

@@ -85,6 +85,13 @@ function certificationsDue(tech) {
   });
 }
 
+// Keep a filter in the address (none: drop it), so a reload or a shared link shows the same.
+function setParam(key, value) {
+  const next = new URLSearchParams(location.search);
+  if (value) next.set(key, value); else next.delete(key);
+  history.replaceState(null, "", `${location.pathname}${next.toString() ? "?" + next : ""}`);
+}
+
 function param(name) {
   return new URLSearchParams(location.search).get(name);
 }

@@ -131,12 +131,6 @@ function matches(tech, f) {
   return f.standing !== "paused" || tech.paused;
 }
 
-function setParam(key, value) {
-  const next = new URLSearchParams(location.search);
-  if (value) next.set(key, value); else next.delete(key);
-  history.replaceState(null, "", `${location.pathname}${next.toString() ? "?" + next : ""}`);
-}
-
 let lastDrawn = null;  // the crowd and their jobs as last read: filtering draws from it
 
 function filterBar() {

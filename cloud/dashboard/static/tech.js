@@ -56,9 +56,8 @@ function declineChoice(offer) {
 function placeLine(where, arriveBy) {
   // Where the job is (with a map to find it) and by when someone must be there.
   if (!where) return null;
-  const map = where.lat !== null && where.lon !== null
-    ? el("a", {href: `https://www.openstreetmap.org/?mlat=${where.lat}&mlon=${where.lon}#map=18/${where.lat}/${where.lon}`,
-               target: "_blank", rel: "noopener", "data-map": ""}, "map") : null;
+  const map = where.map_url  // the deployment's map (CROWDFIX_MAP_URL)
+    ? el("a", {href: where.map_url, target: "_blank", rel: "noopener", "data-map": ""}, "map") : null;
   return el("div", {class: "meta", "data-where": ""}, where.name, where.address ? `, ${where.address}` : "",
     map ? [" · ", map] : null, arriveBy ? ` · on site by ${clock(arriveBy)}` : null);
 }
