@@ -314,6 +314,8 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         phone.fill("[data-job] input[name=eta]", "20")
         phone.click("[data-job] button:has-text('On my way')")
         desk.wait_for_selector("[data-state=en_route] [data-ticket]", timeout=15000)
+        eta = desk.wait_for_selector("[data-state=en_route] [data-eta]", timeout=15000)
+        assert "about 20 min away (" in eta.inner_text()  # and how long ago she said so
         shot(phone, "6-technician-en-route")
 
         # On site, Ana hands the customer a rating link; they rate once she marked it fixed.

@@ -54,7 +54,9 @@ function card(ticket) {
        ticket.site_id && ticket.device_id ? ` · ${ticket.site_id}` : ""),
     el("div", {class: "meta"}, `${age(ticket.opened_at)} old · `, sla(ticket),
        ticket.occurrences > 1 ? ` · ×${ticket.occurrences}` : "", ticket.flapping ? " · flapping" : ""),
-    ticket.technician_id ? el("div", {class: "meta"}, `technician: ${ticket.technician_id}`) : null,
+    ticket.technician_id ? el("div", {class: "meta"}, `technician: ${ticket.technician_id}`,
+      // On the way: when they expect to be there, as they said ("about 20 min away").
+      ticket.state === "en_route" && ticket.state_reason ? el("span", {"data-eta": ""}, ` · ${ticket.state_reason} (${ago(ticket.updated_at)})`) : null) : null,
     pending[ticket.id] ? offered(pending[ticket.id]) : null,
     ticket.state === "escalated" && ticket.state_reason ? el("div", {class: "meta bad", "data-why": ""}, ticket.state_reason) : null,
     ["new", "dispatching", "escalated"].includes(ticket.state) && technicians.length ? assignForm(ticket) : null);
