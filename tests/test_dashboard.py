@@ -659,12 +659,13 @@ def test_an_admin_downloads_the_roster_edits_it_and_imports_it_again(
 
         sam = lines[1].split(",")
         sam[6] = "9"  # radius_km
-        edited = tmp_path / "roster.csv"
+        edited = tmp_path / "roster.csv"  # saved by a spreadsheet: Windows-1252, not UTF-8
         edited.write_text(
             "\n".join(
-                [lines[0], ",".join(sam), "zoe,Zoe Frei,crowd,pos,47.37,8.53,8,1,,,UTC",
+                [lines[0], ",".join(sam), "zoe,Zoë Frei,crowd,pos,47.37,8.53,8,1,,,UTC",
                  "yan,Yan,crowd,pos,47.37,east,8,1,,,UTC", ""]
-            )
+            ),
+            encoding="cp1252",
         )  # fmt: skip
         page.set_input_files("input[name=roster]", str(edited))
         checked = page.wait_for_selector("#import[data-state=checked]", timeout=15000)
@@ -677,7 +678,8 @@ def test_an_admin_downloads_the_roster_edits_it_and_imports_it_again(
         shot(page, "16-roster-checked")
         page.click("#import button[data-action=import]")
         page.wait_for_selector("#import[data-state=imported]", timeout=15000)
-        page.wait_for_selector("tr[data-technician=zoe]", timeout=15000)
+        zoe = page.wait_for_selector("tr[data-technician=zoe]", timeout=15000)
+        assert "Zoë Frei" in zoe.inner_text()
         assert "9 km" in page.inner_text("tr[data-technician=sam]")
         shot(page, "17-roster-imported")
         page.click("#import button[data-action=close-import]")

@@ -229,7 +229,7 @@ def put_technician(
 def import_technicians(
     _admin: AdminDep,
     db_session: WriterSessionDep,
-    csv_text: Annotated[str, Body(media_type="text/csv", max_length=2_000_000)],
+    csv_file: Annotated[bytes, Body(media_type="text/csv", max_length=2_000_000)],
     dry_run: Annotated[
         bool, Query(description="check the file and say what it would do; save nothing")
     ] = False,
@@ -237,8 +237,10 @@ def import_technicians(
     """Bulk import from CSV (header: id,name,kind,skills,home_lat,home_lon,radius_km,capacity,
     and optionally certifications,shifts,timezone); good rows are imported, each bad row is
     reported with its error. A technician who exists changes only in what their row says.
-    The answer says who is new and what changes for whom; with `dry_run` nothing is saved."""
-    result = csvimport.import_csv(db_session=db_session, text=csv_text, now=utc_now())
+    The answer says who is new and what changes for whom; with `dry_run` nothing is saved.
+    UTF-8, or Windows-1252 as spreadsheets save CSV in western European languages."""
+    text = csvimport.decode(csv_file)
+    result = csvimport.import_csv(db_session=db_session, text=text, now=utc_now())
     if dry_run:
         db_session.rollback()
         result.dry_run = True

@@ -107,6 +107,17 @@ def export_csv(techs: Iterable[Technician]) -> str:
     return out.getvalue()
 
 
+def decode(data: bytes) -> str:
+    """A CSV file's text: UTF-8 (a byte-order mark or not), else Windows-1252, the code page
+    spreadsheets set to a western European language save CSV in ("Müller" is not UTF-8
+    there). Bytes that are neither become U+FFFD, and a file that is no CSV at all then
+    fails on its header, with how to save one."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
 def _rows(text: str) -> tuple[list[str], Iterator[dict[str, str | None]]]:
     """The header and the rows, as spreadsheets save them too: a byte-order mark before the
     header is dropped, and a header with semicolons and no commas (a spreadsheet set to a
@@ -140,7 +151,7 @@ def import_csv(*, db_session: Session, text: str, now: datetime) -> ImportResult
                     technician_id=None,
                     error=f"header lacks columns: {', '.join(missing)} (the first line names "
                     f"the columns: {','.join(COLUMNS)}, and optionally "
-                    f"{','.join(EXPORTED[len(COLUMNS) :])})",
+                    f"{','.join(EXPORTED[len(COLUMNS) :])}; from a spreadsheet, save it as CSV)",
                 )
             ],
         )

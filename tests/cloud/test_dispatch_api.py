@@ -654,10 +654,23 @@ def test_a_roster_from_a_spreadsheet_is_checked_before_it_is_imported(sessions) 
     again = client.post("/api/technicians/import", headers=csv_headers, content=spreadsheet)
     assert (again.json()["unchanged"], again.json()["changed"]) == (3, {})
 
-    # A file that is not a roster says what the first line must name.
-    wrong = client.post("/api/technicians/import", headers=csv_headers, content="who,where\n")
-    assert wrong.json()["errors"][0]["error"].startswith("header lacks columns: id, name, kind")
-    assert "id,name,kind,skills,home_lat,home_lon,radius_km,capacity" in wrong.text
+    # Saved as "CSV" by a spreadsheet in German: Windows-1252, where ü is one byte (not UTF-8).
+    latin = "id;name;kind;skills;home_lat;home_lon;radius_km;capacity\r\ndan;Dan Müller;crowd;pos;47,36;8,52;9;1\r\n"
+    saved = client.post(
+        "/api/technicians/import", headers=csv_headers, content=latin.encode("cp1252")
+    )
+    assert saved.status_code == 200 and saved.json()["created"] == ["dan"], saved.text
+    assert client.get("/api/technicians/dan", headers=admin).json()["name"] == "Dan Müller"
+
+    # A file that is not a roster says what the first line must name: text, or a workbook
+    # chosen instead of its CSV (bytes that are no text at all).
+    for wrong in (b"who,where\n", b"PK\x03\x04\x14\x00\x06\x00\xff\xfe\x00\x81 workbook"):
+        refused = client.post("/api/technicians/import", headers=csv_headers, content=wrong)
+        assert refused.status_code == 200, refused.text
+        error = refused.json()["errors"][0]["error"]
+        assert error.startswith("header lacks columns: id, name, kind")
+        assert "id,name,kind,skills,home_lat,home_lon,radius_km,capacity" in error
+        assert "from a spreadsheet, save it as CSV" in error
 
 
 def test_the_roster_exports_as_the_csv_the_import_reads(sessions, tmp_path) -> None:

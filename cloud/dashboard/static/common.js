@@ -18,7 +18,7 @@ async function api(path, options = {}) {
   return answer.json();
 }
 
-// A change: the body as JSON, or as it is with another content type (a CSV file's text).
+// A change: the body as JSON, or as it is with another content type (a CSV file).
 function send(method, path, body, type = "application/json") {
   return api(path, {method, body: type === "application/json" ? JSON.stringify(body) : body,
                     headers: {"Content-Type": type, "X-CSRF-Token": csrf()}});

@@ -6,7 +6,7 @@
 
 const TECHNICIAN = param("technician");
 // A roster file an admin chose on this page, checked and not yet imported (or just imported):
-// {name, text, report}. Kept here, as every live change redraws the page.
+// {name, file, report}. Kept here, as every live change redraws the page.
 let roster = null;
 
 function percent(value) {
@@ -69,8 +69,9 @@ function where(tech) {
   return `home ${tech.home_lat.toFixed(3)}, ${tech.home_lon.toFixed(3)} · ${tech.radius_km} km`;
 }
 
-function importRoster(text, dryRun) {
-  return send("POST", `/api/technicians/import${dryRun ? "?dry_run=true" : ""}`, text, "text/csv");
+function importRoster(file, dryRun) {
+  // The file's bytes as they are: the server reads UTF-8 or a spreadsheet's Windows-1252.
+  return send("POST", `/api/technicians/import${dryRun ? "?dry_run=true" : ""}`, file, "text/csv");
 }
 
 function rosterPicker() {
@@ -80,8 +81,7 @@ function rosterPicker() {
     const chosen = file.files[0];
     if (!chosen) return;
     try {
-      const text = await chosen.text();
-      roster = {name: chosen.name, text, report: await importRoster(text, true)};
+      roster = {name: chosen.name, file: chosen, report: await importRoster(chosen, true)};
     } catch (error) { toast(`${chosen.name}: ${error.message}`, true); }
     desk.refresh();
   });
@@ -107,7 +107,7 @@ function rosterReport() {
       el("tr", {}, el("td", {class: "num"}, String(e.row)), el("td", {}, e.technician_id || "–"), el("td", {}, e.error))), "") : null,
     el("div", {class: "row"},
       r.dry_run && r.imported ? action(`Import ${r.imported} row(s)`, async () => {
-        roster = {...roster, report: await importRoster(roster.text, false)};
+        roster = {...roster, report: await importRoster(roster.file, false)};
       }, {"data-action": "import"}) : null,
       action(r.dry_run ? "Cancel" : "Close", async () => { roster = null; return false; }, {"data-action": "close-import"})));
 }
