@@ -655,7 +655,10 @@ def test_a_roster_from_a_spreadsheet_is_checked_before_it_is_imported(sessions) 
     assert (again.json()["unchanged"], again.json()["changed"]) == (3, {})
 
     # Saved as "CSV" by a spreadsheet in German: Windows-1252, where ü is one byte (not UTF-8).
-    latin = "id;name;kind;skills;home_lat;home_lon;radius_km;capacity\r\ndan;Dan Müller;crowd;pos;47,36;8,52;9;1\r\n"
+    latin = (
+        "id;name;kind;skills;home_lat;home_lon;radius_km;capacity\r\n"
+        "dan;Dan Müller;crowd;pos;47,36;8,52;9;1\r\n"
+    )
     saved = client.post(
         "/api/technicians/import", headers=csv_headers, content=latin.encode("cp1252")
     )
