@@ -63,6 +63,17 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def shop_by_name(sessions) -> None:
+    """The shop the devices are in (site hb), with its name and address."""
+    from cloud.sites import service as sites
+    from cloud.sites.schemas import SiteIn
+
+    with transaction(sessions) as db:
+        shop = SiteIn(id="hb", name="Shop Zurich HB", address="Bahnhofplatz 1, 8001 Zurich",
+                      latitude=47.3779, longitude=8.5403)  # fmt: skip
+        sites.upsert(db_session=db, site_in=shop, now=T0)
+
+
 def add_operator(sessions) -> None:
     with transaction(sessions) as db:
         auth.create_user(
@@ -231,15 +242,10 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
     choice), is on her way with an ETA, fixes it with notes, hands the customer a rating
     link; a job cancelled at the device leaves her list with why; one she cannot fix goes
     back needing a skill she lacks, with her reason; an offer she declines says why."""
-    from cloud.sites import service as sites
-    from cloud.sites.schemas import SiteIn
     from tests.cloud.factories import ingest, press
 
     located_shop(cloud.sessions, "pos-1", "pos-2")
-    with transaction(cloud.sessions) as db:  # the shop's address, for Ana to find it
-        shop = SiteIn(id="hb", name="Shop Zurich HB", address="Bahnhofplatz 1, 8001 Zurich",
-                      latitude=47.3779, longitude=8.5403)  # fmt: skip
-        sites.upsert(db_session=db, site_in=shop, now=T0)
+    shop_by_name(cloud.sessions)  # its address, for Ana to find it
     add_operator(cloud.sessions)
     with transaction(cloud.sessions) as db:
         lapsed = {"pos": T0.date()}  # a skill she no longer may work in (printers: no expiry)
@@ -492,6 +498,7 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
     from tests.cloud.factories import fault, ingest
 
     located_shop(cloud.sessions, "pos-1")
+    shop_by_name(cloud.sessions)
     add_operator(cloud.sessions)
     dead = f"http://127.0.0.1:{free_port()}/hook"  # Sam's app is not listening
     hour = datetime.now(UTC).hour  # Sam's shift starts in two hours
@@ -535,6 +542,7 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.click("#tickets [data-ticket-row] a")
         page.wait_for_selector("#description")
         assert "pos-1" in page.inner_text("#description")
+        assert "Shop Zurich HB, Bahnhofplatz 1, 8001 Zurich" in page.inner_text("[data-site=hb]")
         assert "new" in page.inner_text("#audit")
         page.select_option("#actions select[name=technician]", "sam")
         page.fill("#actions input[name=reason]", "Sam is next door")

@@ -130,6 +130,8 @@ async function refresh() {
   if (!TICKET) { document.getElementById("main").replaceChildren(el("p", {}, "No ticket given: open one from the desk.")); return; }
   const [ticket, offers, clocks, technicians] = await Promise.all([
     api(`/api/tickets/${TICKET}`), api(`/api/tickets/${TICKET}/offers`), api(`/api/tickets/${TICKET}/sla`), api("/api/technicians")]);
+  // The site by name, with its address (the operator may have to call or send someone).
+  const site = ticket.site_id ? await api(`/api/sites/${encodeURIComponent(ticket.site_id)}`).catch(() => null) : null;
   document.title = `crowdfix · #${ticket.id} ${ticket.title}`;
   counts([[ticket.state, "state"], [ticket.priority, "priority"], [ticket.occurrences, "occurrences"]]);
   const focused = document.activeElement && document.activeElement.closest("#actions");
@@ -137,7 +139,8 @@ async function refresh() {
   const page = [
     el("div", {class: "crumbs"}, el("a", {href: "/ui/"}, "Desk"), " › ", `#${ticket.id}`),
     el("h2", {}, `#${ticket.id} ${ticket.title} `, pill(ticket.state)),
-    el("div", {class: "meta"}, `${ticket.priority} · ${ticket.category} · `, where, ticket.site_id ? ` · site ${ticket.site_id}` : "",
+    el("div", {class: "meta"}, `${ticket.priority} · ${ticket.category} · `, where,
+       site ? el("span", {"data-site": site.id}, ` · ${site.name}${site.address ? `, ${site.address}` : ""}`) : ticket.site_id ? ` · site ${ticket.site_id}` : "",
        ` · opened ${clock(ticket.opened_at)} (${age(ticket.opened_at)} ago)`, ticket.technician_id ? ` · technician ${ticket.technician_id}` : "",
        ticket.parent_id ? el("span", {}, " · part of ", el("a", {href: `/ui/ticket?id=${ticket.parent_id}`}, `#${ticket.parent_id}`)) : "",
        ticket.children.length ? el("span", {}, " · groups ", ...ticket.children.map((id) => el("a", {href: `/ui/ticket?id=${id}`}, `#${id} `))) : ""),
