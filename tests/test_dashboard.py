@@ -521,6 +521,8 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.wait_for_selector("[data-ticket]", timeout=15000)
         site = page.wait_for_selector("button.site[data-site=hb]")
         assert "1/1 online" in site.inner_text() and "1 fault" in site.inner_text()
+        assert "Shop Zurich HB" in site.inner_text()  # the shop by name, as operators know it
+        assert "Shop Zurich HB" in page.inner_text("tr[data-device='pos-1']")
         page.select_option("select[name=health]", "ok")
         page.wait_for_selector("text=No device matches the filters.")
         page.select_option("select[name=health]", "fault")

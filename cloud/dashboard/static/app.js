@@ -8,6 +8,11 @@ const LABELS = {new: "New", dispatching: "Dispatching", escalated: "Escalated", 
 const FILTERS = {site_id: "Site", profile: "Profile", presence: "Presence", health: "Health"};
 let technicians = [];
 let pending = {};  // ticket id → the offer waiting for an answer
+let siteNames = {};  // site id → its name, as operators know the shops
+
+function siteName(id) {
+  return siteNames[id] || id;
+}
 let layoutDone = false;
 
 // The on-site clock, flagged at risk once the deployment's share of its time has gone (as the
@@ -47,11 +52,11 @@ function offered(offer) {
 function card(ticket) {
   const where = ticket.device_id
     ? el("a", {href: `/ui/device?id=${encodeURIComponent(ticket.device_id)}`}, ticket.device_id)
-    : `site ${ticket.site_id}`;
+    : siteName(ticket.site_id);
   return el("div", {class: `card ${ticket.priority}`, "data-ticket": ticket.id},
     el("div", {class: "title"}, el("a", {href: `/ui/ticket?id=${ticket.id}`}, `#${ticket.id} ${ticket.title}`)),
     el("div", {class: "meta"}, pill(ticket.priority, `prio-${ticket.priority}`), ` ${ticket.category} · `, where,
-       ticket.site_id && ticket.device_id ? ` · ${ticket.site_id}` : ""),
+       ticket.site_id && ticket.device_id ? ` · ${siteName(ticket.site_id)}` : ""),
     el("div", {class: "meta"}, `${age(ticket.opened_at)} old · `, sla(ticket),
        ticket.occurrences > 1 ? ` · ×${ticket.occurrences}` : "", ticket.flapping ? " · flapping" : ""),
     ticket.technician_id ? el("div", {class: "meta"}, `technician: ${ticket.technician_id}`,
@@ -80,7 +85,7 @@ function renderFleet(devices) {
   const rows = devices.map((d) => el("tr", {"data-device": d.id},
     el("td", {}, el("a", {href: `/ui/device?id=${encodeURIComponent(d.id)}`}, d.id),
        d.name ? el("div", {class: "muted"}, d.name) : null),
-    el("td", {}, d.site_id || ""), el("td", {}, d.profile || ""),
+    el("td", {}, d.site_id ? siteName(d.site_id) : ""), el("td", {}, d.profile || ""),
     el("td", {class: `presence ${d.presence}`}, d.presence),
     el("td", {class: `health ${d.health}`, title: d.health_reasons.join("; ")}, d.health),
     el("td", {}, d.active_faults.length
@@ -108,7 +113,7 @@ function renderSites(all, tickets) {
   const cards = Object.entries(sites).sort(([a], [b]) => a.localeCompare(b)).map(([id, s]) => {
     const worst = s.offline || s.fault ? "bad" : s.stale || s.warning ? "warn" : "ok";
     const node = el("button", {type: "button", class: `site ${worst}${chosen && chosen === id ? " on" : ""}`, "data-site": id},
-      el("b", {}, id || "(no site)"),
+      el("b", {}, id ? siteName(id) : "(no site)"),
       el("span", {}, `${s.online}/${s.devices} online`),
       s.offline ? el("span", {class: "bad"}, `${s.offline} offline`) : null,
       s.fault ? el("span", {class: "bad"}, `${s.fault} fault`) : null,
@@ -134,7 +139,7 @@ function filterBar(all) {
   return Object.entries(FILTERS).map(([key, label]) => {
     const select = el("select", {name: key, "aria-label": label},
       el("option", {value: ""}, `${label}: all`),
-      ...options[key].map((value) => el("option", {value, selected: query.get(key) === value}, `${label}: ${value}`)));
+      ...options[key].map((value) => el("option", {value, selected: query.get(key) === value}, `${label}: ${key === "site_id" ? siteName(value) : value}`)));
     select.addEventListener("change", () => { setParam(key, select.value); desk.refresh(); });
     return select;
   });
@@ -157,9 +162,11 @@ async function refresh() {
   layout();
   const query = new URLSearchParams(location.search);
   const wanted = new URLSearchParams([...query].filter(([key]) => key in FILTERS));
-  const [page, all, shown, techs, offers] = await Promise.all([
+  const [page, all, shown, techs, offers, sites] = await Promise.all([
     api("/api/tickets?status=open&limit=500"), api("/api/fleet?sparklines=false"),
-    api(`/api/fleet?${wanted}`), api("/api/technicians"), api("/api/offers?state=pending&brief=true")]);
+    api(`/api/fleet?${wanted}`), api("/api/technicians"), api("/api/offers?state=pending&brief=true"),
+    api("/api/sites")]);
+  siteNames = Object.fromEntries(sites.map((s) => [s.id, s.name]));
   technicians = techs.filter(canGo);
   pending = Object.fromEntries(offers.map((o) => [o.ticket_id, o]));
   renderBoard(page.items);
