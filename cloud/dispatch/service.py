@@ -267,17 +267,27 @@ def candidates(
     ]
 
 
-def place(*, db_session: Session, ticket: Ticket) -> PlaceOut | None:
-    """Where the ticket's job is: its site's name and address, and the point travel is
-    measured to (the device's own position, else the site's; none: no location known)."""
+def _device_and_site(db_session: Session, ticket: Ticket) -> tuple[Device | None, Site | None]:
     device = db_session.get(Device, ticket.device_id) if ticket.device_id else None
     site_id = ticket.site_id or (device.site_id if device else None)
-    site = db_session.get(Site, site_id) if site_id else None
+    return device, db_session.get(Site, site_id) if site_id else None
+
+
+def _point(device: Device | None, site: Site | None) -> tuple[float, float] | None:
+    """The point travel is measured to: the device's own position, else its site's."""
+    for lat, lon in ((d.latitude, d.longitude) for d in (device, site) if d is not None):
+        if lat is not None and lon is not None:
+            return lat, lon
+    return None
+
+
+def place(*, db_session: Session, ticket: Ticket) -> PlaceOut | None:
+    """Where the ticket's job is, for the technician: its site's name and address, and the
+    point travel is measured to (None: neither site nor device known)."""
+    device, site = _device_and_site(db_session, ticket)
     if site is None and device is None:
         return None
-    lat, lon = (None, None) if device is None else (device.latitude, device.longitude)
-    if (lat is None or lon is None) and site is not None:
-        lat, lon = site.latitude, site.longitude
+    lat, lon = _point(device, site) or (None, None)
     return PlaceOut(
         name=site.name if site is not None else str(ticket.device_id),
         address=site.address if site is not None else "",
@@ -289,11 +299,11 @@ def place(*, db_session: Session, ticket: Ticket) -> PlaceOut | None:
 def job_for(
     *, db_session: Session, ticket: Ticket, since: datetime | None = None
 ) -> matching.Job | None:
-    """The matching view of a ticket: its skills and where it is (None: no location)."""
-    where = place(db_session=db_session, ticket=ticket)
-    if where is None or where.lat is None or where.lon is None:
+    """The matching view of a ticket: its skills and where it is (None: no location). Runs
+    for every waiting ticket in every round, so it reads just the point, not the place."""
+    location = _point(*_device_and_site(db_session, ticket))
+    if location is None:
         return None
-    location = (where.lat, where.lon)
     answers = db_session.execute(
         select(Offer.technician_id, Offer.state, Offer.offered_at).where(
             Offer.ticket_id == ticket.id, Offer.state.in_([DECLINED, EXPIRED])

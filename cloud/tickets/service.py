@@ -200,16 +200,16 @@ def occurrence(
 
 def state_reasons(*, db_session: Session, tickets: Sequence[Ticket]) -> dict[int, str]:
     """Why each ticket is in its state now: the reason of its latest change of state (one
-    query for the lot)."""
-    ids = [t.id for t in tickets]
-    reasons: dict[int, str] = {}
-    for ticket_id, reason in db_session.execute(
-        select(TicketEvent.ticket_id, TicketEvent.reason)
-        .where(TicketEvent.ticket_id.in_(ids), TicketEvent.kind == "transition")
-        .order_by(TicketEvent.id)
-    ):
-        reasons[ticket_id] = reason
-    return reasons
+    query for the lot, a row per ticket)."""
+    latest = (
+        select(func.max(TicketEvent.id))
+        .where(TicketEvent.ticket_id.in_([t.id for t in tickets]), TicketEvent.kind == "transition")
+        .group_by(TicketEvent.ticket_id)
+    )
+    rows = db_session.execute(
+        select(TicketEvent.ticket_id, TicketEvent.reason).where(TicketEvent.id.in_(latest))
+    )
+    return {ticket_id: reason for ticket_id, reason in rows}
 
 
 def transition(

@@ -955,3 +955,30 @@ def test_a_technicians_record_can_be_bounded_to_a_recent_period(desk) -> None:
         none = dispatcher.offer_counts(db_session=db, technician_id=holder, since=at(3))
     assert [j.ticket_id for j in whole] == [j.ticket_id for j in lately] == [ticket_id]
     assert later == [] and offered == {"accepted": 1} and not none
+
+
+def test_a_job_is_placed_at_its_device_else_its_site(sessions) -> None:
+    """Where a job is, for the technician and for the ETA: a device with its own position is
+    measured to (named by its site, with the site's address); one without is measured to its
+    site; a device with neither site nor position is named by its id, with no point, and is
+    not dispatched (nobody could be sent)."""
+    from cloud.devices.models import Device
+
+    located_shop(sessions, "pos-1", "pos-2")
+    register(sessions, "loose-1")
+    with transaction(sessions) as db:
+        device = db.get(Device, "pos-1")
+        assert device is not None
+        device.latitude, device.longitude = 47.40, 8.50
+    tickets = {d: ingest(sessions, press(d)).ticket_id for d in ("pos-1", "pos-2", "loose-1")}
+    with sessions() as db:
+        where = {
+            d: dispatcher.place(db_session=db, ticket=db.get(Ticket, t))  # type: ignore[arg-type]
+            for d, t in tickets.items()
+        }
+        loose = db.get(Ticket, tickets["loose-1"])
+        assert loose is not None and dispatcher.job_for(db_session=db, ticket=loose) is None
+    assert where["pos-1"] is not None and where["pos-2"] is not None and where["loose-1"]
+    assert (where["pos-1"].name, where["pos-1"].lat, where["pos-1"].lon) == ("Site hb", 47.40, 8.50)
+    assert (where["pos-2"].lat, where["pos-2"].lon) == (47.3779, 8.5403)  # the site's
+    assert (where["loose-1"].name, where["loose-1"].lat) == ("loose-1", None)
