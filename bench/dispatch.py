@@ -393,6 +393,7 @@ class CrowdfixRun:
         self.people = {p.id: p for p in city.people}
         self.site_at = dict(city.sites)
         self.rules = rules
+        self.book = dispatcher.AnswerBook()  # as a worker keeps them across its rounds
         self.ctx = IngestContext(load_taxonomy())
         self.events: list[tuple[datetime, int, Callable[[datetime], None]]] = []
         self._order = itertools.count()
@@ -481,7 +482,9 @@ class CrowdfixRun:
             self.opened_at[result.ticket_id] = now
 
     def _dispatch(self, now: datetime) -> None:
-        dispatcher.run_round(sessions=self.sessions, now=lambda: now, rules=self.rules)
+        dispatcher.run_round(
+            sessions=self.sessions, now=lambda: now, rules=self.rules, book=self.book
+        )
 
     def _answer_new_offers(self, now: datetime) -> None:
         with self.sessions() as db:

@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.common import median, number, numbers, percentile, positive_int, table
@@ -76,8 +76,8 @@ def history(
                 {
                     "ticket_id": i, "technician_id": holder, "stage": "crowd",
                     "state": "accepted", "offered_at": at, "deadline": at + timedelta(minutes=5),
-                    "answered_at": at, "reason": "", "eta_min": 10.0, "score": 0.5,
-                    "candidates": [],
+                    "answered_at": at, "changed_at": at, "reason": "", "eta_min": 10.0,
+                    "score": 0.5, "candidates": [],
                 }
             )  # fmt: skip
             for before, after in itertools.pairwise(STEPS):
@@ -109,8 +109,21 @@ def new_ticket(sessions: sessionmaker[Session], n: int, now: datetime) -> None:
         )  # fmt: skip
 
 
-def measure(per_day: int, days: int, rounds: int, technicians: int = TECHNICIANS) -> list[object]:
-    """A table row: the round's and the loose ends' times over this much history."""
+def settle(sessions: sessionmaker[Session], now: datetime) -> None:
+    """The tickets made so far resolved, and their offers with them: the next burst starts
+    from a crowd with every technician free, as the first did (not measured)."""
+    with transaction(sessions) as db:
+        db.execute(
+            update(Offer).where(Offer.state == "pending").values(state="withdrawn", changed_at=now)
+        )
+        db.execute(update(Ticket).where(Ticket.state != "resolved").values(state="resolved"))
+
+
+def measure(
+    per_day: int, days: int, rounds: int, technicians: int = TECHNICIANS, burst: int = 0
+) -> list[object]:
+    """A table row: the round's and the loose ends' times over this much history, and a
+    round's when `burst` tickets arrive at once (5 such rounds)."""
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'round.sqlite3'}")
@@ -121,22 +134,34 @@ def measure(per_day: int, days: int, rounds: int, technicians: int = TECHNICIANS
             mark = now - dispatcher.SWEEP_MARK_EVERY + timedelta(seconds=1)
             db.add(SweepMark(name=dispatcher.LOOSE_ENDS, at=mark))
         rules = DispatchPolicy()
+        book = dispatcher.AnswerBook()  # as a worker keeps it across its rounds
         whole, loose = [], []
         for n in range(rounds):
             new_ticket(sessions, n, now)
             start = time.perf_counter()
-            dispatcher.run_round(sessions=sessions, now=lambda: now, rules=rules)
+            dispatcher.run_round(sessions=sessions, now=lambda: now, rules=rules, book=book)
             whole.append((time.perf_counter() - start) * 1000)
             with sessions() as db:
                 start = time.perf_counter()
                 dispatcher.loose_ends(db_session=db, now=now)
                 loose.append((time.perf_counter() - start) * 1000)
+        bursts = []
+        for n in range(5 if burst else 0):
+            settle(sessions, now)
+            for k in range(burst):
+                new_ticket(sessions, rounds + n * burst + k, now)
+            start = time.perf_counter()
+            dispatcher.run_round(sessions=sessions, now=lambda: now, rules=rules, book=book)
+            bursts.append((time.perf_counter() - start) * 1000)
         with sessions() as db:
             told = db.scalar(select(func.count()).where(TicketEvent.kind == dispatcher.CALLED_OFF))
             offered = db.scalar(select(func.count()).where(Offer.state == "pending"))
         engine.dispose()
-    if offered != rounds:
-        raise SystemExit(f"expected an offer for each of the {rounds} new tickets, {offered} made")
+    expected = burst if burst else rounds
+    if offered != expected:
+        raise SystemExit(
+            f"expected an offer for each of the {expected} new tickets, {offered} made"
+        )
     return [
         f"{per_day:,}",
         days,
@@ -144,6 +169,8 @@ def measure(per_day: int, days: int, rounds: int, technicians: int = TECHNICIANS
         f"{median(whole):.1f}",
         f"{percentile(whole, 95):.1f}",
         f"{median(loose):.1f}",
+        f"{median(bursts):.1f}" if burst else "-",
+        f"{median(bursts) / burst:.1f}" if burst else "-",
         told,
     ]
 
@@ -176,11 +203,20 @@ def main(argv: list[str]) -> int:
         default=30,
         help="rounds measured each (default: %(default)s)",
     )
+    parser.add_argument(
+        "--burst",
+        type=number(int, "a whole number", zero=True),
+        default=20,
+        help="tickets arriving at once, as in a storm, for the burst's round (median of 5; "
+        "at most --technicians; 0: none) (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
+    if args.burst > args.technicians:
+        parser.error(f"--burst {args.burst} is more than the {args.technicians} technicians")
     rows = []
     for per_day, days in [(0, 1), *((n, d) for n in args.tickets for d in sorted({1, args.days}))]:
         print(f"{per_day:,} resolved tickets a day for {days} day(s)…", flush=True)
-        rows.append(measure(per_day, days, args.rounds, args.technicians))
+        rows.append(measure(per_day, days, args.rounds, args.technicians, args.burst))
     base = float(str(rows[0][3]))
     for row in rows:
         row.append(f"{float(str(row[3])) / base:.1f}x" if base else "-")
@@ -194,6 +230,8 @@ def main(argv: list[str]) -> int:
                 "round ms (median)",
                 "round ms (p95)",
                 "loose ends ms",
+                f"{args.burst} at once ms",
+                "a ticket of them ms",
                 "technicians told",
                 "vs no history",
             ],

@@ -121,6 +121,7 @@ class IngestWorker:
         self._stopping = threading.Event()
         self._event_busy = threading.Event()  # an event is being handled: bulk work waits
         self._rules = settings.dispatch_policy()
+        self._answers = dispatcher.AnswerBook()  # the technicians' answers, kept across rounds
         self._threads: list[threading.Thread] = []
         self.stats = IngestStats()
         self._written = telemetry.WrittenBuckets()
@@ -398,7 +399,11 @@ class IngestWorker:
     def dispatch(self) -> int:
         """One dispatcher round (offers, deadlines, cascade); how many offers moved."""
         return dispatcher.run_round(
-            sessions=self._sessions, now=utc_now, rules=self._rules, writing=self._writing
+            sessions=self._sessions,
+            now=utc_now,
+            rules=self._rules,
+            writing=self._writing,
+            book=self._answers,
         )
 
     def prune(self) -> None:

@@ -8,7 +8,8 @@ from bench import round as bench_round
 
 
 def test_the_round_benchmark_prints_its_table_and_tells_each_technician_once(capsys) -> None:
-    assert bench_round.main(["--tickets", "1440", "--days", "2", "--rounds", "3"]) == 0
+    argv = ["--tickets", "1440", "--days", "2", "--rounds", "3", "--burst", "4"]
+    assert bench_round.main(argv) == 0
     out = capsys.readouterr().out
     assert "against the history it runs over" in out and "vs no history" in out
     rows = [r for r in (line.split() for line in out.splitlines()) if r[1:2] and r[1].isdigit()]
@@ -21,11 +22,21 @@ def test_the_round_benchmark_prints_its_table_and_tells_each_technician_once(cap
     # One ticket a minute, every 20th resolved by an operator (the 1st, 21st… back): the
     # sweep reads back 15 minutes, so one of them; that technician is told in the first
     # round only, however long the history.
-    assert [int(r[6]) for r in rows] == [0, 1, 1]
+    assert [int(r[8]) for r in rows] == [0, 1, 1]
+    # The burst's round offers each of its four tickets (the benchmark checks it) and says
+    # what that took, in all and a ticket.
+    assert all(float(r[6]) > 0 and float(r[7]) > 0 for r in rows)
 
 
 @pytest.mark.parametrize(
-    "args", [["--tickets", "many"], ["--tickets", "-5"], ["--rounds", "0"], ["--days", "0"]]
+    "args",
+    [
+        ["--tickets", "many"],
+        ["--tickets", "-5"],
+        ["--rounds", "0"],
+        ["--days", "0"],
+        ["--burst", "51"],  # more tickets at once than the 50 technicians
+    ],
 )
 def test_bad_input_is_turned_away(args: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exit_:

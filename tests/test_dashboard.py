@@ -764,6 +764,43 @@ def test_the_crowd_page_finds_technicians_by_name_skill_kind_and_standing(
         page.close()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_offer_in_a_big_crowd_lists_the_best_and_counts_the_rest(
+    cloud: CloudStack, browser
+) -> None:
+    """33 technicians could fix the shop's printer and 5 electricians could not: the ticket
+    page lists the thirty best, the offered one first, and counts the other eight by why."""
+    from tests.cloud.factories import ingest, press
+
+    located_shop(cloud.sessions, "pos-1")
+    shop_by_name(cloud.sessions)
+    add_operator(cloud.sessions)
+    rows = [
+        f"p{n:02d},P {n},crowd,printers,{47.3779 + n * 0.001:.4f},8.5403,10,1" for n in range(33)
+    ]
+    rows += [f"e{n},E {n},crowd,electrical,47.3779,8.5403,10,1" for n in range(5)]
+    roster = "id,name,kind,skills,home_lat,home_lon,radius_km,capacity\n" + "\n".join(rows)
+    with transaction(cloud.sessions) as db:
+        assert not csvimport.import_csv(db_session=db, text=roster, now=T0).errors
+    ticket_id = ingest(cloud.sessions, press("pos-1", base=datetime.now(UTC))).ticket_id
+    offered = wait_for(lambda: cloud.get(f"/api/tickets/{ticket_id}/offers"), timeout=15)
+    assert offered[0]["left_out"] == {"eligible but scored lower": 3, "lack the skills": 5}
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        login(page, cloud.api_url)
+        page.goto(f"{cloud.api_url}/ui/ticket?id={ticket_id}")
+        note = page.wait_for_selector("[data-offer-row] [data-left-out]", timeout=15000)
+        assert note.inner_text() == (
+            "Not listed: 8 more technicians (3 eligible but scored lower, 5 lack the skills)."
+        )
+        listed = page.query_selector_all("[data-offer-row] table.candidates tbody tr")
+        assert len(listed) == 30
+        assert listed[0].inner_text().startswith("p00 ← offered")
+        shot(page, "5b-ticket-big-crowd")
+    finally:
+        page.close()
+
+
 def test_every_page_and_asset_is_served_by_the_app_itself(sessions) -> None:
     """No CDN: each script and stylesheet a page loads is one of the app's own files, and no
     file of the dashboard names an address outside the app."""

@@ -338,7 +338,7 @@ def list_offers(
     map_url: MapUrlDep,
     state: str | None = None,
     brief: Annotated[
-        bool, Query(description="leave out the candidates (every technician considered)")
+        bool, Query(description="leave out the candidates (the technicians considered)")
     ] = False,
 ) -> list[OfferOut]:
     """A technician's own offers (staff: everyone's), newest first."""
@@ -372,6 +372,7 @@ def _offer_out(
         out.arrive_by = ticket.sla_arrive_by
     if brief or not caller.is_staff():
         out.candidates = []  # other technicians' scores are not a technician's business
+        out.left_out = {}
     return out
 
 

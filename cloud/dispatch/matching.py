@@ -28,6 +28,12 @@ POSITION_FRESH = timedelta(minutes=15)
 # A certification this close to its expiry is flagged to the technician and the operators.
 CERT_WARNING = timedelta(days=30)
 
+# An offer's explanation lists this many candidates at most, best first (the chosen one
+# always); the others are counted by why they were not chosen.
+EXPLAIN_LIMIT = 30
+LEFT_OUT_ELIGIBLE = "eligible but scored lower"
+LACKS_SKILLS = "lack the skills"
+
 # Rating smoothing: a Bayesian average that starts every technician at the prior with the
 # weight of this many reviews, so one 5-star (or 1-star) review does not decide the ranking.
 RATING_PRIOR = 4.5
@@ -112,6 +118,7 @@ class Scored:
     eta_min: float
     score: float
     parts: dict[str, float]
+    why_not: str = ""  # the kind of the first reason (explain counts by it); "": eligible
 
     def as_dict(self) -> dict[str, object]:
         """For the offer's stored explanation."""
@@ -170,27 +177,37 @@ def expected_min(tech: Candidate, eta: float, weights: Weights) -> float:
 
 def ineligible_because(tech: Candidate, job: Job, now: datetime, km: float) -> list[str]:
     """Every reason this technician may not take this job (empty: eligible)."""
+    return [text for _, text in _faults(tech, job, now, km)]
+
+
+def _faults(tech: Candidate, job: Job, now: datetime, km: float) -> list[tuple[str, str]]:
+    """Every reason as (what kind of reason, for counting; the reason itself)."""
     reasons = []
     missing = sorted(job.skills - tech.skills)
     if missing:
-        reasons.append(f"lacks skills: {', '.join(missing)}")
+        reasons.append((LACKS_SKILLS, f"lacks skills: {', '.join(missing)}"))
     expired = sorted(
         s for s in job.skills if s in tech.certifications and tech.certifications[s] < now
     )
     if expired:
-        reasons.append(f"certification expired: {', '.join(expired)}")
+        reasons.append(
+            ("with an expired certification", f"certification expired: {', '.join(expired)}")
+        )
     if km > tech.radius_km:
-        reasons.append(f"{km:.1f} km away, beyond the {tech.radius_km:g} km service radius")
+        far = f"{km:.1f} km away, beyond the {tech.radius_km:g} km service radius"
+        reasons.append(("beyond their service radius", far))
     if not tech.available:
-        reasons.append("not available")
+        reasons.append(("not available", "not available"))
     elif tech.off_shift:
-        reasons.append("off shift")
+        reasons.append(("off shift", "off shift"))
     if tech.active_jobs >= tech.capacity:
-        reasons.append(f"at capacity ({tech.active_jobs}/{tech.capacity} jobs)")
+        busy = f"at capacity ({tech.active_jobs}/{tech.capacity} jobs)"
+        reasons.append(("at capacity", busy))
     if tech.paused:
-        reasons.append("paused by policy until reviewed")
+        reasons.append(("paused by policy", "paused by policy until reviewed"))
     if tech.id in job.excluded:
-        reasons.append("already declined or missed this ticket")
+        declined = "already declined or missed this ticket"
+        reasons.append(("declined or missed this ticket", declined))
     return reasons
 
 
@@ -266,7 +283,8 @@ def score(
     """The technician's verdict for this job, with the score's parts (higher is better)."""
     km = distance_km(where(tech, now), job.location)
     eta = eta_min(km)
-    reasons = ineligible_because(tech, job, now, km)
+    faults = _faults(tech, job, now, km)
+    reasons = tuple(text for _, text in faults)
     idle_h = (now - tech.last_job_at).total_seconds() / 3600 if tech.last_job_at else 24.0
     elsewhere = pressed_elsewhere(tech.skills, job.skills, pressure)
     parts = {
@@ -281,7 +299,8 @@ def score(
         # Sending a specialist whose other skills are short leaves their next job uncovered.
         "reserve": weights.reserve / (1.0 + elsewhere),
     }
-    return Scored(tech.id, not reasons, tuple(reasons), km, eta, sum(parts.values()), parts)
+    why_not = faults[0][0] if faults else ""
+    return Scored(tech.id, not reasons, reasons, km, eta, sum(parts.values()), parts, why_not)
 
 
 def rank(
@@ -304,3 +323,38 @@ def best(ranked: Sequence[Scored], kind: Kind | None, kinds: dict[str, Kind]) ->
         if scored.eligible and (kind is None or kinds[scored.technician_id] is kind):
             return scored
     return None
+
+
+def explain(
+    ranked: Sequence[Scored],
+    lacking: Sequence[Candidate],
+    job: Job,
+    now: datetime,
+    *,
+    chosen: str | None = None,
+    limit: int = EXPLAIN_LIMIT,
+    weights: Weights = Weights(),
+    pressure: Mapping[str, float] | None = None,
+) -> tuple[list[Scored], dict[str, int]]:
+    """What an offer keeps to say why: at most `limit` candidates, in rank order, the chosen
+    one always, filled up with those lacking the skills (ranked the same) if there is room;
+    and how many of the others were left out, by the kind of their first reason
+    (LEFT_OUT_ELIGIBLE for eligible ones). ranked: rank() of those holding the job's skills;
+    lacking: the rest, scored only if listed. In a crowd of thousands, an offer then stores
+    and shows the few that could have had it, not everyone."""
+    listed = list(ranked[:limit])
+    if chosen is not None and all(s.technician_id != chosen for s in listed):
+        listed[-1:] = [s for s in ranked if s.technician_id == chosen]
+    room = limit - len(listed)
+    if room > 0 and lacking:
+        listed += rank(lacking, job, now, weights, pressure)[:room]
+    kept = {s.technician_id for s in listed}
+    left_out: dict[str, int] = {}
+    for scored in ranked:
+        if scored.technician_id not in kept:
+            why = scored.why_not or LEFT_OUT_ELIGIBLE
+            left_out[why] = left_out.get(why, 0) + 1
+    unlisted = len(lacking) - sum(1 for s in listed if s.why_not == LACKS_SKILLS)
+    if unlisted:
+        left_out[LACKS_SKILLS] = unlisted
+    return listed, left_out

@@ -68,6 +68,7 @@ class Offer(Base):
         ),
         Index("ix_offers_pending_deadline", "state", "deadline"),
         Index("ix_offers_technician", "technician_id", "offered_at"),
+        Index("ix_offers_changed_at", "changed_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -82,6 +83,11 @@ class Offer(Base):
     eta_min: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float)
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The candidates the explanation does not list, counted by why (matching.explain).
+    left_out: Mapped[dict[str, int]] = mapped_column(JSON, default=dict, server_default="{}")
+    # When its state last changed (made, answered, lapsed, withdrawn): a dispatcher re-reads
+    # the answers of only the technicians whose offers changed since its last round.
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RatingLink(Base):

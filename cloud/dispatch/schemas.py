@@ -181,7 +181,9 @@ class ImportResult(BaseModel):
 
 
 class OfferOut(BaseModel):
-    """An offer with its explanation: every candidate considered, with the score's parts."""
+    """An offer with its explanation: the candidates considered, best first, each with the
+    score's parts or why not (at most matching.EXPLAIN_LIMIT, the chosen one always), and
+    how many others were left out, by why (`left_out`)."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -197,6 +199,11 @@ class OfferOut(BaseModel):
     eta_min: float
     score: float
     candidates: list[dict[str, Any]] = []
+    left_out: dict[str, int] = Field(
+        default={},
+        description="technicians not listed in candidates, counted by why: "
+        "'eligible but scored lower', or their first reason ('lack the skills', 'off shift', …)",
+    )
     title: str = ""  # the ticket's, so the technician knows what the job is
     category: str = ""
     where: PlaceView | None = None  # and where it is

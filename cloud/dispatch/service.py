@@ -9,6 +9,7 @@ deadline fires once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections import Counter
@@ -65,6 +66,9 @@ RECHECK_AFTER = timedelta(minutes=1)  # an escalated ticket nobody can take: loo
 # lapses not held against them (a deadline cut short) can be left out and the window still
 # filled (short of it only if two thirds of their latest answers were such lapses).
 LOOKBACK = 3
+# A dispatcher re-reads the answers of the technicians whose offers changed since its last
+# round, less this margin (transactions committed late, workers' clocks apart).
+ANSWERS_MARGIN = timedelta(minutes=5)
 # Skill demand (for matching's reserve part): the skills of tickets opened this long back,
 # at most this many of the latest.
 DEMAND_WINDOW = timedelta(days=7)
@@ -153,6 +157,39 @@ def _last_answers(limit: int) -> Select[str, datetime, datetime]:
     )
 
 
+class AnswerBook:
+    """One dispatcher process's copy of every technician's answers (outcomes), kept from
+    round to round. Reading everyone's is one query per technician (a second of queries a
+    round for a crowd of a few thousand); after the first round, a round re-reads only the
+    technicians whose offers changed since its last read (`Offer.changed_at`), less
+    ANSWERS_MARGIN for transactions that committed after that read began and for the clocks of
+    several workers. Anything else (another policy, the clock gone back) reads everyone."""
+
+    def __init__(self) -> None:
+        self._answers: dict[str, list[bool]] = {}
+        self._read_at: datetime | None = None
+        self._rules: policy.DispatchPolicy | None = None
+
+    def read(
+        self, *, db_session: Session, rules: policy.DispatchPolicy, now: datetime
+    ) -> dict[str, list[bool]]:
+        """Everyone's outcomes as `outcomes` gives them, as of now: a copy, which the round
+        keeps up to date with its own lapses."""
+        if self._read_at is None or rules != self._rules or now < self._read_at:
+            self._answers = outcomes(db_session=db_session, rules=rules)
+        else:
+            since = self._read_at - ANSWERS_MARGIN
+            changed = db_session.scalars(
+                select(Offer.technician_id).where(Offer.changed_at >= since).distinct()
+            ).all()
+            for tech_id in changed:
+                fresh = outcomes(db_session=db_session, rules=rules, technician_id=tech_id)
+                self._answers.pop(tech_id, None)
+                self._answers.update(fresh)
+        self._read_at, self._rules = now, rules
+        return {tech_id: list(answers) for tech_id, answers in self._answers.items()}
+
+
 def recent_outcomes(
     *, db_session: Session, technician_id: str, rules: policy.DispatchPolicy
 ) -> list[bool]:
@@ -169,13 +206,23 @@ def cert_expiry(value: str) -> datetime:
     return expiry
 
 
-def candidate(
-    tech: Technician, jobs: int, outcomes: list[bool], now: datetime
-) -> matching.Candidate:
-    """The matching view of a technician (now: for their working hours)."""
+@dataclass
+class Profile:
+    """A technician as a round reads them once for all its offers: what matching needs that
+    only an admin or the technician changes (skills, places, capacity, rating, certifications)
+    and their working hours. Their standing, load and answers are read for each offer; the
+    candidate last made of them is kept, and made again only when one of those changed (or
+    their shift did)."""
+
+    base: matching.Candidate
+    hours: tuple[tuple[shifts.Shift, ...], ZoneInfo] | None
+    made: tuple[tuple[object, ...], datetime, datetime | None, matching.Candidate] | None = None
+
+
+def profile(tech: Technician) -> Profile:
+    """The technician's profile (standing, load and answers as if new: set by as_candidate)."""
     position = (tech.lat, tech.lon) if tech.lat is not None and tech.lon is not None else None
-    on, changes_at = shift_status(tech, now)
-    return matching.Candidate(
+    base = matching.Candidate(
         id=tech.id,
         kind=matching.Kind(tech.kind),
         skills=frozenset(tech.skills),
@@ -183,18 +230,54 @@ def candidate(
         radius_km=tech.radius_km,
         available=tech.available,
         capacity=tech.capacity,
-        active_jobs=jobs,
+        active_jobs=0,
         rating_sum=tech.rating_sum,
         rating_count=tech.rating_count,
-        offers_recent=len(outcomes),
-        accepted_recent=sum(outcomes),
         paused=tech.paused,
         position=position,
         position_at=tech.position_at,
         certifications={k: cert_expiry(v) for k, v in tech.certifications.items()},
         last_job_at=tech.last_job_at,
+    )
+    return Profile(base, working_hours(tech))
+
+
+def as_candidate(
+    found: Profile, *, available: bool, paused: bool, jobs: int, outcomes: list[bool], now: datetime
+) -> matching.Candidate:
+    """The matching view of a technician with their standing, load and answers (now: for
+    their working hours)."""
+    key = (available, paused, jobs, len(outcomes), sum(outcomes))
+    if found.made is not None:
+        made_key, made_at, until, made = found.made
+        if made_key == key and made_at <= now and (until is None or now < until):
+            return made
+    on, changes_at = _shift_status(found.hours, now)
+    made = dataclasses.replace(
+        found.base,
+        available=available,
+        paused=paused,
+        active_jobs=jobs,
+        offers_recent=len(outcomes),
+        accepted_recent=sum(outcomes),
         off_shift=not on,
         shift_starts_at=None if on else changes_at,
+    )
+    found.made = (key, now, changes_at, made)
+    return made
+
+
+def candidate(
+    tech: Technician, jobs: int, outcomes: list[bool], now: datetime
+) -> matching.Candidate:
+    """The matching view of a technician (now: for their working hours)."""
+    return as_candidate(
+        profile(tech),
+        available=tech.available,
+        paused=tech.paused,
+        jobs=jobs,
+        outcomes=outcomes,
+        now=now,
     )
 
 
@@ -211,7 +294,12 @@ def on_shift(tech: Technician, now: datetime) -> bool:
 
 def shift_status(tech: Technician, now: datetime) -> tuple[bool, datetime | None]:
     """On shift now, and when that next changes (no working hours: always on, never)."""
-    hours = working_hours(tech)
+    return _shift_status(working_hours(tech), now)
+
+
+def _shift_status(
+    hours: tuple[tuple[shifts.Shift, ...], ZoneInfo] | None, now: datetime
+) -> tuple[bool, datetime | None]:
     if hours is None:
         return True, None
     return shifts.on_shift(*hours, now), shifts.next_change(*hours, now)
@@ -243,27 +331,49 @@ def pending_per_technician(*, db_session: Session) -> dict[str, int]:
     return {tech_id: count for tech_id, count in rows}
 
 
+def profiles(*, db_session: Session) -> dict[str, Profile]:
+    """Every active technician's profile, by id."""
+    active = select(Technician).where(Technician.retired_at.is_(None)).order_by(Technician.id)
+    return {tech.id: profile(tech) for tech in db_session.scalars(active)}
+
+
 def candidates(
     *,
     db_session: Session,
     rules: policy.DispatchPolicy | None = None,
     now: datetime,
     answers: Mapping[str, list[bool]] | None = None,
+    known: Mapping[str, Profile] | None = None,
 ) -> list[matching.Candidate]:
     """Every technician as matching sees them, at now (their working hours). An offer they
     are considering counts as load: one decision at a time per free slot. answers: their
     outcomes, when the caller has them (a round reads them once); no rules either: without
-    acceptance history (eligibility and ETA need none)."""
+    acceptance history (eligibility and ETA need none). known: profiles the caller read
+    (a round reads them once); who is active, available and paused, and their load, are read
+    here all the same (someone registered since is left to the next round)."""
     jobs = active_jobs(db_session=db_session)
     for tech_id, count in pending_per_technician(db_session=db_session).items():
         jobs[tech_id] = jobs.get(tech_id, 0) + count
     if answers is None:
         answers = outcomes(db_session=db_session, rules=rules) if rules else {}
+    if known is None:
+        known = profiles(db_session=db_session)
+    standing = db_session.execute(
+        select(Technician.id, Technician.available, Technician.paused)
+        .where(Technician.retired_at.is_(None))
+        .order_by(Technician.id)
+    )
     return [
-        candidate(t, jobs.get(t.id, 0), answers.get(t.id, []), now)
-        for t in db_session.scalars(
-            select(Technician).where(Technician.retired_at.is_(None)).order_by(Technician.id)
+        as_candidate(
+            known[tech_id],
+            available=available,
+            paused=paused,
+            jobs=jobs.get(tech_id, 0),
+            outcomes=answers.get(tech_id, []),
+            now=now,
         )
+        for tech_id, available, paused in standing
+        if tech_id in known
     ]
 
 
@@ -390,6 +500,13 @@ class RoundReads:
 
     demand: Mapping[str, int] | None = None
     answers: dict[str, list[bool]] | None = None
+    known: dict[str, Profile] | None = None
+
+    def profiles(self, db_session: Session) -> dict[str, Profile]:
+        """The technicians' profiles, read at the first offer of the round."""
+        if self.known is None:
+            self.known = profiles(db_session=db_session)
+        return self.known
 
 
 def offer_next(
@@ -415,7 +532,13 @@ def offer_next(
     if ticket.dispatch_started_at is None:
         ticket.dispatch_started_at = now
     reads = reads or RoundReads()
-    ranked_all = candidates(db_session=db_session, rules=rules, answers=reads.answers, now=now)
+    ranked_all = candidates(
+        db_session=db_session,
+        rules=rules,
+        answers=reads.answers,
+        now=now,
+        known=reads.profiles(db_session),
+    )
     kinds = {c.id: c.kind for c in ranked_all}
     pressure = None
     if rules.weights.reserve:
@@ -423,23 +546,35 @@ def offer_next(
         if demand is None:
             demand = recent_demand(db_session=db_session, now=now)
         pressure = matching.skill_pressure(demand, ranked_all)
-    ranked = matching.rank(ranked_all, job, now, rules.weights, pressure)
+    # Only those holding the job's skills can take it: the rest are scored only if the
+    # explanation has room to list them.
+    able = [c for c in ranked_all if job.skills <= c.skills]
+    ranked = matching.rank(able, job, now, rules.weights, pressure)
+    lacking = [c for c in ranked_all if not job.skills <= c.skills]
+
+    def offer(choice: matching.Scored, stage: policy.Stage) -> Offer:
+        listed, left_out = matching.explain(
+            ranked, lacking, job, now, chosen=choice.technician_id, weights=rules.weights,
+            pressure=pressure,
+        )  # fmt: skip
+        return _make_offer(db_session, ticket, choice, stage, (listed, left_out), now, rules)
+
     if not rules.cascade:
         choice = matching.best(ranked, None, kinds)
         if choice is not None:
-            return _make_offer(db_session, ticket, choice, policy.Stage.ANY, ranked, now, rules)
+            return offer(choice, policy.Stage.ANY)
         ticket.next_dispatch_at = look_again(now, ranked_all, job)
         return None
     stage = next_stage(db_session=db_session, ticket=ticket, now=now, rules=rules)
     while stage is not policy.Stage.OPERATOR:
         choice = matching.best(ranked, matching.Kind(stage.value), kinds)
         if choice is not None:
-            return _make_offer(db_session, ticket, choice, stage, ranked, now, rules)
+            return offer(choice, stage)
         stage = policy.Stage.STAFF if stage is policy.Stage.CROWD else policy.Stage.OPERATOR
     _escalate(db_session, ticket, now, "no eligible technician accepted or is left")
     choice = matching.best(ranked, None, kinds)
     if choice is not None:
-        return _make_offer(db_session, ticket, choice, stage, ranked, now, rules)
+        return offer(choice, stage)
     ticket.next_dispatch_at = look_again(now, ranked_all, job)
     return None
 
@@ -458,10 +593,13 @@ def _make_offer(
     ticket: Ticket,
     choice: matching.Scored,
     stage: policy.Stage,
-    ranked: list[matching.Scored],
+    explanation: tuple[list[matching.Scored], dict[str, int]],
     now: datetime,
     rules: policy.DispatchPolicy,
 ) -> Offer:
+    """The offer, with its explanation (matching.explain: the candidates listed, and those
+    left out counted by why), told to the technician."""
+    listed, left_out = explanation
     deadline = policy.offer_deadline(now, ticket.sla_arrive_by, choice.eta_min, rules)
     offer = Offer(
         ticket_id=ticket.id,
@@ -469,11 +607,13 @@ def _make_offer(
         stage=stage.value,
         state=PENDING,
         offered_at=now,
+        changed_at=now,
         deadline=deadline,
         reason="",
         eta_min=choice.eta_min,
         score=choice.score,
-        candidates=[s.as_dict() for s in ranked],
+        candidates=[s.as_dict() for s in listed],
+        left_out=left_out,
     )
     db_session.add(offer)
     db_session.flush()
@@ -705,11 +845,16 @@ def due_offers(*, db_session: Session, now: datetime, limit: int = 100) -> Seque
 
 
 def waiting_tickets(
-    *, db_session: Session, now: datetime | None = None, limit: int = 100, triage: bool = False
+    *,
+    db_session: Session,
+    now: datetime | None = None,
+    limit: int = 100,
+    triage: bool = False,
+    reads: RoundReads | None = None,
 ) -> Sequence[int]:
     """Open top-level tickets that need an offer: new, dispatching or escalated, without a
     pending one; oldest first, or with `triage` (policy.triage) the ones that can
-    still be reached in time first."""
+    still be reached in time first (reads: the round's, for the technicians' profiles)."""
     now = now or utc_now()
     pending = select(Offer.ticket_id).where(Offer.state == PENDING)
     query = select(Ticket.id).where(
@@ -721,7 +866,8 @@ def waiting_tickets(
     ids = db_session.scalars(query.order_by(Ticket.opened_at).limit(limit)).all()
     if not triage or len(ids) < 2:
         return ids
-    pool = candidates(db_session=db_session, now=now)
+    known = (reads or RoundReads()).profiles(db_session)
+    pool = candidates(db_session=db_session, now=now, known=known)
     return policy.triage([_waiting(db_session, i, pool, now) for i in ids], now)
 
 
@@ -744,20 +890,27 @@ def run_round(
     now: Callable[[], datetime],
     rules: policy.DispatchPolicy,
     writing: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
+    book: AnswerBook | None = None,
 ) -> int:
     """One pass of the dispatcher: expire offers past their deadline (cascading to the next
     technician), then make offers for waiting tickets; each in its own transaction, so several
-    processes can run it at once. Off while no technician is registered. How many moved."""
+    processes can run it at once. Off while no technician is registered. How many moved.
+    book: the process's AnswerBook, kept across its rounds (none: everyone's answers are read
+    anew)."""
     with sessions() as db:
         if not db.scalar(select(func.count()).select_from(Technician)):
             return 0
         swept = now()
         stale, dropped = loose_ends(db_session=db, now=swept)
         due = due_offers(db_session=db, now=now())
-        waiting = waiting_tickets(db_session=db, now=now(), triage=rules.triage)
         reads = RoundReads()
+        waiting = waiting_tickets(db_session=db, now=now(), triage=rules.triage, reads=reads)
         if due or waiting:
-            reads.answers = outcomes(db_session=db, rules=rules)
+            reads.answers = (
+                book.read(db_session=db, rules=rules, now=now())
+                if book is not None
+                else outcomes(db_session=db, rules=rules)
+            )
             if rules.weights.reserve:
                 reads.demand = recent_demand(db_session=db, now=now())
     moved = 0
@@ -829,7 +982,7 @@ def start(
 def _close_offer(db_session: Session, offer: Offer, state: str, now: datetime, reason: str) -> None:
     """Declined, expired or withdrawn (audited): the slot the offer held is free again, so
     tickets waiting for anyone look again at the next round."""
-    offer.state, offer.answered_at, offer.reason = state, now, reason
+    offer.state, offer.answered_at, offer.reason, offer.changed_at = state, now, reason, now
     wake_waiting(db_session=db_session, now=now)
     ticket = db_session.get(Ticket, offer.ticket_id)
     assert ticket is not None
@@ -908,7 +1061,7 @@ def accept(
         )
     if active_jobs(db_session=db_session).get(tech.id, 0) >= tech.capacity:
         raise Conflict(f"{tech.id} is at capacity ({tech.capacity} jobs): finish one first")
-    offer.state, offer.answered_at = ACCEPTED, now
+    offer.state, offer.answered_at, offer.changed_at = ACCEPTED, now, now
     eta = round(eta_min if eta_min is not None else offer.eta_min)
     _assign(db_session, ticket, offer.technician_id, now, f"accepted offer {offer.id}", eta)
     return ticket
@@ -1055,7 +1208,8 @@ def give_back(
         )
     ).all()
     for offer in accepted:
-        offer.state, offer.reason = WITHDRAWN, reason  # excluded from the next round
+        # No longer counted as an accept (AnswerBook re-reads the technician's answers).
+        offer.state, offer.reason, offer.changed_at = WITHDRAWN, reason, now
     if extra_skills:
         ticket.skills = sorted(set(ticket.skills) | set(extra_skills))
     ticket.technician_id, ticket.dispatch_started_at = None, now

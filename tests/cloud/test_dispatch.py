@@ -982,3 +982,94 @@ def test_a_job_is_placed_at_its_device_else_its_site(sessions) -> None:
     assert (where["pos-1"].name, where["pos-1"].lat, where["pos-1"].lon) == ("Site hb", 47.40, 8.50)
     assert (where["pos-2"].lat, where["pos-2"].lon) == (47.3779, 8.5403)  # the site's
     assert (where["loose-1"].name, where["loose-1"].lat) == ("loose-1", None)
+
+
+def test_a_workers_book_of_answers_follows_every_change_and_rereads_only_those(
+    desk, monkeypatch
+) -> None:
+    """A worker keeps the technicians' answers from round to round and re-reads only those
+    whose offers changed: a decline, an accept, a lapse, and an accept given back (no longer
+    counted), each as a fresh read of everyone would give them."""
+    sessions, ticket_id = desk
+    book = dispatcher.AnswerBook()
+    reads: list[str | None] = []
+    real = dispatcher.outcomes
+
+    def counted(**kwargs):
+        reads.append(kwargs.get("technician_id"))
+        return real(**kwargs)
+
+    monkeypatch.setattr(dispatcher, "outcomes", counted)
+
+    def check(minutes: float) -> list[str | None]:
+        reads.clear()
+        with sessions() as db:
+            kept = book.read(db_session=db, rules=RULES, now=at(minutes))
+            fresh = real(db_session=db, rules=RULES)
+        assert kept == fresh
+        return sorted(reads, key=str)
+
+    assert check(0) == [None]  # the first read is everyone's
+    assert check(0.5) == []  # nothing changed
+    start(sessions, ticket_id, 1)
+    [first] = offers(sessions, ticket_id)
+    with transaction(sessions) as db:
+        dispatcher.decline(
+            db_session=db, offer_id=first.id, caller=techie(first.technician_id),
+            reason="too far", now=at(2), rules=RULES,
+        )  # fmt: skip
+    second = offers(sessions, ticket_id)[-1]
+    assert check(3) == sorted({first.technician_id, second.technician_id})
+    assert check(4) == sorted({first.technician_id, second.technician_id})  # within the margin
+    holder = second.technician_id
+    with transaction(sessions) as db:
+        dispatcher.accept(
+            db_session=db, offer_id=second.id, caller=techie(holder), now=at(4.5), eta_min=None
+        )
+    assert check(5) and reads.count(holder) == 1
+    with sessions() as db:
+        assert real(db_session=db, rules=RULES)[holder] == [True]
+    with transaction(sessions) as db:
+        ticket = db.get(Ticket, ticket_id)
+        dispatcher.give_back(
+            db_session=db, ticket=ticket, actor=holder, now=at(6), reason="van broke down",
+            extra_skills=[], rules=RULES,
+        )  # fmt: skip
+    assert holder in check(7)
+    with sessions() as db:
+        assert holder not in real(db_session=db, rules=RULES)  # the accept no longer counts
+    third = offers(sessions, ticket_id)[-1]
+    assert third.state == "pending"
+    round_at(sessions, 30)  # its deadline passes: a lapse
+    assert offers(sessions, ticket_id)[-2].state == "expired"
+    assert third.technician_id in check(31)
+    assert third.technician_id in check(36)  # changed within the margin before the last read
+    assert check(42) == []  # not any more: nothing left to re-read
+    # Another policy, or the clock gone back: everyone's again.
+    with sessions() as db:
+        book.read(db_session=db, rules=DispatchPolicy(acceptance_window=10), now=at(46))
+    assert check(47) == [None]
+    assert check(41) == [None]
+
+
+def test_a_round_reads_the_crowd_once_and_their_standing_for_each_offer(desk) -> None:
+    """The profiles are read once for the round, but who is available, paused or retired is
+    read for each offer: someone paused between two offers of a round is not asked."""
+    sessions, ticket_id = desk
+    reads = dispatcher.RoundReads()
+    with sessions() as db:
+        known = reads.profiles(db)
+    assert sorted(known) == ["c-far", "c-near", "c-nope", "s-1"]
+    with transaction(sessions) as db:
+        db.get(Technician, "c-near").paused = True
+        db.get(Technician, "c-far").available = False
+    with transaction(sessions) as db:
+        ticket = db.get(Ticket, ticket_id)
+        offer = dispatcher.offer_next(
+            db_session=db, ticket=ticket, now=at(1), rules=RULES, reads=reads
+        )
+    assert offer is not None and offer.technician_id == "s-1"  # no crowd left: staff
+    assert reads.known is known  # not read again
+    verdicts = {c["technician_id"]: c["reasons"] for c in offer.candidates}
+    assert verdicts["c-near"] == ["paused by policy until reviewed"]
+    assert verdicts["c-far"] == ["not available"]

@@ -257,3 +257,59 @@ def test_the_nearest_eta_is_that_of_the_nearest_eligible_technician(techs, job: 
     ranked = matching.rank(techs, job, NOW)
     etas = [s.eta_min for s in ranked if s.eligible]
     assert matching.nearest_eta(techs, job, NOW) == (min(etas) if etas else None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(candidates, max_size=20, unique_by=lambda c: c.id),
+    jobs,
+    st.integers(1, 8),
+    st.sampled_from([None, Kind.CROWD, Kind.STAFF]),
+)
+def test_an_explanation_lists_the_best_and_counts_every_other(techs, job, limit, kind) -> None:
+    """However many technicians: at most `limit` listed, in rank order, the chosen one among
+    them, those lacking the skills only where there is room; every other one counted once,
+    by the kind of their first reason."""
+    able = [t for t in techs if job.skills <= t.skills]
+    lacking = [t for t in techs if not job.skills <= t.skills]
+    ranked = matching.rank(able, job, NOW)
+    choice = matching.best(ranked, kind, {t.id: t.kind for t in techs})
+    chosen = choice.technician_id if choice else None
+    listed, left_out = matching.explain(ranked, lacking, job, NOW, chosen=chosen, limit=limit)
+    ids = [s.technician_id for s in listed]
+    assert len(ids) == len(set(ids)) == min(limit, len(techs))
+    assert chosen is None or chosen in ids
+    assert sum(left_out.values()) == len(techs) - len(ids)
+    everyone = {s.technician_id: s for s in matching.rank(techs, job, NOW)}
+    expected: dict[str, int] = {}
+    for tech_id, scored in everyone.items():
+        if tech_id not in ids:
+            why = (scored.reasons and scored.why_not) or matching.LEFT_OUT_ELIGIBLE
+            expected[why] = expected.get(why, 0) + 1
+    assert left_out == expected
+    for scored in listed:  # each listed verdict is the one ranking everyone gives
+        assert scored == everyone[scored.technician_id]
+    able_listed = [i for i in ids if i in {t.id for t in able}]
+    assert ids[: len(able_listed)] == able_listed  # those who could do it come first
+    if lacking and any(i not in able_listed for i in ids):
+        assert len(able_listed) == len(able)  # the others only fill the room that is left
+
+
+def test_a_big_crowd_is_explained_by_the_few_who_could_have_had_it() -> None:
+    near = [tech(f"n{i:02d}", home=(ZURICH[0] + i * 0.001, ZURICH[1])) for i in range(40)]
+    busy = [tech("busy", active_jobs=1), tech("off", off_shift=True)]
+    electricians = [tech(f"e{i}", skills=frozenset({"electrical"})) for i in range(500)]
+    able = near + busy
+    ranked = matching.rank(able, JOB, NOW)
+    listed, left_out = matching.explain(ranked, electricians, JOB, NOW, chosen="n00")
+    assert [s.technician_id for s in listed] == [f"n{i:02d}" for i in range(30)]
+    assert left_out == {"eligible but scored lower": 10, "at capacity": 1, "off shift": 1,
+                        "lack the skills": 500}  # fmt: skip
+    # The chosen one is listed even when thirty others score higher (a staff stage, say).
+    listed, _ = matching.explain(ranked, electricians, JOB, NOW, chosen="n35")
+    assert len(listed) == 30 and listed[-1].technician_id == "n35"
+    # A small crowd is listed whole, those lacking the skills after the rest.
+    listed, left_out = matching.explain(ranked[:3], electricians[:2], JOB, NOW, chosen="n00")
+    assert [s.technician_id for s in listed] == ["n00", "n01", "n02", "e0", "e1"]
+    assert left_out == {}
+    assert listed[-1].reasons == ("lacks skills: printers",)

@@ -105,13 +105,23 @@ function candidatesTable(offer, kinds) {
       el("td", {class: "num"}, niceNumber(c.score))))));
 }
 
+// The technicians an offer's explanation does not list (a big crowd), counted by why.
+function leftOut(counts) {
+  const entries = Object.entries(counts || {});
+  if (!entries.length) return null;
+  const total = entries.reduce((sum, [, n]) => sum + n, 0);
+  return el("p", {class: "muted", "data-left-out": ""},
+    `Not listed: ${total} more technician${total === 1 ? "" : "s"} (`,
+    entries.map(([why, n]) => `${n} ${why}`).join(", "), ").");
+}
+
 function offersPanel(offers, technicians) {
   const kinds = Object.fromEntries(technicians.map((t) => [t.id, t.kind]));
   if (!offers.length) return el("p", {class: "muted"}, "No offers yet: the dispatcher has not found anyone, or the ticket was assigned by hand.");
   return el("div", {}, ...offers.map((o) => el("details", {class: "offer", "data-offer-row": o.id, open: o === offers[0]},
     el("summary", {}, `${clock(o.offered_at)} · ${o.stage} · ${o.technician_id} · `, pill(o.state),
       ` · ETA ${Math.round(o.eta_min)} min · score ${niceNumber(o.score)}`, o.reason ? ` · ${o.reason}` : ""),
-    o.candidates.length ? [candidatesTable(o, kinds), el("p", {class: "muted"},
+    o.candidates.length ? [candidatesTable(o, kinds), leftOut(o.left_out), el("p", {class: "muted"},
       ["crowd", "staff"].includes(o.stage)
         ? `Stage ${o.stage}: the best-scored eligible ${o.stage} technician is offered the job (higher is better; each part is weighted into the score).`
         : "The best-scored eligible technician of any kind is offered the job (higher is better; each part is weighted into the score).")] : el("p", {class: "muted"}, "No candidates recorded."))));
