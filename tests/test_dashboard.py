@@ -796,6 +796,27 @@ def test_an_offer_in_a_big_crowd_lists_the_best_and_counts_the_rest(
         listed = page.query_selector_all("[data-offer-row] table.candidates tbody tr")
         assert len(listed) == 30
         assert listed[0].inner_text().startswith("p00 ← offered")
+        # Assigning by hand: those ranked for the ticket first, in that order, then the rest.
+        groups = page.eval_on_selector_all(
+            "#actions select[name=technician] optgroup",
+            "gs => gs.map(g => [g.label, [...g.children].map(o => o.textContent)])",
+        )
+        assert [label.split(" of ")[0] for label, _ in groups] == [
+            "As ranked for the offer",
+            "Everyone else",
+        ]
+        assert groups[0][1][:2] == ["P 0 (crowd) · ETA 5 min", "P 1 (crowd) · ETA 5 min"]
+        assert len(groups[0][1]) == 30 and all(o.startswith("P ") for o in groups[0][1])
+        assert [o.split(" (")[0] for o in groups[1][1]] == [
+            "E 0",
+            "E 1",
+            "E 2",
+            "E 3",
+            "E 4",
+            "P 30",
+            "P 31",
+            "P 32",
+        ]  # by name
         shot(page, "5b-ticket-big-crowd")
     finally:
         page.close()

@@ -179,10 +179,12 @@ class AnswerBook:
             self._answers = outcomes(db_session=db_session, rules=rules)
         else:
             since = self._read_at - ANSWERS_MARGIN
+            # Not DISTINCT: SQLite would then walk the whole (technician, time) index rather
+            # than the few rows since.
             changed = db_session.scalars(
-                select(Offer.technician_id).where(Offer.changed_at >= since).distinct()
+                select(Offer.technician_id).where(Offer.changed_at >= since)
             ).all()
-            for tech_id in changed:
+            for tech_id in sorted(set(changed)):
                 fresh = outcomes(db_session=db_session, rules=rules, technician_id=tech_id)
                 self._answers.pop(tech_id, None)
                 self._answers.update(fresh)

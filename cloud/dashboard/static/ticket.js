@@ -18,13 +18,32 @@ function transition(ticket, to, label, reason) {
   }, {"data-action": to});
 }
 
-function actions(ticket, technicians) {
+// Who to assign by hand: those the latest offer ranked for this ticket first, in its order
+// (eligible with their ETA, or the first reason not), then everyone else by name; in a big
+// crowd the right people are at the top, not somewhere in a list of hundreds.
+function technicianChoice(ticket, technicians, offers) {
+  const others = technicians.filter((t) => t.id !== ticket.technician_id && !t.retired_at);
+  const byId = Object.fromEntries(others.map((t) => [t.id, t]));
+  const label = (t) => `${t.name} (${t.kind}${!t.available ? ", not available" : t.on_shift ? "" : ", off shift"}${t.paused ? ", paused" : ""})`;
+  const latest = offers.find((o) => o.candidates.length);
+  const ranked = latest ? latest.candidates.filter((c) => byId[c.technician_id]) : [];
+  const rankedIds = new Set(ranked.map((c) => c.technician_id));
+  const option = (t, note) => el("option", {value: t.id}, note ? `${label(t)} · ${note}` : label(t));
+  const rest = others.filter((t) => !rankedIds.has(t.id))
+    .sort((a, b) => a.name.localeCompare(b.name)).map((t) => option(t));
+  const select = el("select", {"aria-label": "technician", name: "technician"});
+  if (!ranked.length) { select.append(...rest); return select; }
+  return add(select,
+    el("optgroup", {label: `As ranked for the offer of ${clock(latest.offered_at)}`},
+      ...ranked.map((c) => option(byId[c.technician_id], c.eligible ? `ETA ${Math.round(c.eta_min)} min` : c.reasons[0]))),
+    rest.length ? el("optgroup", {label: "Everyone else"}, ...rest) : null);
+}
+
+function actions(ticket, technicians, offers) {
   const box = el("section", {class: "panel", id: "actions"}, el("h3", {}, "Actions"));
   const reason = reasonInput();
   if (OPEN.includes(ticket.state)) {
-    const select = el("select", {"aria-label": "technician", name: "technician"},
-      ...technicians.filter((t) => t.id !== ticket.technician_id).map((t) =>
-        el("option", {value: t.id}, `${t.name} (${t.kind}${!t.available ? ", not available" : t.on_shift ? "" : ", off shift"}${t.paused ? ", paused" : ""})`)));
+    const select = technicianChoice(ticket, technicians, offers);
     const verb = ticket.technician_id ? "Reassign" : "Assign";
     box.append(el("div", {class: "row"}, select, action(verb, () =>
       post(`/api/tickets/${ticket.id}/assign`, {technician_id: select.value, reason: reason.value.trim() || `${verb.toLowerCase()}ed on the desk`}),
@@ -157,7 +176,7 @@ async function refresh() {
     el("div", {class: "grid2"},
       el("section", {class: "panel"}, el("h3", {}, "What is wrong"), el("p", {class: "description", id: "description"}, ticket.description),
         ticket.resolution ? el("p", {}, el("b", {}, "Resolution: "), ticket.resolution) : null),
-      el("div", {}, focused ? document.getElementById("actions") : actions(ticket, technicians), slaPanel(clocks, ticket))),
+      el("div", {}, focused ? document.getElementById("actions") : actions(ticket, technicians, offers), slaPanel(clocks, ticket))),
     el("section", {class: "panel"}, el("h3", {}, "Telemetry snapshot"), snapshotTable(ticket.snapshot)),
     el("section", {class: "panel", id: "offers"}, el("h3", {}, "Dispatch: offers and why"), offersPanel(offers, technicians)),
     el("section", {class: "panel"}, el("h3", {}, "Audit trail"), auditTable(ticket.events)),
