@@ -410,6 +410,11 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
             "declined",
             "Busy right now",
         )
+        # Her record, for an operator reviewing her acceptance, says why she said no.
+        desk.goto(f"{cloud.api_url}/ui/crowd?technician=ana")
+        reasons = desk.wait_for_selector("#decline-reasons", timeout=15000).inner_text()
+        assert reasons == "Why they said no: Busy right now \u00d71"  # times one
+        shot(desk, "10e-technician-record-declines")
     finally:
         device.stop()
 
