@@ -208,6 +208,17 @@ def cert_expiry(value: str) -> datetime:
     return expiry
 
 
+@dataclass(frozen=True)
+class _Made:
+    """The candidate last made of a profile: for which standing, load and answers, at what
+    time, and until when its shift status holds (None: no working hours, always)."""
+
+    key: tuple[object, ...]
+    at: datetime
+    until: datetime | None
+    candidate: matching.Candidate
+
+
 @dataclass
 class Profile:
     """A technician as a round reads them once for all its offers: what matching needs that
@@ -218,11 +229,34 @@ class Profile:
 
     base: matching.Candidate
     hours: tuple[tuple[shifts.Shift, ...], ZoneInfo] | None
-    made: tuple[tuple[object, ...], datetime, datetime | None, matching.Candidate] | None = None
+    made: _Made | None = None
+
+    def candidate(
+        self, *, available: bool, paused: bool, jobs: int, outcomes: list[bool], now: datetime
+    ) -> matching.Candidate:
+        """The matching view of the technician with their standing, load and answers (now:
+        for their working hours)."""
+        key = (available, paused, jobs, len(outcomes), sum(outcomes))
+        made = self.made
+        if made and made.key == key and made.at <= now and (made.until is None or now < made.until):
+            return made.candidate
+        on, changes_at = _shift_status(self.hours, now)
+        candidate = dataclasses.replace(
+            self.base,
+            available=available,
+            paused=paused,
+            active_jobs=jobs,
+            offers_recent=len(outcomes),
+            accepted_recent=sum(outcomes),
+            off_shift=not on,
+            shift_starts_at=None if on else changes_at,
+        )
+        self.made = _Made(key, now, changes_at, candidate)
+        return candidate
 
 
 def profile(tech: Technician) -> Profile:
-    """The technician's profile (standing, load and answers as if new: set by as_candidate)."""
+    """The technician's profile (standing, load and answers as if new: set by its candidate)."""
     position = (tech.lat, tech.lon) if tech.lat is not None and tech.lon is not None else None
     base = matching.Candidate(
         id=tech.id,
@@ -242,45 +276,6 @@ def profile(tech: Technician) -> Profile:
         last_job_at=tech.last_job_at,
     )
     return Profile(base, working_hours(tech))
-
-
-def as_candidate(
-    found: Profile, *, available: bool, paused: bool, jobs: int, outcomes: list[bool], now: datetime
-) -> matching.Candidate:
-    """The matching view of a technician with their standing, load and answers (now: for
-    their working hours)."""
-    key = (available, paused, jobs, len(outcomes), sum(outcomes))
-    if found.made is not None:
-        made_key, made_at, until, made = found.made
-        if made_key == key and made_at <= now and (until is None or now < until):
-            return made
-    on, changes_at = _shift_status(found.hours, now)
-    made = dataclasses.replace(
-        found.base,
-        available=available,
-        paused=paused,
-        active_jobs=jobs,
-        offers_recent=len(outcomes),
-        accepted_recent=sum(outcomes),
-        off_shift=not on,
-        shift_starts_at=None if on else changes_at,
-    )
-    found.made = (key, now, changes_at, made)
-    return made
-
-
-def candidate(
-    tech: Technician, jobs: int, outcomes: list[bool], now: datetime
-) -> matching.Candidate:
-    """The matching view of a technician (now: for their working hours)."""
-    return as_candidate(
-        profile(tech),
-        available=tech.available,
-        paused=tech.paused,
-        jobs=jobs,
-        outcomes=outcomes,
-        now=now,
-    )
 
 
 def certifications_due(tech: Technician, now: datetime) -> list[tuple[str, datetime]]:
@@ -366,8 +361,7 @@ def candidates(
         .order_by(Technician.id)
     )
     return [
-        as_candidate(
-            known[tech_id],
+        known[tech_id].candidate(
             available=available,
             paused=paused,
             jobs=jobs.get(tech_id, 0),
@@ -868,7 +862,7 @@ def waiting_tickets(
     ids = db_session.scalars(query.order_by(Ticket.opened_at).limit(limit)).all()
     if not triage or len(ids) < 2:
         return ids
-    known = (reads or RoundReads()).profiles(db_session)
+    known = reads.profiles(db_session) if reads is not None else None
     pool = candidates(db_session=db_session, now=now, known=known)
     return policy.triage([_waiting(db_session, i, pool, now) for i in ids], now)
 
