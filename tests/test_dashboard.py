@@ -555,7 +555,11 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.fill("#actions input[name=reason]", "Sam is next door")
         page.click("#actions button[data-action=assign]")
         page.wait_for_selector("h2 .pill.assigned", timeout=15000)
-        assert "Sam is next door" in page.inner_text("#audit")
+        given = page.inner_text("#audit tr:has([data-assigned-to=sam])").split("\t")
+        # Nobody was in range: the ticket waited for an operator, who decided.
+        assert given[1:] == [
+            "olga", "escalated → assigned (to sam)", "assigned by olga: Sam is next door"
+        ]  # fmt: skip
         page.click("#actions button[data-action=resolved]")
         page.wait_for_selector("h2 .pill.resolved", timeout=15000)
         page.select_option("#actions select[name=stars]", "4")

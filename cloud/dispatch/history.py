@@ -1,9 +1,10 @@
 """A technician's history, pure: the jobs they held, read from tickets' state changes.
 
-A job is a spell of holding a ticket: from the change that assigned it to them (an accepted
-offer or an operator's assignment) to the change that ended it: resolved, cancelled, or the
-ticket going back to dispatch (given back, or reassigned by an operator). The audit trail
-keeps every such change, so a job given back stays in the history of the one who gave it back.
+A job is a spell of holding a ticket: from the change that assigned it to them (their
+accepted offer, or an operator's assignment, whose actor is the operator) to the change that
+ended it: resolved, cancelled, or the ticket going back to dispatch (given back, or reassigned
+by an operator). The audit trail keeps every such change, so a job given back stays in the
+history of the one who gave it back.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ class Change:
 
     ticket_id: int
     at: datetime
-    actor: str
+    actor: str  # who made it: an assignment's is the technician accepting, or an operator
     to_state: TicketState
     reason: str
+    assigned_to: str | None = None  # an assignment's technician
 
 
 class Ending(StrEnum):
@@ -68,7 +70,7 @@ def jobs_held(technician_id: str, changes: Sequence[Change]) -> list[HeldJob]:
         if change.to_state is TicketState.ASSIGNED:
             if job is not None:  # assigned on without going back to dispatch first
                 jobs.append(_ended(job, change, Ending.HANDED_ON, ""))
-            if change.actor == technician_id:
+            if change.assigned_to == technician_id:
                 holding[change.ticket_id] = HeldJob(change.ticket_id, change.at, change.reason)
             continue
         if job is None:

@@ -1059,13 +1059,25 @@ def accept(
         raise Conflict(f"{tech.id} is at capacity ({tech.capacity} jobs): finish one first")
     offer.state, offer.answered_at, offer.changed_at = ACCEPTED, now, now
     eta = round(eta_min if eta_min is not None else offer.eta_min)
-    _assign(db_session, ticket, offer.technician_id, now, f"accepted offer {offer.id}", eta)
+    _assign(
+        db_session, ticket, offer.technician_id, now, f"accepted offer {offer.id}", eta,
+        actor=offer.technician_id,
+    )  # fmt: skip
     return ticket
 
 
 def _assign(
-    db_session: Session, ticket: Ticket, technician_id: str, now: datetime, reason: str, eta: int
+    db_session: Session,
+    ticket: Ticket,
+    technician_id: str,
+    now: datetime,
+    reason: str,
+    eta: int,
+    *,
+    actor: str,
 ) -> None:
+    """Give the ticket to the technician; `actor` is who decided: the technician who accepted
+    an offer, or the operator who assigned by hand."""
     ticket.technician_id = technician_id
     tech = get_technician(db_session=db_session, technician_id=technician_id)
     tech.last_job_at = now
@@ -1073,11 +1085,12 @@ def _assign(
         db_session=db_session,
         ticket=ticket,
         to=TicketState.ASSIGNED,
-        actor=technician_id,
+        actor=actor,
         reason=reason,
         now=now,
         eta_minutes=eta,
         data={"technician_id": technician_id},
+        assigned_to=technician_id,
     )
 
 
@@ -1275,7 +1288,7 @@ def assign(
         else 30.0
     )
     how = f"assigned by {caller.username}" + (f": {reason}" if reason else "")
-    _assign(db_session, ticket, tech.id, now, how, round(eta))
+    _assign(db_session, ticket, tech.id, now, how, round(eta), actor=caller.username)
     notice = JobAssigned(
         ticket_id=ticket.id, title=ticket.title, category=ticket.category,
         priority=ticket.priority, reason=how, arrive_by=ticket.sla_arrive_by,
@@ -1415,7 +1428,7 @@ def jobs_held(
     those assigned to them since then, and those tickets by id."""
     held = select(TicketEvent.ticket_id).where(
         TicketEvent.to_state == TicketState.ASSIGNED.value,
-        TicketEvent.actor == technician_id,
+        TicketEvent.assigned_to == technician_id,
         TicketEvent.kind == "transition",
     )
     if since is not None:
@@ -1427,13 +1440,14 @@ def jobs_held(
             TicketEvent.actor,
             TicketEvent.to_state,
             TicketEvent.reason,
+            TicketEvent.assigned_to,
         )
         .where(TicketEvent.ticket_id.in_(held), TicketEvent.kind == "transition")
         .order_by(TicketEvent.at, TicketEvent.id)
     )
     changes = [
-        history.Change(ticket_id, at, actor, TicketState(to_state), reason)
-        for ticket_id, at, actor, to_state, reason in rows
+        history.Change(ticket_id, at, actor, TicketState(to_state), reason, assigned_to)
+        for ticket_id, at, actor, to_state, reason, assigned_to in rows
         if to_state is not None  # every transition has one
     ]
     # Top-level tickets only: a child follows its parent's changes, it is not a job of its own.

@@ -90,7 +90,7 @@ class TicketEvent(Base):
     __tablename__ = "ticket_events"
     # A technician's history starts from the changes that assigned tickets to them.
     __table_args__ = (
-        Index("ix_ticket_events_state_actor", "to_state", "actor"),
+        Index("ix_ticket_events_state_assigned_to", "to_state", "assigned_to"),
         # The dispatcher looks at the latest changes every round (technicians to tell).
         Index("ix_ticket_events_at", "at"),
     )
@@ -104,3 +104,6 @@ class TicketEvent(Base):
     to_state: Mapped[str | None] = mapped_column(String(24))
     reason: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # An assignment's technician (the actor is who decided: them accepting an offer, or an
+    # operator assigning by hand); None for every other entry.
+    assigned_to: Mapped[str | None] = mapped_column(String(64))

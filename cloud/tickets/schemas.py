@@ -64,6 +64,11 @@ class TicketEventOut(BaseModel):
     to_state: str | None
     reason: str
     data: dict[str, Any]
+    assigned_to: str | None = Field(
+        default=None,
+        description="An assignment's technician; its actor is who decided (the technician "
+        "accepting an offer, or the operator assigning by hand).",
+    )
 
 
 class TicketDetail(TicketOut):

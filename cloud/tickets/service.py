@@ -154,6 +154,7 @@ def record(
     from_state: str | None = None,
     to_state: str | None = None,
     data: dict[str, Any] | None = None,
+    assigned_to: str | None = None,
 ) -> None:
     """Add an entry to the audit trail."""
     db_session.add(
@@ -166,6 +167,7 @@ def record(
             to_state=to_state,
             reason=reason,
             data=data or {},
+            assigned_to=assigned_to,
         )
     )
 
@@ -222,8 +224,11 @@ def transition(
     now: datetime,
     data: dict[str, Any] | None = None,
     eta_minutes: int | None = None,
+    assigned_to: str | None = None,
 ) -> None:
-    """Move a ticket to a new state: checked, audited, and told to the device."""
+    """Move a ticket to a new state: checked, audited, and told to the device. assigned_to:
+    the technician an assignment gives the ticket to (their history reads it; a site's device
+    tickets follow it without naming them)."""
     current = TicketState(ticket.state)
     if not can_transition(current, to):
         options = ", ".join(s.value for s in allowed_next(current)) or "none (it is final)"
@@ -252,6 +257,7 @@ def transition(
         from_state=current.value,
         to_state=to.value,
         data=data,
+        assigned_to=assigned_to,
     )
     tell_device(db_session=db_session, ticket=ticket, state=to, now=now, eta=eta_minutes)
     for child in children(db_session=db_session, ticket=ticket):

@@ -244,6 +244,11 @@ def test_a_technicians_history_keeps_jobs_given_back_and_every_offer(sessions, w
         f"/api/tickets/{late}/assign", json={"technician_id": "ben"}, headers=operator
     )
     assert moved.status_code == 200, moved.text
+    # The trail names who decided each assignment, and whom it went to.
+    trail = client.get(f"/api/tickets/{late}", headers=operator).json()["events"]
+    given = [(e["actor"], e["assigned_to"]) for e in trail if e["to_state"] == "assigned"]
+    assert given == [("ana", "ana"), ("olga", "ben")]
+    assert all(e["assigned_to"] is None for e in trail if e["to_state"] != "assigned")
     step(late, ben, "resolved")
     client.post(f"/api/tickets/{late}/rating", json={"stars": 4}, headers=operator)
     # A till ticket pressed now: offered to ana, who says no; then the operator gives it to her.
@@ -284,6 +289,12 @@ def test_a_technicians_history_keeps_jobs_given_back_and_every_offer(sessions, w
     assert (held["on_site_in_time"], held["on_site_late"]) == (1, 1)
     assert [o["id"] for o in record["offers"]] == [said_no, taken]
     assert all(o["candidates"] == [] for o in record["offers"])  # others' scores stay hidden
+
+    his = client.get("/api/technicians/ben/history", headers=operator).json()
+    assert [(j["ticket_id"], j["ending"], j["assigned_how"]) for j in his["jobs"]] == [
+        (late, "resolved", "assigned by olga")
+    ]
+    assert client.get("/api/technicians/olga/history", headers=operator).status_code == 404
 
     assert client.get("/api/technicians/ana/history", headers=ben).status_code == 403
     seen = client.get("/api/technicians/ana/history?limit=1", headers=operator).json()

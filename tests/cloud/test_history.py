@@ -12,8 +12,12 @@ from cloud.tickets.lifecycle import TicketState as S
 from tests.cloud.factories import at
 
 
-def change(ticket: int, minute: float, to: S, actor: str = "op", reason: str = "") -> Change:
-    return Change(ticket, at(minute), actor, to, reason)
+def change(
+    ticket: int, minute: float, to: S, actor: str = "op", reason: str = "", to_whom: str = ""
+) -> Change:
+    """One change; an assignment goes to `to_whom`, else to its actor (an accepted offer)."""
+    assigned_to = (to_whom or actor) if to is S.ASSIGNED else None
+    return Change(ticket, at(minute), actor, to, reason, assigned_to)
 
 
 def test_a_job_runs_from_assignment_to_what_ended_it() -> None:
@@ -31,6 +35,7 @@ def test_a_job_runs_from_assignment_to_what_ended_it() -> None:
         )
     ]
     assert jobs_held("ben", changes) == []
+    assert jobs_held("olga", changes) == []  # she only recorded a step of ana's job
 
 
 def test_given_back_reassigned_and_cancelled_jobs_stay_in_the_history() -> None:
@@ -40,9 +45,9 @@ def test_given_back_reassigned_and_cancelled_jobs_stay_in_the_history() -> None:
         change(1, 30, S.DISPATCHING, "ana", "given back: needs network"),
         change(1, 31, S.ASSIGNED, "ben", "accepted offer 2"),
         change(1, 50, S.RESOLVED, "ben"),
-        change(2, 0, S.ASSIGNED, "ana", "assigned by op: closest"),
+        change(2, 0, S.ASSIGNED, "op", "assigned by op: closest", to_whom="ana"),
         change(2, 5, S.DISPATCHING, "op", "reassigned: she is ill"),
-        change(2, 6, S.ASSIGNED, "ana", "assigned by op: better now"),
+        change(2, 6, S.ASSIGNED, "op", "assigned by op: better now", to_whom="ana"),
         change(3, 60, S.ASSIGNED, "ana", "accepted offer 3"),
         change(3, 70, S.CANCELLED, "op", "the shop closed"),
         change(4, 80, S.ASSIGNED, "ana", "accepted offer 4"),
@@ -65,6 +70,7 @@ def test_given_back_reassigned_and_cancelled_jobs_stay_in_the_history() -> None:
     assert (counted.held, counted.open, counted.handed_on, counted.cancelled) == (5, 2, 2, 1)
     assert (counted.on_site_in_time, counted.on_site_late) == (1, 0)
     assert in_time(ana[0], at(5)) is False and in_time(ana[1], at(60)) is None
+    assert jobs_held("op", changes) == []  # the operator assigned, and held nothing
 
 
 STATES = st.sampled_from([S.DISPATCHING, S.ASSIGNED, S.EN_ROUTE, S.ON_SITE, S.RESOLVED, S.NEW])
@@ -73,16 +79,20 @@ STATES = st.sampled_from([S.DISPATCHING, S.ASSIGNED, S.EN_ROUTE, S.ON_SITE, S.RE
 @given(
     st.lists(
         st.tuples(
-            st.integers(1, 3), st.integers(0, 500), STATES, st.sampled_from(["ana", "ben", "op"])
+            st.integers(1, 3),
+            st.integers(0, 500),
+            STATES,
+            st.sampled_from(["ana", "ben", "op"]),
+            st.sampled_from(["", "ana", "ben"]),  # "": an accepted offer, else assigned by hand
         ),
         max_size=40,
     )
 )
 def test_every_assignment_is_one_job_and_jobs_of_a_ticket_never_overlap(raw) -> None:
-    changes = [change(t, m, to, actor) for t, m, to, actor in raw]
+    changes = [change(t, m, to, actor, to_whom=whom) for t, m, to, actor, whom in raw]
     for who in ("ana", "ben"):
         jobs = jobs_held(who, changes)
-        mine = [c for c in changes if c.to_state is S.ASSIGNED and c.actor == who]
+        mine = [c for c in changes if c.to_state is S.ASSIGNED and c.assigned_to == who]
         assert len(jobs) == len(mine)
         for ticket in (1, 2, 3):
             spells = [j for j in jobs if j.ticket_id == ticket]

@@ -69,3 +69,69 @@ def test_sqlite_time_is_naive_utc_with_microseconds(at: datetime) -> None:
 
     expected = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     assert sqlite_time(at) == expected
+
+
+def test_migration_0018_names_whom_each_past_assignment_went_to(tmp_path) -> None:
+    """Before 0018 the dispatcher's assignments (an operator's too) named their technician as
+    the actor; other assignments name no one: a site's device tickets following their site
+    ticket, an operator's bare transition. Down again and up again: the same."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")  # no foreign keys: events alone
+    config = Config()
+    config.set_main_option("script_location", "cloud:migrations")
+
+    def to(revision: str, down: bool = False) -> None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+
+    to("0017")
+    rows = [
+        (1, "ana", "transition", "assigned"),
+        (1, "ana", "transition", "on_site"),
+        (2, "site ticket 1", "transition", "assigned"),
+        (3, "ben", "comment", None),
+        (4, "operator:olga", "transition", "assigned"),
+    ]
+    with engine.begin() as connection:
+        for technician in ("ana", "ben"):
+            connection.execute(
+                text(
+                    "INSERT INTO technicians (id, name, kind, skills, certifications, home_lat,"
+                    " home_lon, radius_km, available, capacity, rating_sum, rating_count,"
+                    " paused, paused_reason, created_at, retired_reason)"
+                    " VALUES (:id, :id, 'crowd', '[]', '{}', 47.0, 8.0, 10, 1, 1, 0, 0, 0, '',"
+                    " '2026-11-25 08:00:00.000000', '')"
+                ),
+                {"id": technician},
+            )
+        for ticket, actor, kind, state in rows:
+            connection.execute(
+                text(
+                    "INSERT INTO ticket_events (ticket_id, at, actor, kind, to_state, reason, data)"
+                    " VALUES (:t, '2026-11-25 08:00:00.000000', :a, :k, :s, '', '{}')"
+                ),
+                {"t": ticket, "a": actor, "k": kind, "s": state},
+            )
+    for _ in range(2):
+        to("head")
+        with engine.connect() as connection:
+            named = connection.execute(
+                text("SELECT actor, to_state, assigned_to FROM ticket_events ORDER BY id")
+            ).all()
+        assert named == [
+            ("ana", "assigned", "ana"),
+            ("ana", "on_site", None),
+            ("site ticket 1", "assigned", None),
+            ("ben", None, None),
+            ("operator:olga", "assigned", None),
+        ]
+        indexes = {i["name"] for i in inspect(engine).get_indexes("ticket_events")}
+        assert "ix_ticket_events_state_assigned_to" in indexes
+        assert "ix_ticket_events_state_actor" not in indexes
+        to("0017", down=True)
+        indexes = {i["name"] for i in inspect(engine).get_indexes("ticket_events")}
+        assert "ix_ticket_events_state_actor" in indexes

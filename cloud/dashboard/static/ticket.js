@@ -151,7 +151,8 @@ function auditTable(events) {
     el("thead", {}, el("tr", {}, ...["Time", "Actor", "What", "Reason"].map((h) => el("th", {}, h)))),
     el("tbody", {}, ...events.map((e) => el("tr", {},
       el("td", {}, clock(e.at)), el("td", {}, e.actor),
-      el("td", {}, e.from_state || e.to_state ? `${e.from_state || "·"} → ${e.to_state || "·"}` : e.kind),
+      el("td", {}, e.from_state || e.to_state ? `${e.from_state || "·"} → ${e.to_state || "·"}` : e.kind,
+        e.assigned_to ? el("span", {"data-assigned-to": e.assigned_to}, ` (to ${e.assigned_to})`) : null),
       el("td", {}, e.reason)))));
 }
 
