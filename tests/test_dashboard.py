@@ -414,6 +414,13 @@ def test_a_technician_accepts_on_their_page_and_the_board_follows(
         desk.goto(f"{cloud.api_url}/ui/crowd?technician=ana")
         reasons = desk.wait_for_selector("#decline-reasons", timeout=15000).inner_text()
         assert reasons == "Why they said no: Busy right now \u00d71"  # times one
+        # Eight counters in the header: each stays on one line ("2 on site in time" once took
+        # four); those that do not fit go to the next line whole.
+        counters = desk.query_selector_all(".count")
+        assert len(counters) == 8
+        for counter in counters:  # a line of text, and the padding: not two lines
+            line = counter.query_selector("b").bounding_box()["height"]
+            assert counter.bounding_box()["height"] < 2 * line, counter.inner_text()
         shot(desk, "10e-technician-record-declines")
     finally:
         device.stop()
