@@ -834,6 +834,35 @@ def test_an_offer_in_a_big_crowd_lists_the_best_and_counts_the_rest(
             "P 32",
         ]  # by name
         shot(page, "5b-ticket-big-crowd")
+        # Searching the list: every word typed begins a word of a name, an id or a skill;
+        # nobody matching, nobody chosen.
+        page.fill("#actions input[name=find]", "elec 4")
+        shown = page.eval_on_selector_all(
+            "#actions select[name=technician] option:not([hidden])", "os => os.map(o => o.value)"
+        )
+        assert shown == ["e4"] and page.input_value("#actions select[name=technician]") == "e4"
+        assert page.inner_text("#assign-found") == "1 of 38 match"
+        assert page.eval_on_selector_all(
+            "#actions select[name=technician] optgroup", "gs => gs.map(g => g.hidden)"
+        ) == [True, False]  # the ranked ones are all printer technicians
+        page.fill("#actions input[name=find]", "nobody-by-this-name")
+        assert page.inner_text("#assign-found") == "nobody matches"
+        page.click("#actions button[data-action=assign]")
+        page.wait_for_selector("text=nobody matches the search: clear it", timeout=5000)
+        assert cloud.get(f"/api/tickets/{ticket_id}")["technician_id"] is None
+        page.fill("#actions input[name=find]", "3 print")  # P 3, P 30, P 31, P 32; not P 13
+        shown = page.eval_on_selector_all(
+            "#actions select[name=technician] option:not([hidden])", "os => os.map(o => o.value)"
+        )
+        assert shown == ["p03", "p30", "p31", "p32"]  # P 3 as ranked, then the rest by name
+        page.select_option("#actions select[name=technician]", "p31")
+        page.click("#actions button[data-action=assign]")
+        given = page.wait_for_selector("#audit tr:has([data-assigned-to=p31])", timeout=15000)
+        assert given.inner_text().split("\t")[1] == "olga"
+        withdrawn = page.inner_text("#audit tr:has-text('offer_withdrawn')").split("\t")
+        assert withdrawn[1:] == ["olga", "offer_withdrawn", "assigned by olga"]  # p00's offer
+        assert cloud.get(f"/api/tickets/{ticket_id}")["technician_id"] == "p31"
+        shot(page, "5c-ticket-big-crowd-searched")
     finally:
         page.close()
 

@@ -678,10 +678,13 @@ def _tell(
         )
 
 
-def withdraw(*, db_session: Session, offer: Offer, now: datetime, reason: str) -> None:
+def withdraw(
+    *, db_session: Session, offer: Offer, now: datetime, reason: str, actor: str = DISPATCHER
+) -> None:
     """Take a pending offer back and tell the technician (it no longer holds a slot of theirs,
-    and a withdrawn offer never counts against their acceptance)."""
-    _close_offer(db_session, offer, WITHDRAWN, now, reason)
+    and a withdrawn offer never counts against their acceptance). actor: who took it back
+    (the dispatcher, or the operator who assigned the ticket by hand or retired them)."""
+    _close_offer(db_session, offer, WITHDRAWN, now, reason, actor=actor)
     notice = OfferWithdrawn(offer_id=offer.id, ticket_id=offer.ticket_id, reason=reason)
     _tell(db_session, offer.technician_id, "offer", notice, now, until=offer.deadline)
 
@@ -975,9 +978,18 @@ def start(
     return offer is not None
 
 
-def _close_offer(db_session: Session, offer: Offer, state: str, now: datetime, reason: str) -> None:
-    """Declined, expired or withdrawn (audited): the slot the offer held is free again, so
-    tickets waiting for anyone look again at the next round."""
+def _close_offer(
+    db_session: Session,
+    offer: Offer,
+    state: str,
+    now: datetime,
+    reason: str,
+    *,
+    actor: str = DISPATCHER,
+) -> None:
+    """Declined (by the technician), expired or withdrawn (by the actor), audited: the slot
+    the offer held is free again, so tickets waiting for anyone look again at the next
+    round."""
     offer.state, offer.answered_at, offer.reason, offer.changed_at = state, now, reason, now
     wake_waiting(db_session=db_session, now=now)
     ticket = db_session.get(Ticket, offer.ticket_id)
@@ -985,7 +997,7 @@ def _close_offer(db_session: Session, offer: Offer, state: str, now: datetime, r
     tickets.record(
         db_session=db_session,
         ticket=ticket,
-        actor=offer.technician_id if state != EXPIRED else DISPATCHER,
+        actor=offer.technician_id if state == DECLINED else actor,
         kind=f"offer_{state}",
         now=now,
         reason=reason,
@@ -1268,7 +1280,11 @@ def assign(
     pending = pending_offer(db_session=db_session, ticket_id=ticket_id)
     if pending is not None:
         withdraw(
-            db_session=db_session, offer=pending, now=now, reason=f"assigned by {caller.username}"
+            db_session=db_session,
+            offer=pending,
+            now=now,
+            reason=f"assigned by {caller.username}",
+            actor=caller.username,
         )
     dispatched = TicketState(ticket.state) in DISPATCHED
     previous = ticket.technician_id if dispatched else None
@@ -1382,7 +1398,7 @@ def retire(
         tickets.get_or_raise(db_session=db_session, ticket_id=offer.ticket_id, lock=True)
         db_session.refresh(offer)
         if offer.state == PENDING:
-            withdraw(db_session=db_session, offer=offer, now=now, reason=why)
+            withdraw(db_session=db_session, offer=offer, now=now, reason=why, actor=caller.username)
     for ticket_id in db_session.scalars(
         select(Ticket.id).where(
             Ticket.technician_id == technician_id,

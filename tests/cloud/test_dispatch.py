@@ -24,6 +24,7 @@ from cloud.errors import Conflict, NotFound
 from cloud.outbound.models import OutboundMessage
 from cloud.sites import service as sites
 from cloud.sites.schemas import SiteIn
+from cloud.tickets import service as tickets_service
 from cloud.tickets.lifecycle import TicketState
 from cloud.tickets.models import Ticket
 from tests.cloud.factories import T0, at, ingest, located_shop, press, register
@@ -858,6 +859,14 @@ def test_a_manual_assignment_withdraws_the_pending_offer_with_a_notice(desk) -> 
     assert offer.state == "withdrawn"
     assert pushed_to(sessions, "c-near", "offer")[-1]["type"] == "offer_withdrawn"
     assert pushed_to(sessions, "c-near", "job") == []  # it was never theirs
+    # The trail names who decided: the operator took the offer back and gave the job away.
+    with sessions() as db:
+        trail = [
+            (e.kind, e.actor, e.assigned_to)
+            for e in tickets_service.events(db_session=db, ticket_id=ticket_id)
+            if e.kind == "offer_withdrawn" or e.to_state == "assigned"
+        ]
+    assert trail == [("offer_withdrawn", "olga", None), ("transition", "olga", "s-1")]
 
 
 def test_a_resolved_job_reopened_is_not_called_off(desk) -> None:

@@ -28,7 +28,9 @@ function technicianChoice(ticket, technicians, offers) {
   const latest = offers.find((o) => o.candidates.length);
   const ranked = latest ? latest.candidates.filter((c) => byId[c.technician_id]) : [];
   const rankedIds = new Set(ranked.map((c) => c.technician_id));
-  const option = (t, note) => el("option", {value: t.id}, note ? `${label(t)} · ${note}` : label(t));
+  // What the search box matches: name, id and skills, in lower case.
+  const option = (t, note) => el("option", {value: t.id, "data-find": [t.name, t.id, ...t.skills].join(" ").toLowerCase().split(/\s+/).join(" ")},
+    note ? `${label(t)} · ${note}` : label(t));
   const rest = others.filter((t) => !rankedIds.has(t.id))
     .sort((a, b) => a.name.localeCompare(b.name)).map((t) => option(t));
   const select = el("select", {"aria-label": "technician", name: "technician"});
@@ -39,15 +41,39 @@ function technicianChoice(ticket, technicians, offers) {
     rest.length ? el("optgroup", {label: "Everyone else"}, ...rest) : null);
 }
 
+// A search box for the list of whom to assign (a crowd of thousands): every word typed must
+// begin a word of a technician's name, their id or one of their skills ("mei" finds Ana
+// Meier, "elec 4" E 4 the electrician). Those who match stay in the list, in its order, and
+// the first of them is chosen; with nobody matching, nobody is chosen.
+function technicianSearch(select) {
+  const options = [...select.options];
+  const words = new Map(options.map((o) => [o, o.dataset.find.split(" ")]));
+  const found = el("span", {class: "muted", id: "assign-found"});
+  const box = el("input", {type: "search", name: "find", placeholder: "find by name, id or skill",
+    "aria-label": "find a technician", autocomplete: "off"});
+  box.addEventListener("input", () => {
+    const typed = box.value.toLowerCase().split(/\s+/).filter(Boolean);
+    const shown = options.filter((o) => {
+      o.hidden = !typed.every((t) => words.get(o).some((w) => w.startsWith(t)));
+      return !o.hidden;
+    });
+    for (const group of select.querySelectorAll("optgroup")) group.hidden = ![...group.children].some((o) => !o.hidden);
+    select.value = shown.length ? shown[0].value : "";
+    found.textContent = typed.length ? (shown.length ? `${shown.length} of ${options.length} match` : "nobody matches") : "";
+  });
+  return [box, found];
+}
+
 function actions(ticket, technicians, offers) {
   const box = el("section", {class: "panel", id: "actions"}, el("h3", {}, "Actions"));
   const reason = reasonInput();
   if (OPEN.includes(ticket.state)) {
     const select = technicianChoice(ticket, technicians, offers);
     const verb = ticket.technician_id ? "Reassign" : "Assign";
-    box.append(el("div", {class: "row"}, select, action(verb, () =>
-      post(`/api/tickets/${ticket.id}/assign`, {technician_id: select.value, reason: reason.value.trim() || `${verb.toLowerCase()}ed on the desk`}),
-      {"data-action": "assign"})));
+    box.append(el("div", {class: "row"}, ...technicianSearch(select)), el("div", {class: "row"}, select, action(verb, () => {
+      if (!select.value) throw new Error("nobody matches the search: clear it or look for someone else");
+      return post(`/api/tickets/${ticket.id}/assign`, {technician_id: select.value, reason: reason.value.trim() || `${verb.toLowerCase()}ed on the desk`});
+    }, {"data-action": "assign"})));
     const moves = el("div", {class: "row"});
     if (["new", "dispatching"].includes(ticket.state)) moves.append(transition(ticket, "escalated", "Escalate", reason));
     if (ticket.state === "escalated") moves.append(transition(ticket, "dispatching", "Dispatch again", reason));
