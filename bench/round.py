@@ -86,6 +86,7 @@ def history(
                     {
                         "ticket_id": i, "at": at, "actor": actor, "kind": "transition",
                         "from_state": before, "to_state": after, "reason": "", "data": {},
+                        "assigned_to": holder if after == "assigned" else None,
                     }
                 )  # fmt: skip
         if rows:
