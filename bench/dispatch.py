@@ -393,7 +393,8 @@ class CrowdfixRun:
         self.people = {p.id: p for p in city.people}
         self.site_at = dict(city.sites)
         self.rules = rules
-        self.book = dispatcher.AnswerBook()  # as a worker keeps them across its rounds
+        # As a worker keeps them across its rounds.
+        self.book, self.profiles = dispatcher.AnswerBook(), dispatcher.ProfileBook()
         self.ctx = IngestContext(load_taxonomy())
         self.events: list[tuple[datetime, int, Callable[[datetime], None]]] = []
         self._order = itertools.count()
@@ -483,7 +484,11 @@ class CrowdfixRun:
 
     def _dispatch(self, now: datetime) -> None:
         dispatcher.run_round(
-            sessions=self.sessions, now=lambda: now, rules=self.rules, book=self.book
+            sessions=self.sessions,
+            now=lambda: now,
+            rules=self.rules,
+            book=self.book,
+            profiles=self.profiles,
         )
 
     def _answer_new_offers(self, now: datetime) -> None:

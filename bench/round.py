@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
+import random
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -40,20 +42,43 @@ from cloud.tickets.models import Ticket, TicketEvent
 
 STEPS = ("new", "dispatching", "assigned", "en_route", "on_site", "resolved")
 TECHNICIANS = 50  # the default crowd
+SHOP = (47.3779, 8.5403)
+KM_PER_DEGREE = 111.19  # of latitude
+
+
+def homes(technicians: int, spread_km: float) -> list[tuple[float, float]]:
+    """Where the technicians live: all in the shop's town (spread 0), else scattered at
+    random (seeded) over a square `spread_km` wide around it, as a country-wide crowd."""
+    if not spread_km:
+        return [(47.38, 8.54)] * technicians
+    rng = random.Random(7)
+    per_lon_km = 1 / (KM_PER_DEGREE * math.cos(math.radians(SHOP[0])))
+    return [
+        (
+            SHOP[0] + rng.uniform(-spread_km, spread_km) / 2 / KM_PER_DEGREE,
+            SHOP[1] + rng.uniform(-spread_km, spread_km) / 2 * per_lon_km,
+        )
+        for _ in range(technicians)
+    ]
 
 
 def history(
-    sessions: sessionmaker[Session], per_day: int, days: int, now: datetime, technicians: int
+    sessions: sessionmaker[Session],
+    per_day: int,
+    days: int,
+    now: datetime,
+    technicians: int,
+    spread_km: float = 0.0,
 ) -> None:
     """Days of resolved tickets, spread evenly, and the technicians who held them."""
     tickets = per_day * days
     with transaction(sessions) as db:
-        for n in range(technicians):
+        for n, (lat, lon) in enumerate(homes(technicians, spread_km)):
             body = TechnicianIn.model_validate(
-                {"name": f"t{n}", "home_lat": 47.38, "home_lon": 8.54, "skills": ["printers"]}
+                {"name": f"t{n}", "home_lat": lat, "home_lon": lon, "skills": ["printers"]}
             )
             csvimport.upsert(db_session=db, technician_id=f"t{n}", body=body, now=now)
-        site = SiteIn(id="shop", name="Shop", latitude=47.3779, longitude=8.5403)
+        site = SiteIn(id="shop", name="Shop", latitude=SHOP[0], longitude=SHOP[1])
         sites.upsert(db_session=db, site_in=site, now=now)
         devices.register(db_session=db, device_in=DeviceIn(id="pos-1", site_id="shop"), now=now)
         rows, changes, offers = [], [], []
@@ -121,7 +146,12 @@ def settle(sessions: sessionmaker[Session], now: datetime) -> None:
 
 
 def measure(
-    per_day: int, days: int, rounds: int, technicians: int = TECHNICIANS, burst: int = 0
+    per_day: int,
+    days: int,
+    rounds: int,
+    technicians: int = TECHNICIANS,
+    burst: int = 0,
+    spread_km: float = 0.0,
 ) -> list[object]:
     """A table row: the round's and the loose ends' times over this much history, and a
     round's when `burst` tickets arrive at once (5 such rounds)."""
@@ -130,17 +160,20 @@ def measure(
         engine = make_engine(f"sqlite:///{Path(tmp) / 'round.sqlite3'}")
         migrate(engine)
         sessions = make_sessionmaker(engine)
-        history(sessions, per_day, days, now, technicians)
+        history(sessions, per_day, days, now, technicians, spread_km)
         with transaction(sessions) as db:  # the sweep's mark as old as it gets in steady running
             mark = now - dispatcher.SWEEP_MARK_EVERY + timedelta(seconds=1)
             db.add(SweepMark(name=dispatcher.LOOSE_ENDS, at=mark))
         rules = DispatchPolicy()
-        book = dispatcher.AnswerBook()  # as a worker keeps it across its rounds
+        # As a worker keeps them across its rounds.
+        book, profiles = dispatcher.AnswerBook(), dispatcher.ProfileBook()
         whole, loose = [], []
         for n in range(rounds):
             new_ticket(sessions, n, now)
             start = time.perf_counter()
-            dispatcher.run_round(sessions=sessions, now=lambda: now, rules=rules, book=book)
+            dispatcher.run_round(
+                sessions=sessions, now=lambda: now, rules=rules, book=book, profiles=profiles
+            )
             whole.append((time.perf_counter() - start) * 1000)
             with sessions() as db:
                 start = time.perf_counter()
@@ -152,7 +185,9 @@ def measure(
             for k in range(burst):
                 new_ticket(sessions, rounds + n * burst + k, now)
             start = time.perf_counter()
-            dispatcher.run_round(sessions=sessions, now=lambda: now, rules=rules, book=book)
+            dispatcher.run_round(
+                sessions=sessions, now=lambda: now, rules=rules, book=book, profiles=profiles
+            )
             bursts.append((time.perf_counter() - start) * 1000)
         with sessions() as db:
             told = db.scalar(select(func.count()).where(TicketEvent.kind == dispatcher.CALLED_OFF))
@@ -162,6 +197,7 @@ def measure(
     if offered != expected:
         raise SystemExit(
             f"expected an offer for each of the {expected} new tickets, {offered} made"
+            + (": too few technicians within reach of the shop for --spread" if spread_km else "")
         )
     return [
         f"{per_day:,}",
@@ -211,19 +247,30 @@ def main(argv: list[str]) -> int:
         help="tickets arriving at once, as in a storm, for the burst's round (median of 5; "
         "at most --technicians; 0: none) (default: %(default)s)",
     )
+    parser.add_argument(
+        "--spread",
+        type=number(float, "a number of km", zero=True),
+        default=0.0,
+        help="scatter the technicians over a square this many km wide around the shop (a "
+        "country-wide crowd: most are beyond their 15 km service radius); 0: all in the "
+        "shop's town (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.burst > args.technicians:
         parser.error(f"--burst {args.burst} is more than the {args.technicians} technicians")
     rows = []
     for per_day, days in [(0, 1), *((n, d) for n in args.tickets for d in sorted({1, args.days}))]:
         print(f"{per_day:,} resolved tickets a day for {days} day(s)…", flush=True)
-        rows.append(measure(per_day, days, args.rounds, args.technicians, args.burst))
+        rows.append(measure(per_day, days, args.rounds, args.technicians, args.burst, args.spread))
     base = float(str(rows[0][3]))
     for row in rows:
         row.append(f"{float(str(row[3])) / base:.1f}x" if base else "-")
     print(
         table(
-            "The dispatcher's round (SQLite), against the history it runs over",
+            "The dispatcher's round (SQLite), against the history it runs over"
+            + (
+                f", {args.technicians:,} technicians over {args.spread:g} km" if args.spread else ""
+            ),
             [
                 "tickets a day",
                 "days kept",

@@ -121,7 +121,9 @@ class IngestWorker:
         self._stopping = threading.Event()
         self._event_busy = threading.Event()  # an event is being handled: bulk work waits
         self._rules = settings.dispatch_policy()
-        self._answers = dispatcher.AnswerBook()  # the technicians' answers, kept across rounds
+        # The technicians' answers and profiles, kept across rounds.
+        self._answers = dispatcher.AnswerBook()
+        self._profiles = dispatcher.ProfileBook()
         self._threads: list[threading.Thread] = []
         self.stats = IngestStats()
         self._written = telemetry.WrittenBuckets()
@@ -404,6 +406,7 @@ class IngestWorker:
             rules=self._rules,
             writing=self._writing,
             book=self._answers,
+            profiles=self._profiles,
         )
 
     def prune(self) -> None:

@@ -28,6 +28,18 @@ def test_the_round_benchmark_prints_its_table_and_tells_each_technician_once(cap
     assert all(float(r[6]) > 0 and float(r[7]) > 0 for r in rows)
 
 
+def test_a_crowd_spread_over_a_country_is_measured_and_too_thin_a_one_said_so(capsys) -> None:
+    """300 technicians over 100 km: about 20 within reach of the shop, enough for 3 rounds
+    and a burst of 4 (each ticket offered, which the benchmark checks). Over 2,000 km
+    nobody is: the run stops and says why, rather than print a figure of nothing."""
+    argv = ["--tickets", "0", "--rounds", "3", "--burst", "4", "--technicians", "300"]
+    assert bench_round.main([*argv, "--spread", "100"]) == 0
+    assert "300 technicians over 100 km" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        bench_round.main([*argv, "--spread", "2000"])
+    assert "too few technicians within reach of the shop for --spread" in str(exit_.value.code)
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -36,6 +48,7 @@ def test_the_round_benchmark_prints_its_table_and_tells_each_technician_once(cap
         ["--rounds", "0"],
         ["--days", "0"],
         ["--burst", "51"],  # more tickets at once than the 50 technicians
+        ["--spread", "-1"],
     ],
 )
 def test_bad_input_is_turned_away(args: list[str], capsys) -> None:

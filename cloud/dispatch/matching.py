@@ -12,6 +12,7 @@ which is all the ranking needs; a routing service can replace `eta_min` later.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 EARTH_RADIUS_KM = 6371.0
+# A degree of latitude: two places are at least their latitudes' difference times this apart.
+KM_PER_DEGREE_LAT = math.pi * EARTH_RADIUS_KM / 180
 DETOUR_FACTOR = 1.35
 URBAN_SPEED_KMH = 25.0
 SET_OFF_MIN = 5.0
@@ -156,17 +159,19 @@ def where(tech: Candidate, now: datetime) -> tuple[float, float]:
 
 
 def smoothed_rating(tech: Candidate) -> float:
-    """Bayesian average of the ratings (1..5)."""
-    return (RATING_PRIOR * RATING_PRIOR_WEIGHT + tech.rating_sum) / (
+    """Bayesian average of the ratings (1..5, whatever the counts say)."""
+    average = (RATING_PRIOR * RATING_PRIOR_WEIGHT + tech.rating_sum) / (
         RATING_PRIOR_WEIGHT + tech.rating_count
     )
+    return min(5.0, max(1.0, average))
 
 
 def smoothed_acceptance(tech: Candidate) -> float:
-    """Bayesian acceptance rate over the recent window (0..1)."""
-    return (ACCEPTANCE_PRIOR * ACCEPTANCE_PRIOR_WEIGHT + tech.accepted_recent) / (
+    """Bayesian acceptance rate over the recent window (0..1, whatever the counts say)."""
+    rate = (ACCEPTANCE_PRIOR * ACCEPTANCE_PRIOR_WEIGHT + tech.accepted_recent) / (
         ACCEPTANCE_PRIOR_WEIGHT + tech.offers_recent
     )
+    return min(1.0, max(0.0, rate))
 
 
 def expected_min(tech: Candidate, eta: float, weights: Weights) -> float:
@@ -211,6 +216,39 @@ def _faults(tech: Candidate, job: Job, now: datetime, km: float) -> list[tuple[s
     return reasons
 
 
+def _fault_kind(tech: Candidate, job: Job, now: datetime, beyond: bool) -> str:
+    """The kind of the first reason _faults would give ("": eligible), without writing any
+    reason out; beyond: the job is beyond their service radius."""
+    if not job.skills <= tech.skills:
+        return LACKS_SKILLS
+    if any(s in tech.certifications and tech.certifications[s] < now for s in job.skills):
+        return "with an expired certification"
+    if beyond:
+        return "beyond their service radius"
+    if not tech.available:
+        return "not available"
+    if tech.off_shift:
+        return "off shift"
+    if tech.active_jobs >= tech.capacity:
+        return "at capacity"
+    if tech.paused:
+        return "paused by policy"
+    if tech.id in job.excluded:
+        return "declined or missed this ticket"
+    return ""
+
+
+def km_at_least(tech: Candidate, job: Job, now: datetime) -> float:
+    """A lower bound of the distance to the job, from the latitudes alone: no trigonometry,
+    so a crowd of thousands spread over a country is sorted out cheaply."""
+    return abs(where(tech, now)[0] - job.location[0]) * KM_PER_DEGREE_LAT
+
+
+def _surely_beyond(km_floor: float, tech: Candidate) -> bool:
+    """Beyond the service radius whatever the longitude (a margin for rounding)."""
+    return km_floor > tech.radius_km * (1 + 1e-9) + 1e-9
+
+
 def certifications_due(
     certifications: Mapping[str, datetime], now: datetime, within: timedelta = CERT_WARNING
 ) -> list[tuple[str, datetime]]:
@@ -222,13 +260,14 @@ def certifications_due(
 
 def nearest_eta(candidates: Sequence[Candidate], job: Job, now: datetime) -> float | None:
     """The ETA of the nearest technician who could take the job now (None: nobody), without
-    scoring everyone: those lacking a skill are skipped before any distance is worked out."""
+    scoring everyone: a distance is worked out only for those who hold the skills, are free
+    and not too far by latitude alone."""
     best: float | None = None
     for tech in candidates:
-        if not job.skills <= tech.skills:
+        if _fault_kind(tech, job, now, _surely_beyond(km_at_least(tech, job, now), tech)):
             continue
         km = distance_km(where(tech, now), job.location)
-        if not ineligible_because(tech, job, now, km):
+        if km <= tech.radius_km:
             eta = eta_min(km)
             best = eta if best is None else min(best, eta)
     return best
@@ -279,9 +318,11 @@ def score(
     now: datetime,
     weights: Weights = Weights(),
     pressure: Mapping[str, float] | None = None,
+    km: float | None = None,
 ) -> Scored:
-    """The technician's verdict for this job, with the score's parts (higher is better)."""
-    km = distance_km(where(tech, now), job.location)
+    """The technician's verdict for this job, with the score's parts (higher is better).
+    km: the distance, when worked out already."""
+    km = distance_km(where(tech, now), job.location) if km is None else km
     eta = eta_min(km)
     faults = _faults(tech, job, now, km)
     reasons = tuple(text for _, text in faults)
@@ -314,7 +355,74 @@ def rank(
     same input always gives the same order. pressure: skill_pressure (none: no skill counts
     as short)."""
     scored = [score(t, job, now, weights, pressure) for t in candidates]
-    return sorted(scored, key=lambda s: (not s.eligible, -round(s.score, 9), s.technician_id))
+    return sorted(scored, key=_rank_order)
+
+
+def _rank_order(scored: Scored) -> tuple[bool, float, str]:
+    return (not scored.eligible, -round(scored.score, 9), scored.technician_id)
+
+
+def shortlist(
+    candidates: Sequence[Candidate],
+    job: Job,
+    now: datetime,
+    weights: Weights = Weights(),
+    pressure: Mapping[str, float] | None = None,
+    *,
+    limit: int = EXPLAIN_LIMIT,
+) -> tuple[list[Scored], dict[str, int]]:
+    """rank(), cut to what an offer needs: every eligible candidate, best first, then the
+    best of the others until `limit` are ranked, each exactly as rank() gives them; and the
+    rest, unscored, counted by the kind of their first reason. In a crowd spread over a
+    country, most are ruled out by latitude alone, with no distance worked out, and the
+    others are scored nearest first only while one of them could still make the list: a
+    score is at most the ETA part at their distance plus every other part in full."""
+    eligible: list[Scored] = []
+    others: list[tuple[float, Candidate, str]] = []  # (a distance bound, who, why not)
+    for tech in candidates:
+        floor = km_at_least(tech, job, now)
+        if _surely_beyond(floor, tech):
+            others.append((floor, tech, _fault_kind(tech, job, now, beyond=True)))
+            continue
+        km = distance_km(where(tech, now), job.location)
+        why = _fault_kind(tech, job, now, beyond=km > tech.radius_km)
+        if why:
+            others.append((km, tech, why))
+        else:
+            eligible.append(score(tech, job, now, weights, pressure, km))
+    room = max(0, limit - len(eligible))
+    others.sort(key=lambda other: (other[0], other[1].id))
+    rest_at_most = sum(
+        max(0.0, w) for w in (weights.rating, weights.acceptance, weights.load, weights.fairness)
+    ) + max(0.0, weights.reserve)
+    best: list[float] = []  # the `room` best rounded scores so far (a heap: the least first)
+    scored: list[Scored] = []
+    left: dict[str, int] = {}
+    for n, (floor, tech, _) in enumerate(others):
+        if len(best) >= room and (
+            room == 0 or _score_at_most(floor, weights) + rest_at_most + 1e-9 < best[0]
+        ):
+            for _, _, kind in others[n:]:  # sorted nearest first: none of these can rank
+                left[kind] = left.get(kind, 0) + 1
+            break
+        verdict = score(tech, job, now, weights, pressure)
+        scored.append(verdict)
+        heapq.heappush(best, round(verdict.score, 9))
+        if len(best) > room:
+            heapq.heappop(best)
+    scored.sort(key=_rank_order)
+    for verdict in scored[room:]:
+        left[verdict.why_not] = left.get(verdict.why_not, 0) + 1
+    return sorted(eligible, key=_rank_order) + scored[:room], left
+
+
+def _score_at_most(km_floor: float, weights: Weights) -> float:
+    """The most a score's ETA part can be this far away (an answer's cost only lowers it).
+    Every other part is at most its weight: a smoothed rating and acceptance stay within
+    their range, load and fairness at most 1, and skill pressures are never negative."""
+    if weights.miss_penalty_min < 0:
+        return max(0.0, weights.eta)
+    return max(0.0, weights.eta) * 30.0 / (30.0 + max(0.0, eta_min(km_floor) - SET_OFF_MIN))
 
 
 def best(ranked: Sequence[Scored], kind: Kind | None, kinds: dict[str, Kind]) -> Scored | None:
@@ -335,21 +443,23 @@ def explain(
     limit: int = EXPLAIN_LIMIT,
     weights: Weights = Weights(),
     pressure: Mapping[str, float] | None = None,
+    unranked: Mapping[str, int] | None = None,
 ) -> tuple[list[Scored], dict[str, int]]:
     """What an offer keeps to say why: at most `limit` candidates, in rank order, the chosen
     one always, filled up with those lacking the skills (ranked the same) if there is room;
     and how many of the others were left out, by the kind of their first reason
-    (LEFT_OUT_ELIGIBLE for eligible ones). ranked: rank() of those holding the job's skills;
-    lacking: the rest, scored only if listed. In a crowd of thousands, an offer then stores
+    (LEFT_OUT_ELIGIBLE for eligible ones). ranked: rank() of those holding the job's skills,
+    or shortlist() (with a limit of at least this one's) and its count of the rest, unranked;
+    lacking: the others, scored only if listed. In a crowd of thousands, an offer then stores
     and shows the few that could have had it, not everyone."""
     listed = list(ranked[:limit])
     if chosen is not None and all(s.technician_id != chosen for s in listed):
         listed[-1:] = [s for s in ranked if s.technician_id == chosen]
     room = limit - len(listed)
     if room > 0 and lacking:
-        listed += rank(lacking, job, now, weights, pressure)[:room]
+        listed += shortlist(lacking, job, now, weights, pressure, limit=room)[0][:room]
     kept = {s.technician_id for s in listed}
-    left_out: dict[str, int] = {}
+    left_out: dict[str, int] = dict(unranked or {})
     for scored in ranked:
         if scored.technician_id not in kept:
             why = scored.why_not or LEFT_OUT_ELIGIBLE

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from cloud.db import Base, UTCDateTime
 
@@ -50,6 +51,16 @@ class Technician(Base):
     # Left the crowd or the staff: no offers, no jobs, accounts closed; history kept.
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retired_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Moves on with every change of the row (_next_revision): a dispatcher keeps the
+    # technicians' profiles from round to round and reads again only those whose moved.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+@event.listens_for(Technician, "before_update")
+def _next_revision(_mapper: Mapper[Technician], _connection: Connection, tech: Technician) -> None:
+    """Every update of a technician through the ORM (the only way the service writes them)
+    moves their revision on."""
+    tech.revision = (tech.revision or 0) + 1
 
 
 class Offer(Base):

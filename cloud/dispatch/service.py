@@ -12,9 +12,10 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -69,6 +70,8 @@ LOOKBACK = 3
 # A dispatcher re-reads the answers of the technicians whose offers changed since its last
 # round, less this margin (transactions committed late, workers' clocks apart).
 ANSWERS_MARGIN = timedelta(minutes=5)
+# Profiles to read again by id at most; more (a worker's first round), and everyone's are read.
+PROFILES_BY_ID = 500
 # Skill demand (for matching's reserve part): the skills of tickets opened this long back,
 # at most this many of the latest.
 DEMAND_WINDOW = timedelta(days=7)
@@ -229,6 +232,7 @@ class Profile:
 
     base: matching.Candidate
     hours: tuple[tuple[shifts.Shift, ...], ZoneInfo] | None
+    revision: int = 0  # the technician row's, when read
     made: _Made | None = None
 
     def candidate(
@@ -275,7 +279,7 @@ def profile(tech: Technician) -> Profile:
         certifications={k: cert_expiry(v) for k, v in tech.certifications.items()},
         last_job_at=tech.last_job_at,
     )
-    return Profile(base, working_hours(tech))
+    return Profile(base, working_hours(tech), tech.revision)
 
 
 def certifications_due(tech: Technician, now: datetime) -> list[tuple[str, datetime]]:
@@ -334,32 +338,70 @@ def profiles(*, db_session: Session) -> dict[str, Profile]:
     return {tech.id: profile(tech) for tech in db_session.scalars(active)}
 
 
+class ProfileBook:
+    """The technicians' profiles as one dispatcher process keeps them from round to round.
+    Every offer reads each active technician's standing with their row's revision (which
+    every change of the row moves on); a profile is read again only when that revision moved,
+    or for someone new. A crowd of thousands then costs a few short columns an offer, not
+    thousands of rows with their skills, certifications and hours a round. As a safety net
+    for changes made to the table outside crowdfix, everyone is read again every
+    FULL_READ_EVERY of the process's own time. A round given no book starts from an empty
+    one: everyone is read at its first offer."""
+
+    FULL_READ_EVERY = 600.0  # seconds
+
+    def __init__(self) -> None:
+        self._known: dict[str, Profile] = {}
+        self._full_at = time.monotonic()
+        self.read = 0  # profiles read so far
+
+    def current(self, db_session: Session, revisions: Mapping[str, int]) -> dict[str, Profile]:
+        """The profiles of these technicians (id → revision, as just read), read again where
+        the revision moved; those no longer active are dropped."""
+        if time.monotonic() - self._full_at > self.FULL_READ_EVERY:
+            self._known, self._full_at = {}, time.monotonic()
+        stale = [
+            tech_id
+            for tech_id, revision in revisions.items()
+            if tech_id not in self._known or self._known[tech_id].revision != revision
+        ]
+        if len(stale) > PROFILES_BY_ID:
+            fresh = profiles(db_session=db_session)  # one query, rather than many by id
+            self._known.update((tech_id, fresh[tech_id]) for tech_id in stale if tech_id in fresh)
+        else:
+            chosen = select(Technician).where(Technician.id.in_(stale))
+            self._known.update((t.id, profile(t)) for t in db_session.scalars(chosen))
+        self.read += len(stale)
+        for gone in self._known.keys() - revisions.keys():
+            del self._known[gone]
+        return self._known
+
+
 def candidates(
     *,
     db_session: Session,
     rules: policy.DispatchPolicy | None = None,
     now: datetime,
     answers: Mapping[str, list[bool]] | None = None,
-    known: Mapping[str, Profile] | None = None,
+    book: ProfileBook | None = None,
 ) -> list[matching.Candidate]:
     """Every technician as matching sees them, at now (their working hours). An offer they
     are considering counts as load: one decision at a time per free slot. answers: their
     outcomes, when the caller has them (a round reads them once); no rules either: without
-    acceptance history (eligibility and ETA need none). known: profiles the caller read
-    (a round reads them once); who is active, available and paused, and their load, are read
-    here all the same (someone registered since is left to the next round)."""
+    acceptance history (eligibility and ETA need none). book: the profiles the caller keeps
+    (a worker, from round to round); who is active, available and paused, their load and
+    whether their profile changed are read here all the same."""
     jobs = active_jobs(db_session=db_session)
     for tech_id, count in pending_per_technician(db_session=db_session).items():
         jobs[tech_id] = jobs.get(tech_id, 0) + count
     if answers is None:
         answers = outcomes(db_session=db_session, rules=rules) if rules else {}
-    if known is None:
-        known = profiles(db_session=db_session)
     standing = db_session.execute(
-        select(Technician.id, Technician.available, Technician.paused)
+        select(Technician.id, Technician.available, Technician.paused, Technician.revision)
         .where(Technician.retired_at.is_(None))
         .order_by(Technician.id)
-    )
+    ).all()
+    known = (book or ProfileBook()).current(db_session, {row[0]: row[3] for row in standing})
     return [
         known[tech_id].candidate(
             available=available,
@@ -368,8 +410,8 @@ def candidates(
             outcomes=answers.get(tech_id, []),
             now=now,
         )
-        for tech_id, available, paused in standing
-        if tech_id in known
+        for tech_id, available, paused, _ in standing
+        if tech_id in known  # retired between the two reads
     ]
 
 
@@ -496,13 +538,7 @@ class RoundReads:
 
     demand: Mapping[str, int] | None = None
     answers: dict[str, list[bool]] | None = None
-    known: dict[str, Profile] | None = None
-
-    def profiles(self, db_session: Session) -> dict[str, Profile]:
-        """The technicians' profiles, read at the first offer of the round."""
-        if self.known is None:
-            self.known = profiles(db_session=db_session)
-        return self.known
+    profiles: ProfileBook = field(default_factory=ProfileBook)  # a worker's, or the round's
 
 
 def offer_next(
@@ -533,7 +569,7 @@ def offer_next(
         rules=rules,
         answers=reads.answers,
         now=now,
-        known=reads.profiles(db_session),
+        book=reads.profiles,
     )
     kinds = {c.id: c.kind for c in ranked_all}
     pressure = None
@@ -544,14 +580,15 @@ def offer_next(
         pressure = matching.skill_pressure(demand, ranked_all)
     # Only those holding the job's skills can take it: the rest are scored only if the
     # explanation has room to list them.
+    # Of those who hold them, the ineligible are ranked only as far as the explanation lists.
     able = [c for c in ranked_all if job.skills <= c.skills]
-    ranked = matching.rank(able, job, now, rules.weights, pressure)
+    ranked, unranked = matching.shortlist(able, job, now, rules.weights, pressure)
     lacking = [c for c in ranked_all if not job.skills <= c.skills]
 
     def offer(choice: matching.Scored, stage: policy.Stage) -> Offer:
         listed, left_out = matching.explain(
             ranked, lacking, job, now, chosen=choice.technician_id, weights=rules.weights,
-            pressure=pressure,
+            pressure=pressure, unranked=unranked,
         )  # fmt: skip
         return _make_offer(db_session, ticket, choice, stage, (listed, left_out), now, rules)
 
@@ -865,8 +902,8 @@ def waiting_tickets(
     ids = db_session.scalars(query.order_by(Ticket.opened_at).limit(limit)).all()
     if not triage or len(ids) < 2:
         return ids
-    known = reads.profiles(db_session) if reads is not None else None
-    pool = candidates(db_session=db_session, now=now, known=known)
+    book = reads.profiles if reads is not None else None
+    pool = candidates(db_session=db_session, now=now, book=book)
     return policy.triage([_waiting(db_session, i, pool, now) for i in ids], now)
 
 
@@ -890,19 +927,20 @@ def run_round(
     rules: policy.DispatchPolicy,
     writing: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
     book: AnswerBook | None = None,
+    profiles: ProfileBook | None = None,
 ) -> int:
     """One pass of the dispatcher: expire offers past their deadline (cascading to the next
     technician), then make offers for waiting tickets; each in its own transaction, so several
     processes can run it at once. Off while no technician is registered. How many moved.
     book: the process's AnswerBook, kept across its rounds (none: everyone's answers are read
-    anew)."""
+    anew); profiles: its ProfileBook, likewise."""
     with sessions() as db:
         if not db.scalar(select(func.count()).select_from(Technician)):
             return 0
         swept = now()
         stale, dropped = loose_ends(db_session=db, now=swept)
         due = due_offers(db_session=db, now=now())
-        reads = RoundReads()
+        reads = RoundReads(profiles=profiles or ProfileBook())
         waiting = waiting_tickets(db_session=db, now=now(), triage=rules.triage, reads=reads)
         if due or waiting:
             reads.answers = (

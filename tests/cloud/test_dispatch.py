@@ -1071,24 +1071,43 @@ def test_a_workers_book_of_answers_follows_every_change_and_rereads_only_those(
     assert check(41) == [None]
 
 
-def test_a_round_reads_the_crowd_once_and_their_standing_for_each_offer(desk) -> None:
-    """The profiles are read once for the round, but who is available, paused or retired is
-    read for each offer: someone paused between two offers of a round is not asked."""
+def test_a_worker_keeps_the_profiles_and_reads_again_those_changed_and_the_standing(
+    desk,
+) -> None:
+    """A worker's book of profiles is read whole once, then only for the technicians whose
+    row changed (by the ORM, as the service writes: their revision moves on); who is
+    available, paused or retired is read for each offer all the same, so someone paused
+    between two offers is not asked, and a changed skill counts from the next offer."""
     sessions, ticket_id = desk
-    reads = dispatcher.RoundReads()
+    book = dispatcher.ProfileBook()
     with sessions() as db:
-        known = reads.profiles(db)
-    assert sorted(known) == ["c-far", "c-near", "c-nope", "s-1"]
+        first = dispatcher.candidates(db_session=db, now=at(1), book=book)
+    assert sorted(c.id for c in first) == ["c-far", "c-near", "c-nope", "s-1"]
+    assert book.read == 4
+    with sessions() as db:
+        dispatcher.candidates(db_session=db, now=at(1), book=book)
+    assert book.read == 4  # nothing changed: nothing read
     with transaction(sessions) as db:
         db.get(Technician, "c-near").paused = True
         db.get(Technician, "c-far").available = False
+        db.get(Technician, "c-nope").skills = ["pos", "printers"]  # learnt printers
     with transaction(sessions) as db:
         ticket = db.get(Ticket, ticket_id)
         offer = dispatcher.offer_next(
-            db_session=db, ticket=ticket, now=at(1), rules=RULES, reads=reads
-        )
-    assert offer is not None and offer.technician_id == "s-1"  # no crowd left: staff
-    assert reads.known is known  # not read again
+            db_session=db, ticket=ticket, now=at(1), rules=RULES,
+            reads=dispatcher.RoundReads(profiles=book),
+        )  # fmt: skip
+    assert offer is not None and offer.technician_id == "c-nope"  # the only crowd one left
+    assert book.read == 7  # the three whose rows changed, not s-1
     verdicts = {c["technician_id"]: c["reasons"] for c in offer.candidates}
     assert verdicts["c-near"] == ["paused by policy until reviewed"]
     assert verdicts["c-far"] == ["not available"]
+    with transaction(sessions) as db:  # retired: gone from the book at the next offer
+        dispatcher.retire(
+            db_session=db, technician_id="c-nope", caller=OPERATOR, now=at(2), reason="moved",
+            rules=RULES,
+        )  # fmt: skip
+    with sessions() as db:
+        left = dispatcher.candidates(db_session=db, now=at(2), book=book)
+    assert sorted(c.id for c in left) == ["c-far", "c-near", "s-1"]
+    assert book.read == 7

@@ -115,29 +115,40 @@ def test_nearer_is_better_all_else_equal() -> None:
     assert ranked[0].parts["eta"] > ranked[1].parts["eta"]
 
 
-candidates = st.builds(
-    Candidate,
-    id=st.text("abcdefgh", min_size=1, max_size=4),
-    kind=st.sampled_from(list(Kind)),
-    skills=st.frozensets(st.sampled_from(SKILLS), max_size=4),
-    home=st.tuples(st.floats(47.2, 47.6), st.floats(8.3, 8.8)),
-    radius_km=st.floats(1, 50),
-    available=st.booleans(),
-    capacity=st.integers(1, 3),
-    active_jobs=st.integers(0, 3),
-    rating_sum=st.floats(0, 500),
-    rating_count=st.integers(0, 100),
-    offers_recent=st.integers(0, 20),
-    accepted_recent=st.integers(0, 20),
-    paused=st.booleans(),
-)
-jobs = st.builds(
-    Job,
-    ticket_id=st.just(1),
-    skills=st.frozensets(st.sampled_from(SKILLS), min_size=1, max_size=2),
-    location=st.tuples(st.floats(47.2, 47.6), st.floats(8.3, 8.8)),
-    excluded=st.frozensets(st.text("abcdefgh", min_size=1, max_size=4), max_size=3),
-)
+def crowds(lat, lon, radius_km: float, names: str = "abcdefgh", **more) -> st.SearchStrategy:
+    """Technicians living between these latitudes and longitudes; `more`: other fields."""
+    return st.builds(
+        Candidate,
+        id=st.text(names, min_size=1, max_size=4),
+        kind=st.sampled_from(list(Kind)),
+        skills=st.frozensets(st.sampled_from(SKILLS), max_size=4),
+        home=st.tuples(lat, lon),
+        radius_km=st.floats(1, radius_km),
+        available=st.booleans(),
+        capacity=st.integers(1, 3),
+        active_jobs=st.integers(0, 3),
+        rating_sum=st.floats(0, 500),
+        rating_count=st.integers(0, 100),
+        offers_recent=st.integers(0, 20),
+        accepted_recent=st.integers(0, 20),
+        paused=st.booleans(),
+        **more,
+    )
+
+
+def jobs_in(lat, lon, names: str = "abcdefgh") -> st.SearchStrategy:
+    """Jobs between these latitudes and longitudes, some technicians asked before."""
+    return st.builds(
+        Job,
+        ticket_id=st.just(1),
+        skills=st.frozensets(st.sampled_from(SKILLS), min_size=1, max_size=2),
+        location=st.tuples(lat, lon),
+        excluded=st.frozensets(st.text(names, min_size=1, max_size=4), max_size=3),
+    )
+
+
+candidates = crowds(st.floats(47.2, 47.6), st.floats(8.3, 8.8), 50)
+jobs = jobs_in(st.floats(47.2, 47.6), st.floats(8.3, 8.8))
 demands = st.dictionaries(st.sampled_from(SKILLS), st.integers(0, 50), max_size=5)
 
 
@@ -257,6 +268,78 @@ def test_the_nearest_eta_is_that_of_the_nearest_eligible_technician(techs, job: 
     ranked = matching.rank(techs, job, NOW)
     etas = [s.eta_min for s in ranked if s.eligible]
     assert matching.nearest_eta(techs, job, NOW) == (min(etas) if etas else None)
+
+
+# A crowd spread over a country (Switzerland, roughly), with every reason not to take a job.
+SWISS_LAT, SWISS_LON = st.floats(45.8, 47.8), st.floats(6.0, 10.5)
+countrywide = crowds(
+    SWISS_LAT,
+    SWISS_LON,
+    80,
+    "abcdefghij",
+    position=st.none() | st.tuples(SWISS_LAT, SWISS_LON),
+    position_at=st.sampled_from([None, NOW - timedelta(minutes=5), NOW - timedelta(hours=2)]),
+    certifications=st.dictionaries(
+        st.sampled_from(SKILLS), st.sampled_from([NOW - timedelta(days=1), NOW + timedelta(days=9)])
+    ),
+    last_job_at=st.none() | st.sampled_from([NOW - timedelta(hours=h) for h in (1, 5, 30)]),
+    off_shift=st.booleans(),
+)
+jobs_anywhere = jobs_in(SWISS_LAT, SWISS_LON, "abcdefghij")
+weightings = st.builds(
+    matching.Weights,
+    **{part: st.floats(0, 1) for part in ("eta", "rating", "acceptance", "load", "fairness")},
+    reserve=st.floats(0, 0.5),
+    miss_penalty_min=st.floats(0, 20),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(countrywide, max_size=40, unique_by=lambda c: c.id),
+    jobs_anywhere,
+    demands,
+    st.integers(0, 10),
+    weightings,
+)
+def test_a_shortlist_is_the_ranking_cut_where_an_explanation_stops(
+    techs, job, demand, limit, weights
+) -> None:
+    """Every eligible one, then the best others up to the limit, each verdict exactly as
+    ranking everyone gives it (those ruled out by latitude, or never scored because they
+    could not make the list, included); the rest counted by the kind of their first reason."""
+    pressure = matching.skill_pressure(demand, techs)
+    everyone = matching.rank(techs, job, NOW, weights, pressure)
+    ranked, unranked = matching.shortlist(techs, job, NOW, weights, pressure, limit=limit)
+    eligible = sum(1 for s in everyone if s.eligible)
+    assert ranked == everyone[: max(eligible, limit)]
+    rest: dict[str, int] = {}
+    for scored in everyone[len(ranked) :]:
+        rest[scored.why_not] = rest.get(scored.why_not, 0) + 1
+    assert unranked == rest
+    etas = [s.eta_min for s in everyone if s.eligible]
+    assert matching.nearest_eta(techs, job, NOW) == (min(etas) if etas else None)
+
+
+@given(countrywide, jobs_anywhere)
+def test_latitude_alone_never_puts_anyone_further_than_they_are(tech, job: Job) -> None:
+    km = matching.distance_km(matching.where(tech, NOW), job.location)
+    assert matching.km_at_least(tech, job, NOW) <= km + 1e-9
+
+
+def test_a_countrywide_crowd_is_scored_only_as_far_as_the_list_goes() -> None:
+    """Near Zurich: two who could go, three off shift; 200 more spread over the country, out
+    of reach. The three off shift fill the list; the country is counted, not scored."""
+    near = [tech("go1"), tech("go2", home=(47.39, 8.54))]
+    off = [tech(f"off{i}", off_shift=True, home=(47.38 + i * 0.01, 8.54)) for i in range(3)]
+    rnd = random.Random(5)
+    country = [
+        tech(f"c{i:03d}", home=(rnd.uniform(45.8, 47.0), rnd.uniform(6.0, 10.5)))
+        for i in range(200)
+    ]
+    ranked, unranked = matching.shortlist([*country, *off, *near], JOB, NOW, limit=5)
+    assert [s.technician_id for s in ranked] == ["go1", "go2", "off0", "off1", "off2"]
+    assert unranked == {"beyond their service radius": 200}
 
 
 @settings(max_examples=200, deadline=None)
