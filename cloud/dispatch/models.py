@@ -59,8 +59,10 @@ class Technician(Base):
 @event.listens_for(Technician, "before_update")
 def _next_revision(_mapper: Mapper[Technician], _connection: Connection, tech: Technician) -> None:
     """Every update of a technician through the ORM (the only way the service writes them)
-    moves their revision on."""
-    tech.revision = (tech.revision or 0) + 1
+    moves their revision on, in SQL (`revision = revision + 1`): two transactions changing
+    the same technician at once move it on twice, where each adding one to what it had
+    read would leave the second change unseen."""
+    tech.revision = Technician.revision + 1  # an SQL expression: set by the UPDATE itself
 
 
 class Offer(Base):

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.auth import service as accounts
 from cloud.auth.roles import Principal, Role
-from cloud.db import transaction
-from cloud.dispatch import csvimport
+from cloud.db import make_engine, make_sessionmaker, migrate, transaction
+from cloud.dispatch import csvimport, matching
 from cloud.dispatch import service as dispatcher
 from cloud.dispatch.history import Ending
 from cloud.dispatch.models import Offer, SweepMark, Technician
@@ -1111,3 +1111,35 @@ def test_a_worker_keeps_the_profiles_and_reads_again_those_changed_and_the_stand
         left = dispatcher.candidates(db_session=db, now=at(2), book=book)
     assert sorted(c.id for c in left) == ["c-far", "c-near", "s-1"]
     assert book.read == 7
+
+
+def test_two_changes_of_a_technician_at_once_both_reach_a_workers_profiles(
+    postgres_url: str,
+) -> None:
+    """On PostgreSQL two transactions may change the same technician at once, the second
+    having read the row before the first committed. Each moves the revision on in SQL, so
+    a worker that read the first change still sees the second (one adding one to what it
+    had read would leave the revision where the first put it, and the second unseen)."""
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    sessions = make_sessionmaker(engine)
+    add_tech(sessions, "ana", 47.38, 8.54)
+    book = dispatcher.ProfileBook()
+
+    def seen() -> matching.Candidate:
+        with sessions() as db:
+            [ana] = dispatcher.candidates(db_session=db, now=at(1), book=book)
+        return ana
+
+    assert seen().capacity == 1
+    with sessions() as first, sessions() as second:
+        mine, theirs = first.get(Technician, "ana"), second.get(Technician, "ana")
+        assert mine is not None and theirs is not None
+        mine.capacity = 2
+        first.commit()
+        assert (seen().capacity, seen().skills) == (2, frozenset({"printers"}))
+        theirs.skills = ["printers", "pos"]  # read before the first change was committed
+        second.commit()
+    assert (seen().capacity, seen().skills) == (2, frozenset({"printers", "pos"}))
+    assert book.read == 3
+    engine.dispose()
