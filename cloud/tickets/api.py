@@ -72,7 +72,7 @@ def transition_ticket(
         db_session=db_session,
         ticket=ticket,
         to=body.to,
-        actor=f"{caller.role.value}:{caller.username}",
+        actor=caller.username,  # by name, as every other step staff take
         reason=body.reason,
         now=utc_now(),
         eta_minutes=body.eta_minutes,

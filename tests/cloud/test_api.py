@@ -55,7 +55,8 @@ def test_transitions_through_the_api_are_checked_and_audited(sessions) -> None:
     assert moved.status_code == 200
     body = moved.json()
     assert body["state"] == "assigned" and body["dispatched_at"]
-    assert body["events"][-1]["actor"].startswith("operator:operator-")
+    assert body["events"][-1]["actor"].startswith("operator-")  # the operator, by name
+    assert body["events"][-1]["assigned_to"] is None  # a bare move names no technician
 
 
 def test_devices_sites_and_their_details(sessions) -> None:
