@@ -113,6 +113,7 @@ class CloudSettings(BaseSettings):
             min_ratings=self.dispatch_min_ratings,
             min_acceptance=self.dispatch_min_acceptance,
             acceptance_window=self.dispatch_acceptance_window,
+            map_url=self.map_url,
         )
 
     @model_validator(mode="after")

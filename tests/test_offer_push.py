@@ -68,8 +68,12 @@ def test_an_offer_is_pushed_on_mqtt_and_to_the_webhook(
             ticket_id,
             "receipt-printer",
         )
-        # Where to go and by when, for the app to show before they answer.
-        assert on_mqtt["where"] == {"name": "Site hb", "address": "", "lat": 47.3779, "lon": 8.5403}
+        # Where to go and by when, for the app to show before they answer; a tap on the place
+        # opens the deployment's map (CROWDFIX_MAP_URL, OpenStreetMap by default).
+        osm = "https://www.openstreetmap.org/?mlat=47.3779&mlon=8.5403#map=18/47.3779/8.5403"
+        assert on_mqtt["where"] == {
+            "name": "Site hb", "address": "", "lat": 47.3779, "lon": 8.5403, "map_url": osm
+        }  # fmt: skip
         assert on_mqtt["arrive_by"] is not None
         offers = wait_for(lambda: cloud.get(f"/api/tickets/{ticket_id}/offers"), 5, "the offer")
         assert offers[0]["id"] == on_mqtt["offer_id"] and offers[0]["technician_id"] == "ana"

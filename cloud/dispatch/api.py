@@ -353,12 +353,7 @@ def list_offers(
 
 def _where(db_session: Session, ticket: Ticket, map_url: str) -> PlaceView | None:
     """Where the ticket's job is, with a link to a map of it (CROWDFIX_MAP_URL)."""
-    place = service.place(db_session=db_session, ticket=ticket)
-    if place is None:
-        return None
-    located = map_url and place.lat is not None and place.lon is not None
-    link = map_url.format(lat=place.lat, lon=place.lon) if located else None
-    return PlaceView(**place.model_dump(), map_url=link)
+    return service.place(db_session=db_session, ticket=ticket, map_url=map_url)
 
 
 def _offer_out(
@@ -489,7 +484,11 @@ def job_give_back(
 
 @router.post("/api/tickets/{ticket_id}/assign", response_model=TicketDetail)
 def assign_ticket(
-    ticket_id: IdPath, body: AssignIn, caller: StaffDep, db_session: WriterSessionDep
+    ticket_id: IdPath,
+    body: AssignIn,
+    caller: StaffDep,
+    db_session: WriterSessionDep,
+    map_url: MapUrlDep,
 ) -> TicketDetail:
     """Assign or reassign by hand (a pending offer is withdrawn)."""
     ticket = service.assign(
@@ -499,6 +498,7 @@ def assign_ticket(
         caller=caller,
         now=utc_now(),
         reason=body.reason,
+        map_url=map_url,
     )
     db_session.commit()
     return detail(db_session, ticket)

@@ -32,6 +32,9 @@ class DispatchPolicy:
     # When technicians are scarce, serve first the tickets that can still be reached within
     # their on-site target (earliest due first); the ones already too late wait their turn.
     triage: bool = True
+    # The deployment's map (CROWDFIX_MAP_URL, {lat} and {lon} filled in): each offer pushed
+    # to a technician links to the spot. Empty: no link.
+    map_url: str = ""
 
 
 # Minutes a technician takes to read an offer and say yes, on top of the travel time.

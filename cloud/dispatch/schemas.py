@@ -380,20 +380,26 @@ class JobOut(TicketOut):
     where: PlaceView | None = None
 
 
-class OfferNotice(BaseModel):
-    """Pushed to the technician's topic (and webhook) when they get an offer."""
+class JobNotice(BaseModel):
+    """What every push about a job to do says of it: the ticket, where it is (with a link to
+    the deployment's map of the spot, CROWDFIX_MAP_URL) and by when to be there."""
 
     schema_version: Literal[1] = 1
-    type: Literal["offer"] = "offer"
-    offer_id: int
     ticket_id: int
     title: str
     category: str
     priority: str
+    where: PlaceView | None = None
+    arrive_by: datetime | None = None  # the on-site target
+
+
+class OfferNotice(JobNotice):
+    """Pushed to the technician's topic (and webhook) when they get an offer."""
+
+    type: Literal["offer"] = "offer"
+    offer_id: int
     deadline: datetime
     eta_min: float
-    where: PlaceOut | None = None
-    arrive_by: datetime | None = None  # the on-site target
 
 
 class OfferWithdrawn(BaseModel):
@@ -418,19 +424,13 @@ class JobCalledOff(BaseModel):
     reason: str
 
 
-class JobAssigned(BaseModel):
+class JobAssigned(JobNotice):
     """Pushed to the technician's job topic (and webhook) when an operator gives them a job
     by hand: there is no offer to accept, the job is theirs."""
 
-    schema_version: Literal[1] = 1
     type: Literal["job_assigned"] = "job_assigned"
-    ticket_id: int
-    title: str
-    category: str
-    priority: str
     reason: str
     arrive_by: datetime  # the on-site target
-    where: PlaceOut | None = None
 
 
 class DurationOut(BaseModel):

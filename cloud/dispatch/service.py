@@ -39,7 +39,7 @@ from cloud.dispatch.schemas import (
     JobCalledOff,
     OfferNotice,
     OfferWithdrawn,
-    PlaceOut,
+    PlaceView,
 )
 from cloud.errors import Conflict, Forbidden, Invalid, NotFound
 from cloud.outbound import delivery, signing
@@ -429,18 +429,22 @@ def _point(device: Device | None, site: Site | None) -> tuple[float, float] | No
     return None
 
 
-def place(*, db_session: Session, ticket: Ticket) -> PlaceOut | None:
-    """Where the ticket's job is, for the technician: its site's name and address, and the
-    point travel is measured to (None: neither site nor device known)."""
+def place(*, db_session: Session, ticket: Ticket, map_url: str = "") -> PlaceView | None:
+    """Where the ticket's job is, for the technician: its site's name and address, the point
+    travel is measured to, and a link to a map of it (map_url: the deployment's template,
+    CROWDFIX_MAP_URL; empty, or no point known: no link). None: neither site nor device
+    known."""
     device, site = _device_and_site(db_session, ticket)
     if site is None and device is None:
         return None
     lat, lon = _point(device, site) or (None, None)
-    return PlaceOut(
+    located = map_url and lat is not None and lon is not None
+    return PlaceView(
         name=site.name if site is not None else str(ticket.device_id),
         address=site.address if site is not None else "",
         lat=lat,
         lon=lon,
+        map_url=map_url.format(lat=lat, lon=lon) if located else None,
     )
 
 
@@ -669,11 +673,11 @@ def _make_offer(
         reason=f"offered to {choice.technician_id} ({stage.value}) until {deadline:%H:%M:%S}",
         data={"offer_id": offer.id, "score": round(choice.score, 4)},
     )
-    _push(db_session, ticket, offer, now)
+    _push(db_session, ticket, offer, now, rules.map_url)
     return offer
 
 
-def _push(db_session: Session, ticket: Ticket, offer: Offer, now: datetime) -> None:
+def _push(db_session: Session, ticket: Ticket, offer: Offer, now: datetime, map_url: str) -> None:
     """Tell the technician at once: their MQTT topic, and their webhook if they have one
     (both sent by the worker's relay after this transaction commits)."""
     notice = OfferNotice(
@@ -684,7 +688,7 @@ def _push(db_session: Session, ticket: Ticket, offer: Offer, now: datetime) -> N
         priority=ticket.priority,
         deadline=offer.deadline,
         eta_min=round(offer.eta_min, 1),
-        where=place(db_session=db_session, ticket=ticket),
+        where=place(db_session=db_session, ticket=ticket, map_url=map_url),
         arrive_by=ticket.sla_arrive_by,
     )
     _tell(db_session, offer.technician_id, "offer", notice, now, until=offer.deadline)
@@ -1307,8 +1311,10 @@ def assign(
     caller: Principal,
     now: datetime,
     reason: str,
+    map_url: str = "",
 ) -> Ticket:
-    """An operator assigns (or reassigns) a ticket by hand, overriding the dispatcher."""
+    """An operator assigns (or reassigns) a ticket by hand, overriding the dispatcher (the
+    technician is told, with a link to a map of the place made from map_url)."""
     tech = get_technician(db_session=db_session, technician_id=technician_id, lock=True)
     if tech.retired_at is not None:
         raise Conflict(f"technician {technician_id} is retired: reinstate them to assign them")
@@ -1346,7 +1352,7 @@ def assign(
     notice = JobAssigned(
         ticket_id=ticket.id, title=ticket.title, category=ticket.category,
         priority=ticket.priority, reason=how, arrive_by=ticket.sla_arrive_by,
-        where=place(db_session=db_session, ticket=ticket),
+        where=place(db_session=db_session, ticket=ticket, map_url=map_url),
     )  # fmt: skip
     _tell(db_session, tech.id, "job", notice, now)
     if previous is not None and previous != tech.id:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db import transaction
 from cloud.devices import service as devices
 from cloud.devices.schemas import DeviceIn
 from cloud.ingest.service import IngestContext, IngestResult, ingest_event
+from cloud.outbound.models import OutboundMessage
 from cloud.sites import service as sites
 from cloud.sites.schemas import SiteIn
 from cloud.tickets.taxonomy import load_taxonomy
@@ -160,3 +163,14 @@ def client(sessions: sessionmaker[Session], role: str | None = "operator") -> ob
     if role:
         api.headers["Authorization"] = f"Bearer {token_for(sessions, role)}"
     return api
+
+
+def pushed_to(sessions, technician_id: str, about: str) -> list[dict[str, object]]:
+    """What was queued for the technician's topic (offer or job), oldest first."""
+    with sessions() as db:
+        payloads = db.scalars(
+            select(OutboundMessage.payload)
+            .where(OutboundMessage.topic == f"tech/crowdfix/v1/{technician_id}/{about}")
+            .order_by(OutboundMessage.id)
+        ).all()
+    return [json.loads(p) for p in payloads]

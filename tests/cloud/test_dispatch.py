@@ -27,7 +27,7 @@ from cloud.sites.schemas import SiteIn
 from cloud.tickets import service as tickets_service
 from cloud.tickets.lifecycle import TicketState
 from cloud.tickets.models import Ticket
-from tests.cloud.factories import T0, at, ingest, located_shop, press, register
+from tests.cloud.factories import T0, at, ingest, located_shop, press, pushed_to, register
 
 RULES = DispatchPolicy()
 OPERATOR = Principal(user_id=1, username="olga", role=Role.OPERATOR)
@@ -675,17 +675,6 @@ def test_a_declined_offer_frees_its_technician_for_the_tickets_waiting(sessions)
     assert [o.technician_id for o in offers(sessions, second)] == ["c-only"]
 
 
-def pushed_to(sessions, technician_id: str, about: str) -> list[dict[str, object]]:
-    """What was queued for the technician's topic (offer or job), oldest first."""
-    with sessions() as db:
-        payloads = db.scalars(
-            select(OutboundMessage.payload)
-            .where(OutboundMessage.topic == f"tech/crowdfix/v1/{technician_id}/{about}")
-            .order_by(OutboundMessage.id)
-        ).all()
-    return [json.loads(p) for p in payloads]
-
-
 def accept_first(sessions, ticket_id: int, minutes: float) -> str:
     """The ticket's first offer accepted; by whom."""
     offer = offers(sessions, ticket_id)[0]
@@ -991,6 +980,22 @@ def test_a_job_is_placed_at_its_device_else_its_site(sessions) -> None:
     assert (where["pos-1"].name, where["pos-1"].lat, where["pos-1"].lon) == ("Site hb", 47.40, 8.50)
     assert (where["pos-2"].lat, where["pos-2"].lon) == (47.3779, 8.5403)  # the site's
     assert (where["loose-1"].name, where["loose-1"].lat) == ("loose-1", None)
+    # With the deployment's map: a link to the spot, where there is one.
+    with sessions() as db:
+        linked = {
+            d: dispatcher.place(
+                db_session=db,
+                ticket=db.get(Ticket, t),  # type: ignore[arg-type]
+                map_url="https://maps.example/?q={lat},{lon}",
+            )
+            for d, t in tickets.items()
+        }
+    assert (
+        linked["pos-1"] is not None
+        and linked["pos-1"].map_url == "https://maps.example/?q=47.4,8.5"
+    )
+    assert linked["loose-1"] is not None and linked["loose-1"].map_url is None  # no point known
+    assert where["pos-1"].map_url is None  # no map given: no link
 
 
 def test_a_workers_book_of_answers_follows_every_change_and_rereads_only_those(

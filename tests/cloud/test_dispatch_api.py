@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from cloud.config import CloudSettings
 from cloud.main import create_app
-from tests.cloud.factories import ingest, located_shop, press, token_for
+from tests.cloud.factories import ingest, located_shop, press, pushed_to, token_for
 
 CSV = """id,name,kind,skills,home_lat,home_lon,radius_km,capacity,certifications
 ana,Ana,crowd,printers;pos,47.3800,8.5400,10,1,printers=2030-01-01
@@ -249,6 +249,11 @@ def test_a_technicians_history_keeps_jobs_given_back_and_every_offer(sessions, w
     given = [(e["actor"], e["assigned_to"]) for e in trail if e["to_state"] == "assigned"]
     assert given == [("ana", "ana"), ("olga", "ben")]
     assert all(e["assigned_to"] is None for e in trail if e["to_state"] != "assigned")
+    # Ben's app is told the job is his, with a link to the deployment's map of the place.
+    [told] = pushed_to(sessions, "ben", "job")
+    assert (told["type"], told["ticket_id"]) == ("job_assigned", late)
+    spot = f"mlat={told['where']['lat']}&mlon={told['where']['lon']}"
+    assert told["where"]["map_url"].startswith(f"https://www.openstreetmap.org/?{spot}")
     step(late, ben, "resolved")
     client.post(f"/api/tickets/{late}/rating", json={"stars": 4}, headers=operator)
     # A till ticket pressed now: offered to ana, who says no; then the operator gives it to her.
