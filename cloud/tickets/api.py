@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 from cloud.auth.roles import Role
 from cloud.clock import utc_now
 from cloud.deps import IdPath, SessionDep, StaffDep, WriterSessionDep, require
+from cloud.errors import Conflict
 from cloud.tickets import service
+from cloud.tickets.lifecycle import TicketState
 from cloud.tickets.models import Ticket
 from cloud.tickets.schemas import TicketDetail, TicketEventOut, TicketOut, TicketPage, TransitionIn
 
@@ -66,7 +68,14 @@ def get_ticket(ticket_id: IdPath, db_session: SessionDep) -> TicketDetail:
 def transition_ticket(
     ticket_id: IdPath, body: TransitionIn, caller: StaffDep, db_session: WriterSessionDep
 ) -> TicketDetail:
-    """Move a ticket to another state; illegal moves are refused with 409 and the options."""
+    """Move a ticket to another state; illegal moves are refused with 409 and the options.
+    Giving it to a technician is POST /api/tickets/{id}/assign: a bare move to assigned would
+    name nobody, tell nobody, and count in no one's record."""
+    if body.to is TicketState.ASSIGNED:
+        raise Conflict(
+            f"a ticket is assigned to a technician: POST /api/tickets/{ticket_id}/assign "
+            '{"technician_id": "…", "reason": "…"}'
+        )
     ticket = service.get_or_raise(db_session=db_session, ticket_id=ticket_id, lock=True)
     service.transition(
         db_session=db_session,

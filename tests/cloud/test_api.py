@@ -48,15 +48,18 @@ def test_transitions_through_the_api_are_checked_and_audited(sessions) -> None:
     assert bad.status_code == 422
     illegal = api.post("/api/tickets/1/transitions", json={"to": "on_site", "reason": "x"})
     assert illegal.status_code == 409 and "possible:" in illegal.json()["detail"]
+    # Giving it to someone is an assignment, with a technician: not a bare move.
+    bare = api.post("/api/tickets/1/transitions", json={"to": "assigned", "reason": "Ana takes it"})
+    assert bare.status_code == 409 and "POST /api/tickets/1/assign" in bare.json()["detail"]
     moved = api.post(
         "/api/tickets/1/transitions",
-        json={"to": "assigned", "reason": "Ana takes it"},
+        json={"to": "escalated", "reason": "needs a decision"},
     )
     assert moved.status_code == 200
     body = moved.json()
-    assert body["state"] == "assigned" and body["dispatched_at"]
+    assert body["state"] == "escalated" and body["dispatched_at"] is None
     assert body["events"][-1]["actor"].startswith("operator-")  # the operator, by name
-    assert body["events"][-1]["assigned_to"] is None  # a bare move names no technician
+    assert body["events"][-1]["reason"] == "needs a decision"
 
 
 def test_devices_sites_and_their_details(sessions) -> None:
