@@ -33,7 +33,7 @@ from cloud.devices import service as devices
 from cloud.devices.schemas import DeviceIn
 from cloud.dispatch import csvimport
 from cloud.dispatch import service as dispatcher
-from cloud.dispatch.models import Offer, SweepMark
+from cloud.dispatch.models import Offer, SweepMark, Technician
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.dispatch.schemas import TechnicianIn
 from cloud.sites import service as sites
@@ -152,9 +152,11 @@ def measure(
     technicians: int = TECHNICIANS,
     burst: int = 0,
     spread_km: float = 0.0,
+    waiting: int = 0,
 ) -> list[object]:
-    """A table row: the round's and the loose ends' times over this much history, and a
-    round's when `burst` tickets arrive at once (5 such rounds)."""
+    """A table row: the round's and the loose ends' times over this much history, a round's
+    when `burst` tickets arrive at once (5 such rounds), and one's when `waiting` tickets
+    all look again while nobody is free (3 such rounds)."""
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'round.sqlite3'}")
@@ -190,8 +192,10 @@ def measure(
             )
             bursts.append((time.perf_counter() - start) * 1000)
         with sessions() as db:
-            told = db.scalar(select(func.count()).where(TicketEvent.kind == dispatcher.CALLED_OFF))
             offered = db.scalar(select(func.count()).where(Offer.state == "pending"))
+        stuck = storm(sessions, now, waiting, rules, book, profiles) if waiting else []
+        with sessions() as db:
+            told = db.scalar(select(func.count()).where(TicketEvent.kind == dispatcher.CALLED_OFF))
         engine.dispose()
     expected = burst if burst else rounds
     if offered != expected:
@@ -208,8 +212,40 @@ def measure(
         f"{median(loose):.1f}",
         f"{median(bursts):.1f}" if burst else "-",
         f"{median(bursts) / burst:.1f}" if burst else "-",
+        f"{median(stuck):.1f}" if waiting else "-",
         told,
     ]
+
+
+def storm(
+    sessions: sessionmaker[Session],
+    now: datetime,
+    waiting: int,
+    rules: DispatchPolicy,
+    book: dispatcher.AnswerBook,
+    profiles: dispatcher.ProfileBook,
+) -> list[float]:
+    """Rounds (ms) in a storm: `waiting` tickets wait while every technician is busy, and
+    each time someone comes free (and is taken at once) they all look again."""
+    settle(sessions, now)
+    with transaction(sessions) as db:
+        db.execute(update(Technician).values(available=False))  # each update moves a revision
+    for k in range(waiting):
+        new_ticket(sessions, 10**6 + k, now)
+    times = []
+    for _ in range(3):
+        with transaction(sessions) as db:
+            waits = update(Ticket).where(Ticket.state != "resolved")
+            db.execute(waits.values(next_dispatch_at=now))
+        start = time.perf_counter()
+        dispatcher.run_round(
+            sessions=sessions, now=lambda: now, rules=rules, book=book, profiles=profiles
+        )
+        times.append((time.perf_counter() - start) * 1000)
+    with sessions() as db:
+        if db.scalar(select(func.count()).where(Offer.state == "pending")):
+            raise SystemExit("an offer was made in the storm, where nobody was free")
+    return times
 
 
 def main(argv: list[str]) -> int:
@@ -255,13 +291,24 @@ def main(argv: list[str]) -> int:
         "country-wide crowd: most are beyond their 15 km service radius); 0: all in the "
         "shop's town (default: %(default)s)",
     )
+    parser.add_argument(
+        "--waiting",
+        type=number(int, "a whole number", zero=True),
+        default=50,
+        help="tickets waiting in a storm while every technician is busy, all looking again in "
+        "the round measured (median of 3; 0: none) (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.burst > args.technicians:
         parser.error(f"--burst {args.burst} is more than the {args.technicians} technicians")
     rows = []
     for per_day, days in [(0, 1), *((n, d) for n in args.tickets for d in sorted({1, args.days}))]:
         print(f"{per_day:,} resolved tickets a day for {days} day(s)…", flush=True)
-        rows.append(measure(per_day, days, args.rounds, args.technicians, args.burst, args.spread))
+        rows.append(
+            measure(
+                per_day, days, args.rounds, args.technicians, args.burst, args.spread, args.waiting
+            )
+        )
     base = float(str(rows[0][3]))
     for row in rows:
         row.append(f"{float(str(row[3])) / base:.1f}x" if base else "-")
@@ -280,6 +327,7 @@ def main(argv: list[str]) -> int:
                 "loose ends ms",
                 f"{args.burst} at once ms",
                 "a ticket of them ms",
+                f"{args.waiting} waiting, nobody free ms",
                 "technicians told",
                 "vs no history",
             ],

@@ -264,7 +264,9 @@ def nearest_eta(candidates: Sequence[Candidate], job: Job, now: datetime) -> flo
     and not too far by latitude alone."""
     best: float | None = None
     for tech in candidates:
-        if _fault_kind(tech, job, now, _surely_beyond(km_at_least(tech, job, now), tech)):
+        if _surely_beyond(km_at_least(tech, job, now), tech):
+            continue
+        if _fault_kind(tech, job, now, beyond=False):
             continue
         km = distance_km(where(tech, now), job.location)
         if km <= tech.radius_km:
@@ -362,6 +364,82 @@ def _rank_order(scored: Scored) -> tuple[bool, float, str]:
     return (not scored.eligible, -round(scored.score, 9), scored.technician_id)
 
 
+@dataclass(frozen=True)
+class SortedOut:
+    """Those holding a job's skills, sorted out: every eligible one scored, best first (the
+    choice needs them all); the others only with a bound of their distance and the kind of
+    their first reason, nearest first, to be ranked when an offer's explanation lists them
+    (nobody eligible: no offer, and none of them is scored)."""
+
+    job: Job
+    now: datetime
+    weights: Weights
+    pressure: Mapping[str, float] | None
+    eligible: list[Scored]
+    others: list[tuple[float, Candidate, bool]]  # (a distance bound, who, beyond the radius)
+
+    def ranked(self, limit: int = EXPLAIN_LIMIT) -> tuple[list[Scored], dict[str, int]]:
+        """Every eligible one, then the best of the others until `limit` are ranked, each
+        exactly as rank() gives them; and the rest, unscored, counted by the kind of their
+        first reason. The others are scored nearest first only while one of them could
+        still make the list: a score is at most the ETA part at their distance plus every
+        other part in full."""
+        job, now, weights, pressure = self.job, self.now, self.weights, self.pressure
+        room = max(0, limit - len(self.eligible))
+        others = sorted(self.others, key=lambda other: (other[0], other[1].id))
+        rest_at_most = sum(
+            max(0.0, w)
+            for w in (weights.rating, weights.acceptance, weights.load, weights.fairness)
+        ) + max(0.0, weights.reserve)
+        best: list[float] = []  # the `room` best rounded scores so far (a heap: least first)
+        scored: list[Scored] = []
+        left: dict[str, int] = {}
+        for n, (floor, tech, _) in enumerate(others):
+            if len(best) >= room and (
+                room == 0 or _score_at_most(floor, weights) + rest_at_most + 1e-9 < best[0]
+            ):
+                for _, unranked, beyond in others[n:]:  # nearest first: none of these can rank
+                    kind = _fault_kind(unranked, job, now, beyond)
+                    left[kind] = left.get(kind, 0) + 1
+                break
+            verdict = score(tech, job, now, weights, pressure)
+            scored.append(verdict)
+            heapq.heappush(best, round(verdict.score, 9))
+            if len(best) > room:
+                heapq.heappop(best)
+        scored.sort(key=_rank_order)
+        for verdict in scored[room:]:
+            left[verdict.why_not] = left.get(verdict.why_not, 0) + 1
+        return self.eligible + scored[:room], left
+
+
+def sort_out(
+    candidates: Sequence[Candidate],
+    job: Job,
+    now: datetime,
+    weights: Weights = Weights(),
+    pressure: Mapping[str, float] | None = None,
+) -> SortedOut:
+    """Who may take the job, scored, and who may not. In a crowd spread over a country, most
+    are ruled out by latitude alone, with no distance worked out; why the others may not is
+    worked out only if an offer's explanation asks (SortedOut.ranked)."""
+    eligible: list[Scored] = []
+    others: list[tuple[float, Candidate, bool]] = []
+    for tech in candidates:
+        floor = km_at_least(tech, job, now)
+        if _surely_beyond(floor, tech):
+            others.append((floor, tech, True))
+            continue
+        km = distance_km(where(tech, now), job.location)
+        beyond = km > tech.radius_km
+        if beyond or _fault_kind(tech, job, now, beyond=False):
+            others.append((km, tech, beyond))
+        else:
+            eligible.append(score(tech, job, now, weights, pressure, km))
+    eligible.sort(key=_rank_order)
+    return SortedOut(job, now, weights, pressure, eligible, others)
+
+
 def shortlist(
     candidates: Sequence[Candidate],
     job: Job,
@@ -371,49 +449,10 @@ def shortlist(
     *,
     limit: int = EXPLAIN_LIMIT,
 ) -> tuple[list[Scored], dict[str, int]]:
-    """rank(), cut to what an offer needs: every eligible candidate, best first, then the
-    best of the others until `limit` are ranked, each exactly as rank() gives them; and the
-    rest, unscored, counted by the kind of their first reason. In a crowd spread over a
-    country, most are ruled out by latitude alone, with no distance worked out, and the
-    others are scored nearest first only while one of them could still make the list: a
-    score is at most the ETA part at their distance plus every other part in full."""
-    eligible: list[Scored] = []
-    others: list[tuple[float, Candidate, str]] = []  # (a distance bound, who, why not)
-    for tech in candidates:
-        floor = km_at_least(tech, job, now)
-        if _surely_beyond(floor, tech):
-            others.append((floor, tech, _fault_kind(tech, job, now, beyond=True)))
-            continue
-        km = distance_km(where(tech, now), job.location)
-        why = _fault_kind(tech, job, now, beyond=km > tech.radius_km)
-        if why:
-            others.append((km, tech, why))
-        else:
-            eligible.append(score(tech, job, now, weights, pressure, km))
-    room = max(0, limit - len(eligible))
-    others.sort(key=lambda other: (other[0], other[1].id))
-    rest_at_most = sum(
-        max(0.0, w) for w in (weights.rating, weights.acceptance, weights.load, weights.fairness)
-    ) + max(0.0, weights.reserve)
-    best: list[float] = []  # the `room` best rounded scores so far (a heap: the least first)
-    scored: list[Scored] = []
-    left: dict[str, int] = {}
-    for n, (floor, tech, _) in enumerate(others):
-        if len(best) >= room and (
-            room == 0 or _score_at_most(floor, weights) + rest_at_most + 1e-9 < best[0]
-        ):
-            for _, _, kind in others[n:]:  # sorted nearest first: none of these can rank
-                left[kind] = left.get(kind, 0) + 1
-            break
-        verdict = score(tech, job, now, weights, pressure)
-        scored.append(verdict)
-        heapq.heappush(best, round(verdict.score, 9))
-        if len(best) > room:
-            heapq.heappop(best)
-    scored.sort(key=_rank_order)
-    for verdict in scored[room:]:
-        left[verdict.why_not] = left.get(verdict.why_not, 0) + 1
-    return sorted(eligible, key=_rank_order) + scored[:room], left
+    """rank(), cut to what an offer needs (sort_out, then ranked): every eligible candidate,
+    best first, then the best of the others until `limit` are ranked, each exactly as rank()
+    gives them; and the rest, unscored, counted by the kind of their first reason."""
+    return sort_out(candidates, job, now, weights, pressure).ranked(limit)
 
 
 def _score_at_most(km_floor: float, weights: Weights) -> float:

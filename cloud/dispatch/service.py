@@ -543,6 +543,12 @@ class RoundReads:
     demand: Mapping[str, int] | None = None
     answers: dict[str, list[bool]] | None = None
     profiles: ProfileBook = field(default_factory=ProfileBook)  # a worker's, or the round's
+    # The crowd as the round began (its triage's view; None: not read). A ticket nobody in it
+    # could take gets no offer and is not read for afresh: in a storm, with everyone busy,
+    # each waiting ticket costs a pass over it rather than a read of everyone's standing.
+    # Someone freed meanwhile by another process is found at the next round; an offer is
+    # only ever made on a fresh read.
+    pool: list[matching.Candidate] | None = None
 
 
 def offer_next(
@@ -568,6 +574,9 @@ def offer_next(
     if ticket.dispatch_started_at is None:
         ticket.dispatch_started_at = now
     reads = reads or RoundReads()
+    if reads.pool is not None and matching.nearest_eta(reads.pool, job, now) is None:
+        _nobody_now(db_session, ticket, job, now, reads.pool, rules)
+        return None
     ranked_all = candidates(
         db_session=db_session,
         rules=rules,
@@ -584,14 +593,17 @@ def offer_next(
         pressure = matching.skill_pressure(demand, ranked_all)
     # Only those holding the job's skills can take it: the rest are scored only if the
     # explanation has room to list them.
-    # Of those who hold them, the ineligible are ranked only as far as the explanation lists.
+    # Of those who hold them, the ineligible are ranked only when an offer is made, and only
+    # as far as its explanation lists.
     able = [c for c in ranked_all if job.skills <= c.skills]
-    ranked, unranked = matching.shortlist(able, job, now, rules.weights, pressure)
-    lacking = [c for c in ranked_all if not job.skills <= c.skills]
+    sorted_out = matching.sort_out(able, job, now, rules.weights, pressure)
+    ranked = sorted_out.eligible
 
     def offer(choice: matching.Scored, stage: policy.Stage) -> Offer:
+        shortlist, unranked = sorted_out.ranked()
+        lacking = [c for c in ranked_all if not job.skills <= c.skills]
         listed, left_out = matching.explain(
-            ranked, lacking, job, now, chosen=choice.technician_id, weights=rules.weights,
+            shortlist, lacking, job, now, chosen=choice.technician_id, weights=rules.weights,
             pressure=pressure, unranked=unranked,
         )  # fmt: skip
         return _make_offer(db_session, ticket, choice, stage, (listed, left_out), now, rules)
@@ -614,6 +626,22 @@ def offer_next(
         return offer(choice, stage)
     ticket.next_dispatch_at = look_again(now, ranked_all, job)
     return None
+
+
+def _nobody_now(
+    db_session: Session,
+    ticket: Ticket,
+    job: matching.Job,
+    now: datetime,
+    pool: Sequence[matching.Candidate],
+    rules: policy.DispatchPolicy,
+) -> None:
+    """Nobody can take the ticket now: past the crowd and staff stages (as offer_next finds
+    when no one of theirs is eligible), it waits for an operator; it looks again when someone
+    is freed, a shift starts or after RECHECK_AFTER."""
+    if rules.cascade:
+        _escalate(db_session, ticket, now, "no eligible technician accepted or is left")
+    ticket.next_dispatch_at = look_again(now, pool, job)
 
 
 def look_again(now: datetime, pool: Sequence[matching.Candidate], job: matching.Job) -> datetime:
@@ -908,6 +936,8 @@ def waiting_tickets(
         return ids
     book = reads.profiles if reads is not None else None
     pool = candidates(db_session=db_session, now=now, book=book)
+    if reads is not None:
+        reads.pool = pool
     return policy.triage([_waiting(db_session, i, pool, now) for i in ids], now)
 
 
@@ -965,6 +995,8 @@ def run_round(
     # the first mark at once: one wins, the other's is not needed.)
     with contextlib.suppress(IntegrityError), writing(), transaction(sessions) as db:
         mark_swept(db_session=db, now=swept)
+    if stale or dropped or due:
+        reads.pool = None  # the round frees people itself: every offer reads afresh
     for offer_id in due:
         with writing(), transaction(sessions) as db:
             moved += expire(db_session=db, offer_id=offer_id, now=now(), rules=rules, reads=reads)

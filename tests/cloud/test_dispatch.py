@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -1148,3 +1149,38 @@ def test_two_changes_of_a_technician_at_once_both_reach_a_workers_profiles(
     assert (seen().capacity, seen().skills) == (2, frozenset({"printers", "pos"}))
     assert book.read == 3
     engine.dispose()
+
+
+def test_in_a_storm_tickets_nobody_can_take_wait_without_reading_everyone_again(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two tickets wait and everyone is busy: the round reads the crowd once (its triage's
+    view) and, since nobody in it could take any of them, makes no offer and reads nobody
+    afresh for each; they wait for an operator and look again later, as before. When
+    someone comes free, the next round reads afresh and offers."""
+    located_shop(sessions, "pos-1", "pos-2")
+    add_tech(sessions, "c-a", 47.3800, 8.5400, available=False)
+    add_tech(sessions, "c-b", 47.3790, 8.5400, available=False)
+    waiting = [ingest(sessions, press(d)).ticket_id for d in ("pos-1", "pos-2")]
+    real = dispatcher.candidates
+    reads: list[datetime] = []
+
+    def counted(**kwargs: Any) -> list[matching.Candidate]:
+        reads.append(kwargs["now"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(dispatcher, "candidates", counted)
+    assert dispatcher.run_round(sessions=sessions, now=lambda: at(1), rules=RULES) == 0
+    assert len(reads) == 1  # the round's own view; none for each ticket
+    for ticket_id in waiting:
+        ticket = ticket_of(sessions, ticket_id)
+        assert ticket.state == TicketState.ESCALATED
+        assert ticket.next_dispatch_at == at(1) + dispatcher.RECHECK_AFTER
+    with transaction(sessions) as db:
+        db.get(Technician, "c-a").available = True  # type: ignore[union-attr]
+        dispatcher.wake_waiting(db_session=db, now=at(1.5))
+    reads.clear()
+    assert dispatcher.run_round(sessions=sessions, now=lambda: at(2), rules=RULES) == 1
+    assert len(reads) >= 2  # the round's view, then a fresh read for the offer
+    [offer] = [o for t in waiting for o in offers(sessions, t) if o.state == "pending"]
+    assert offer.technician_id == "c-a"
