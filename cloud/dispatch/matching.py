@@ -367,9 +367,9 @@ def _rank_order(scored: Scored) -> tuple[bool, float, str]:
 @dataclass(frozen=True)
 class SortedOut:
     """Those holding a job's skills, sorted out: every eligible one scored, best first (the
-    choice needs them all); the others only with a bound of their distance and the kind of
-    their first reason, nearest first, to be ranked when an offer's explanation lists them
-    (nobody eligible: no offer, and none of them is scored)."""
+    choice needs them all); the others only with a bound of their distance and whether it is
+    beyond their radius, to be ranked (and their first reason found) when an offer's
+    explanation lists them (nobody eligible: no offer, and none of them is looked at again)."""
 
     job: Job
     now: datetime
