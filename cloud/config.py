@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from cloud.alerts.rules import AlertChannel, AlertKind
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.errors import ConfigError
 from cloud.tickets.taxonomy import Taxonomy, load_taxonomy
@@ -20,6 +21,7 @@ DEFAULT_DATABASE_URL = "sqlite:///var/crowdfix.sqlite3"
 # Values from examples and tutorials that must never guard a real deployment.
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password", "crowdfix", "admin"}
 MIN_SECRET_LENGTH = 16
+URL_PATTERN = r"^https?://[^\s]+$"
 DEVELOPMENT_WEBHOOK_KEY = "crowdfix-development-only-webhook-key"
 
 
@@ -82,13 +84,52 @@ class CloudSettings(BaseSettings):
     influx_bucket: str = "telemetry"
     # The address people reach the dashboard at (rating links for requesters); the request's
     # own address when unset.
-    public_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=500)] | None = None
+    public_url: Annotated[str, Field(pattern=URL_PATTERN, max_length=500)] | None = None
     # Grafana's fleet telemetry dashboard, linked from the operator's pages when set.
-    grafana_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=500)] | None = None
+    grafana_url: Annotated[str, Field(pattern=URL_PATTERN, max_length=500)] | None = None
     # The map a technician opens to find a job: {lat} and {lon} are filled in; empty: no link.
     map_url: Annotated[str, Field(pattern=r"^$|^https?://[^\s]*\{lat\}[^\s]*$", max_length=500)] = (
         "https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=18/{lat}/{lon}"
     )
+
+    # Operator alerts (docs/operations.md): the kinds raised (comma-separated; empty: none),
+    # and the webhook they are POSTed to (none: listed by the API only), as crowdfix's JSON
+    # or, for a chat's incoming webhook, {"text": ...} alone; signed when a secret is set.
+    alerts: str = ",".join(kind.value for kind in AlertKind)
+    alert_webhook_url: (
+        Annotated[str, Field(pattern=f"^$|{URL_PATTERN}", max_length=2000)] | None
+    ) = None  # empty as none: docker-compose passes it on empty when .env leaves it out
+    alert_webhook_format: Literal["crowdfix", "chat"] = "crowdfix"
+    alert_webhook_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _known_alert_kinds(self) -> CloudSettings:
+        self.alert_kinds()
+        return self
+
+    def alert_kinds(self) -> frozenset[AlertKind]:
+        """The kinds CROWDFIX_ALERTS names."""
+        names = {name.strip() for name in self.alerts.split(",") if name.strip()}
+        known = {kind.value for kind in AlertKind}
+        if unknown := sorted(names - known):
+            raise ConfigError(
+                f"CROWDFIX_ALERTS: no alert kind {', '.join(unknown)}; the kinds are "
+                f"{', '.join(kind.value for kind in AlertKind)} (empty: no alerts)"
+            )
+        return frozenset(AlertKind(name) for name in names)
+
+    def alert_channel(self) -> AlertChannel:
+        """What alerts are raised and where they go."""
+        return AlertChannel(
+            kinds=self.alert_kinds(),
+            url=self.alert_webhook_url or None,
+            chat=self.alert_webhook_format == "chat",
+            public_url=self.public_url,
+        )
+
+    def alert_webhook_signing_secret(self) -> str | None:
+        """What signs the alert webhook's POSTs (None: they go unsigned)."""
+        return _secret(self.alert_webhook_secret) or None
 
     @model_validator(mode="after")
     def _offer_timeouts_in_order(self) -> CloudSettings:
@@ -127,6 +168,8 @@ class CloudSettings(BaseSettings):
         }
         if self.influx_url:
             secrets["CROWDFIX_INFLUX_TOKEN"] = _secret(self.influx_token)
+        if _secret(self.alert_webhook_secret):  # optional; when set, a real one
+            secrets["CROWDFIX_ALERT_WEBHOOK_SECRET"] = _secret(self.alert_webhook_secret)
         database_password = make_url(self.database_url).password
         if database_password is not None:
             secrets["the password in CROWDFIX_DATABASE_URL"] = str(database_password)

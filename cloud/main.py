@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import __version__
+from cloud.alerts.api import router as alerts_router
 from cloud.auth.api import router as auth_router
 from cloud.clock import utc_now
 from cloud.config import CloudSettings
@@ -80,7 +81,7 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
     app.state.rules = settings.dispatch_policy()
     app.state.taxonomy = settings.taxonomy()
     routers = (auth_router, tickets_router, dispatch_router, devices_router, sites_router)
-    for router in (*routers, fleet_router, quarantine_router, dashboard_router):
+    for router in (*routers, fleet_router, quarantine_router, alerts_router, dashboard_router):
         app.include_router(router)
     metrics()  # registered, so /metrics lists every series from the start
 

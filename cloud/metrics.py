@@ -48,9 +48,15 @@ class Metrics:
         )
         self.webhook_posts = Counter(
             "crowdfix_webhook_posts_total",
-            "Webhook notices to technicians, by result (delivered, failed: tried again later, "
-            "waiting: behind a failed one to the same URL, given_up: out of date)",
+            "Webhook notices (to technicians and the alert webhook), by result (delivered, "
+            "failed: tried again later, waiting: behind a failed one to the same URL, given_up: "
+            "out of date)",
             ["result"],
+        )
+        self.alerts = Counter(
+            "crowdfix_alerts_total",
+            "Operator alerts raised, by kind (escalated, onsite_warning, onsite_breached)",
+            ["kind"],
         )
         # The outbox and dispatch, read from the database when the API is scraped (the same
         # in every process).

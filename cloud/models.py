@@ -1,5 +1,6 @@
 """Every table of the cloud, imported in one place for Alembic and create_all."""
 
+from cloud.alerts.models import RaisedAlert
 from cloud.auth.models import ApiToken, FailedLogin, User
 from cloud.devices.models import Device, DeviceFault, FaultTransition
 from cloud.dispatch.models import Offer, RatingLink, Technician
@@ -21,6 +22,7 @@ __all__ = [
     "Offer",
     "OutboundMessage",
     "QuarantinedMessage",
+    "RaisedAlert",
     "RatingLink",
     "RecentReading",
     "Site",

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.adapters.influx import InfluxSink
 from cloud.adapters.mqtt import CloudMqtt
+from cloud.alerts import service as alerts
 from cloud.clock import utc_now
 from cloud.config import CloudSettings
 from cloud.db import transaction
@@ -68,6 +69,7 @@ MAX_CHANNEL_LABELS = 16
 PRUNE_EVERY_S = 600.0
 YIELD_EVERY = 50  # bulk messages between looks at whether an event is waiting
 DISPATCH_EVERY_S = 1.0
+ALERTS_EVERY_S = 10.0  # on-site clocks run in minutes
 WEBHOOK_TIMEOUT_S = 2.0
 DELIVERY_HEADER = "X-Crowdfix-Delivery"  # the same on every try of one notice: dedupe by it
 BULK_CHANNELS = ("telemetry", "heartbeat")
@@ -124,6 +126,7 @@ class IngestWorker:
         # The technicians' answers and profiles, kept across rounds.
         self._answers = dispatcher.AnswerBook()
         self._profiles = dispatcher.ProfileBook()
+        self._alert_channel = settings.alert_channel()
         self._threads: list[threading.Thread] = []
         self.stats = IngestStats()
         self._written = telemetry.WrittenBuckets()
@@ -326,13 +329,16 @@ class IngestWorker:
     # -- housekeeping -----------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
-        next_sweep = next_prune = next_dispatch = time.monotonic()
+        next_sweep = next_prune = next_dispatch = next_alerts = time.monotonic()
         while not self._stopping.wait(RELAY_EVERY_S):
             now = time.monotonic()
             self._guard(self.relay)
             if now >= next_dispatch and self._settings.dispatch:
                 self._guard(self.dispatch)
                 next_dispatch = now + DISPATCH_EVERY_S
+            if now >= next_alerts:
+                self._guard(self.raise_alerts)
+                next_alerts = now + ALERTS_EVERY_S
             if now >= next_sweep:
                 self._guard(self.sweep)
                 next_sweep = now + self._settings.sweep_interval_s
@@ -375,6 +381,7 @@ class IngestWorker:
             key = self._settings.webhook_signing_key()
             techs = db.scalars(select(Technician).where(Technician.id.in_(ids)))
             secrets = {tech.id: dispatcher.webhook_secret(tech, key) for tech in techs}
+            secrets[alerts.SENDER] = self._settings.alert_webhook_signing_secret()
         if not batch:
             return 0
 
@@ -408,6 +415,20 @@ class IngestWorker:
             book=self._answers,
             profiles=self._profiles,
         )
+
+    def raise_alerts(self) -> int:
+        """Tell operators of escalations and on-site clocks running out (each once; on
+        PostgreSQL one worker sweeps at a time). How many alerts were raised."""
+        with self._writing(), transaction(self._sessions) as db:
+            raised = alerts.sweep(
+                db_session=db, now=utc_now(), rules_=self._rules, channel=self._alert_channel
+            )
+            kinds = [row.kind for row in raised]
+        for kind in kinds:
+            self._metrics.alerts.labels(kind).inc()
+        if kinds:
+            _LOGGER.info("raised %d alerts: %s", len(kinds), ", ".join(sorted(set(kinds))))
+        return len(kinds)
 
     def prune(self) -> None:
         """Forget old telemetry buckets, fault history, sent commands, expired rating links."""

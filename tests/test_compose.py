@@ -149,3 +149,51 @@ def test_influx_points_carry_the_tags_the_dashboard_filters_on() -> None:
     (point,) = to_points([sample], {"dev-1": ("site-1", "cold-room")})
     line = point.to_line_protocol()
     assert line.startswith("telemetry,device=dev-1,profile=cold-room,site=site-1 room_c=4.5")
+
+
+def _interpolated(value: str, dotenv: dict[str, str]) -> str:
+    """What docker compose makes of `${NAME:?msg}` and `${NAME:-default}` with this .env."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, rest = match.group(1), match.group(2), match.group(3)
+        if dotenv.get(name):
+            return dotenv[name]
+        assert op == ":-", f"{name} is required: {rest}"
+        return rest
+
+    return re.sub(r"\$\{(\w+)(:[-?])([^}]*)\}", one, value)
+
+
+@pytest.mark.parametrize("name", ["api", "ingest"])
+@pytest.mark.parametrize("alerts", [False, True])
+def test_the_cloud_services_settings_load_from_cloud_env_and_env(
+    name: str, alerts: bool, monkeypatch
+) -> None:
+    """With .env filled in as env.example asks (the optional alert webhook left empty, or
+    set), each cloud service's environment makes valid production settings."""
+    from cloud.config import CloudSettings
+
+    dotenv = {
+        key: "s3cret-" + key.lower() + "-0123456789"
+        for key, _, _ in (
+            line.partition("=")
+            for line in (ROOT / "deploy/env.example").read_text().splitlines()
+            if line and not line.startswith("#")
+        )
+    }
+    dotenv["CROWDFIX_ALERT_WEBHOOK_URL"] = "https://chat.example/hooks/abc" if alerts else ""
+    if not alerts:
+        dotenv["CROWDFIX_ALERT_WEBHOOK_SECRET"] = ""
+    service = SERVICES[name]
+    for line in (ROOT / service["env_file"]).read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            monkeypatch.setenv(key, value)
+    for key, value in service["environment"].items():
+        monkeypatch.setenv(key, _interpolated(str(value), dotenv))
+    settings = CloudSettings()
+    assert settings.environment == "production"
+    channel = settings.alert_channel()
+    assert channel.url == ("https://chat.example/hooks/abc" if alerts else None)
+    assert (settings.alert_webhook_signing_secret() is not None) is alerts
+    assert channel.public_url == settings.public_url  # alerts link to the tickets

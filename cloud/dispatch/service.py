@@ -466,6 +466,12 @@ def job_for(
     )
 
 
+def unreached() -> ColumnElement[bool]:
+    """Open top-level tickets nobody has reached yet: those whose on-site clock runs."""
+    open_ = Ticket.state.in_([s.value for s in OPEN])
+    return and_(open_, _top_level(), Ticket.on_site_at.is_(None))
+
+
 def _top_level() -> ColumnElement[bool]:
     """`parent_id IS NULL`, written so no index serves it: SQLite's planner, knowing nothing of
     the data, would otherwise pick the parent_id index, and `IS NULL` holds for nearly every
@@ -1604,11 +1610,7 @@ def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -
     clocks = [
         policy.sla_clock("arrive", opened, due, None, now, rules)
         for opened, due in db_session.execute(
-            select(Ticket.opened_at, Ticket.sla_arrive_by).where(
-                Ticket.state.in_([s.value for s in OPEN]),
-                _top_level(),
-                Ticket.on_site_at.is_(None),
-            )
+            select(Ticket.opened_at, Ticket.sla_arrive_by).where(unreached())
         )
     ]
     technicians = {"available": 0, "paused": 0, "off": 0, "retired": 0}

@@ -42,6 +42,8 @@ MATRIX: dict[tuple[str, str], set[str] | str] = {
     ("PUT", "/api/sites/{site_id}"): {ADMIN},
     ("GET", "/api/quarantine"): STAFF,
     ("GET", "/api/quarantine/counts"): STAFF,
+    ("GET", "/api/alerts"): STAFF,
+    ("POST", "/api/alerts/test"): {ADMIN},
     ("GET", "/api/technicians"): STAFF,
     ("GET", "/api/technicians/{technician_id}"): SELF,
     ("GET", "/api/technicians/{technician_id}/history"): SELF,

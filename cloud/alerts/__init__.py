@@ -1,0 +1,1 @@
+"""Operator alerts: escalations and on-site clocks running out, told once each."""

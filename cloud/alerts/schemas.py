@@ -1,0 +1,50 @@
+"""What the alert webhook is POSTed and what the API answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from cloud.dispatch.schemas import WebhookHealthOut
+
+
+class AlertOut(BaseModel):
+    """One alert: which ticket, why, when, in words (and a link to the ticket's page)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    ticket_id: int
+    kind: str
+    at: datetime
+    summary: str
+    url: str | None = None
+
+
+class AlertsNotice(BaseModel):
+    """POSTed to CROWDFIX_ALERT_WEBHOOK_URL: a sweep's new alerts. `text` is what a chat's
+    incoming webhook shows; `alerts` lists them all for a program."""
+
+    schema_version: Literal[1] = 1
+    type: Literal["alerts"] = "alerts"
+    text: str
+    alerts: list[AlertOut]
+
+
+class ChatNotice(BaseModel):
+    """POSTed instead with CROWDFIX_ALERT_WEBHOOK_FORMAT=chat: the text alone."""
+
+    text: str
+
+
+class AlertsView(BaseModel):
+    """The latest alerts, and how POSTs to the alert webhook are going."""
+
+    alerts: list[AlertOut]
+    # Where they are POSTed, its address cut to scheme and host (the whole URL is a secret
+    # for many chat tools); None: alerts are raised and listed here, but sent nowhere.
+    webhook_to: str | None
+    webhook: WebhookHealthOut | None = None
+    kinds: list[str]  # the kinds raised (CROWDFIX_ALERTS)
