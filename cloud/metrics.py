@@ -58,6 +58,11 @@ class Metrics:
             "Operator alerts raised, by kind (escalated, onsite_warning, onsite_breached)",
             ["kind"],
         )
+        self.alerts_cleared = Counter(
+            "crowdfix_alerts_cleared_total",
+            "Operator alerts cleared (the ticket reached, no longer escalated, or closed), by kind",
+            ["kind"],
+        )
         # The outbox and dispatch, read from the database when the API is scraped (the same
         # in every process).
         self.waiting = Gauge(

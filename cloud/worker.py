@@ -417,17 +417,23 @@ class IngestWorker:
         )
 
     def raise_alerts(self) -> int:
-        """Tell operators of escalations and on-site clocks running out (each once; on
-        PostgreSQL one worker sweeps at a time). How many alerts were raised."""
+        """Tell operators of escalations and on-site clocks running out, and when that stops
+        holding (each once; on PostgreSQL one worker sweeps at a time). How many alerts were
+        raised."""
         with self._writing(), transaction(self._sessions) as db:
-            raised = alerts.sweep(
+            swept = alerts.sweep(
                 db_session=db, now=utc_now(), rules_=self._rules, channel=self._alert_channel
             )
-            kinds = [row.kind for row in raised]
+            kinds = [row.kind for row in swept.raised]
         for kind in kinds:
             self._metrics.alerts.labels(kind).inc()
-        if kinds:
-            _LOGGER.info("raised %d alerts: %s", len(kinds), ", ".join(sorted(set(kinds))))
+        for cleared in swept.cleared:
+            self._metrics.alerts_cleared.labels(cleared.kind.value).inc()
+        if kinds or swept.cleared:
+            _LOGGER.info(
+                "alerts: %d raised (%s), %d cleared",
+                len(kinds), ", ".join(sorted(set(kinds))), len(swept.cleared),
+            )  # fmt: skip
         return len(kinds)
 
     def prune(self) -> None:

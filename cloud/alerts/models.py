@@ -18,6 +18,7 @@ class RaisedAlert(Base):
     __table_args__ = (
         UniqueConstraint("ticket_id", "kind", "episode", name="uq_alerts_once"),
         Index("ix_alerts_at", "at"),
+        Index("ix_alerts_cleared_at", "cleared_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -27,3 +28,5 @@ class RaisedAlert(Base):
     episode: Mapped[int] = mapped_column(Integer, default=0)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     summary: Mapped[str] = mapped_column(Text)
+    # When what it said stopped holding (the ticket reached, no longer escalated, closed).
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -4,6 +4,11 @@ An alert is raised once per ticket, kind and episode: a ticket escalated, taken 
 dispatch and escalated again raises a second `escalated` (its episode is the escalation's
 audit entry); its on-site clock warns once and breaches once. A ticket first seen already
 past its target gets the breach alone, not a warning that came too late.
+
+An alert is cleared, once, when what it said no longer holds: the ticket is no longer
+escalated, someone is on site, or it was resolved or cancelled. Operators are told so, that
+nobody acts on an alert already dealt with; an alert a later one replaces (a warning whose
+breach came, an escalation escalated again) is cleared without a word.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from cloud.dispatch.policy import DispatchPolicy, sla_clock
-from cloud.tickets.lifecycle import TicketState
+from cloud.tickets.lifecycle import OPEN, TicketState
 
 
 class AlertKind(StrEnum):
@@ -122,7 +127,7 @@ def _alerts_of(ticket: Watched, now: datetime, rules: DispatchPolicy) -> list[Al
     return alerts
 
 
-def _name(ticket: Watched) -> str:
+def _name(ticket: Watched | Standing) -> str:
     return f"#{ticket.ticket_id} {ticket.title}"  # the title says what and where
 
 
@@ -139,17 +144,84 @@ def _minutes(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+@dataclass(frozen=True)
+class Standing:
+    """An alert raised and not cleared yet, and where its ticket stands now."""
+
+    alert_id: int
+    kind: AlertKind
+    episode: int
+    ticket_id: int
+    title: str
+    state: str
+    arrive_by: datetime
+    on_site_at: datetime | None
+    technician_id: str | None
+    escalation: int | None = None  # the ticket's latest escalation entry
+
+
+@dataclass(frozen=True)
+class Cleared:
+    """An alert that no longer holds, and what to say of it (None: nothing, a later alert
+    says it)."""
+
+    alert_id: int
+    ticket_id: int
+    kind: AlertKind
+    summary: str | None
+
+
+def cleared(standing: Iterable[Standing], *, now: datetime) -> list[Cleared]:
+    """The alerts that no longer hold, by ticket."""
+    done = (_cleared(alert, now) for alert in sorted(standing, key=lambda s: s.alert_id))
+    return sorted((c for c in done if c is not None), key=lambda c: (c.ticket_id, c.alert_id))
+
+
+def _cleared(alert: Standing, now: datetime) -> Cleared | None:
+    def said(summary: str | None) -> Cleared:
+        return Cleared(alert.alert_id, alert.ticket_id, alert.kind, summary)
+
+    if alert.kind is AlertKind.ESCALATED:
+        if alert.state != TicketState.ESCALATED:
+            return said(f"{_name(alert)}: no longer escalated; {_standing(alert)}.")
+        return None if alert.escalation == alert.episode else said(None)
+    if alert.state in OPEN and alert.on_site_at is None:
+        breach_came = alert.kind is AlertKind.ONSITE_WARNING and now > alert.arrive_by
+        return said(None) if breach_came else None
+    return said(f"{_name(alert)}: {_standing(alert)}.")
+
+
+def _standing(alert: Standing) -> str:
+    """Where the ticket stands, in words."""
+    if alert.state in OPEN and alert.on_site_at is not None:
+        late = (alert.on_site_at - alert.arrive_by).total_seconds()
+        when = f"{_minutes(late)} after the target" if late > 0 else "in time"
+        return f"{alert.technician_id or 'someone'} is on site, {when}"
+    if alert.state in (TicketState.ASSIGNED, TicketState.EN_ROUTE):
+        return f"{alert.technician_id} holds it ({alert.state.replace('_', ' ')})"
+    if alert.state in (TicketState.NEW, TicketState.DISPATCHING):
+        return "back in dispatch"
+    return str(alert.state)  # resolved, closed, cancelled
+
+
 LISTED = 10  # lines a chat message lists; the rest are counted
 
 
-def headline(alerts: Sequence[Alert], ticket_url: str | None) -> str:
-    """One chat message for the alerts of one sweep: a line each (with the ticket's link when
-    the dashboard's address is known), up to LISTED, then how many more."""
+def headline(
+    alerts: Sequence[Alert], ticket_url: str | None, settled: Sequence[Cleared] = ()
+) -> str:
+    """One chat message for one sweep: a line for each alert raised (•) and each cleared (✓),
+    with the ticket's link when the dashboard's address is known, up to LISTED, then how many
+    more."""
+    told = [c for c in settled if c.summary]
     count = len(alerts)
-    lines = [f"crowdfix: {count} ticket alert{'s' if count != 1 else ''}"]
-    for alert in alerts[:LISTED]:
-        link = f" {ticket_url.format(id=alert.ticket_id)}" if ticket_url else ""
-        lines.append(f"• {alert.summary}{link}")
-    if count > LISTED:
-        lines.append(f"…and {count - LISTED} more: see the operator desk.")
+    title = f"crowdfix: {count} ticket alert{'s' if count != 1 else ''}"
+    lines = [f"{title}, {len(told)} cleared" if told else title]
+    items = [("•", a.ticket_id, a.summary) for a in alerts]
+    items += [("✓", c.ticket_id, c.summary or "") for c in told]
+    for mark, ticket_id, summary in items[:LISTED]:
+        link = f" {ticket_url.format(id=ticket_id)}" if ticket_url else ""
+        lines.append(f"{mark} {summary}{link}")
+    if len(items) > LISTED:
+        lines.append(f"…and {len(items) - LISTED} more: see the operator desk.")
     return "\n".join(lines)

@@ -21,16 +21,28 @@ class AlertOut(BaseModel):
     at: datetime
     summary: str
     url: str | None = None
+    cleared_at: datetime | None = None  # what it said stopped holding
+
+
+class ClearedOut(BaseModel):
+    """An alert that no longer holds, and where its ticket stands now."""
+
+    id: int  # the alert's
+    ticket_id: int
+    kind: str
+    summary: str
+    url: str | None = None
 
 
 class AlertsNotice(BaseModel):
-    """POSTed to CROWDFIX_ALERT_WEBHOOK_URL: a sweep's new alerts. `text` is what a chat's
-    incoming webhook shows; `alerts` lists them all for a program."""
+    """POSTed to CROWDFIX_ALERT_WEBHOOK_URL: a sweep's new alerts, and those cleared. `text`
+    is what a chat's incoming webhook shows; the lists are for a program."""
 
     schema_version: Literal[1] = 1
     type: Literal["alerts"] = "alerts"
     text: str
     alerts: list[AlertOut]
+    cleared: list[ClearedOut] = []
 
 
 class ChatNotice(BaseModel):

@@ -1,18 +1,20 @@
-"""Alert use cases: sweep the open tickets, raise what is due once, queue it for the alert
-webhook in the same transaction; list the latest."""
+"""Alert use cases: sweep the open tickets, clear what no longer holds and raise what is due,
+each once, queue it for the alert webhook in the same transaction; list the latest."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from pydantic import BaseModel
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from cloud.alerts import rules
 from cloud.alerts.models import RaisedAlert
-from cloud.alerts.rules import Alert, AlertChannel, Watched
-from cloud.alerts.schemas import AlertOut, AlertsNotice, ChatNotice
+from cloud.alerts.rules import Alert, AlertChannel, AlertKind, Cleared, Standing, Watched
+from cloud.alerts.schemas import AlertOut, AlertsNotice, ChatNotice, ClearedOut
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.dispatch.service import unreached
 from cloud.outbound import service as outbound
@@ -61,21 +63,56 @@ def _latest_escalations(db_session: Session, ticket_ids: list[int]) -> dict[int,
     return {ticket_id: (entry, reason) for ticket_id, entry, reason in rows}
 
 
+@dataclass(frozen=True)
+class Swept:
+    """What one sweep raised and cleared."""
+
+    raised: list[RaisedAlert] = field(default_factory=list)
+    cleared: list[Cleared] = field(default_factory=list)
+
+
 def sweep(
     *, db_session: Session, now: datetime, rules_: DispatchPolicy, channel: AlertChannel
-) -> list[RaisedAlert]:
-    """Raise the alerts due now (each once) and queue one POST of them all for the webhook;
-    nothing while another worker's sweep holds the turn."""
+) -> Swept:
+    """Clear the alerts that no longer hold and raise those due now (each once), and queue
+    one POST of it all for the webhook; nothing while another worker's sweep holds the turn."""
     if not channel.kinds or not _sweeping_alone(db_session):
-        return []
+        return Swept()
+    settled = rules.cleared(standing(db_session=db_session), now=now)
+    if settled:
+        db_session.execute(
+            update(RaisedAlert)
+            .where(RaisedAlert.id.in_([c.alert_id for c in settled]))
+            .values(cleared_at=now)
+        )
     tickets = watched(db_session=db_session)
     sent = _sent(db_session, [t.ticket_id for t in tickets])
     fresh = rules.due(tickets, now=now, rules=rules_, kinds=channel.kinds, sent=sent)
-    raised = [_record(db_session, alert, now) for alert in fresh[:PER_SWEEP]]
-    if raised:
-        text = rules.headline(fresh[:PER_SWEEP], channel.ticket_url())
-        _post(db_session, channel, text, [view(row, channel) for row in raised], now)
-    return raised
+    fresh = fresh[:PER_SWEEP]
+    raised = [_record(db_session, alert, now) for alert in fresh]
+    told = [_cleared_view(c, channel) for c in settled if c.summary]
+    if raised or told:
+        text = rules.headline(fresh, channel.ticket_url(), settled)
+        _post(db_session, channel, text, [view(row, channel) for row in raised], now, told)
+    return Swept(raised, settled)
+
+
+def standing(*, db_session: Session) -> list[Standing]:
+    """The alerts not cleared yet, and their tickets now."""
+    rows = db_session.execute(
+        select(
+            RaisedAlert.id, RaisedAlert.kind, RaisedAlert.episode, Ticket.id, Ticket.title,
+            Ticket.state, Ticket.sla_arrive_by, Ticket.on_site_at, Ticket.technician_id,
+        )
+        .join(Ticket, Ticket.id == RaisedAlert.ticket_id)
+        .where(RaisedAlert.cleared_at.is_(None))
+    ).all()  # fmt: skip
+    escalated = [row[3] for row in rows if row.kind == AlertKind.ESCALATED]
+    entries = _latest_escalations(db_session, escalated)
+    return [
+        Standing(row[0], AlertKind(row[1]), *row[2:], escalation=entries.get(row[3], (None,))[0])
+        for row in rows
+    ]
 
 
 def _sent(db_session: Session, ticket_ids: Sequence[int]) -> set[tuple[int, str, int]]:
@@ -100,12 +137,21 @@ def _record(db_session: Session, alert: Alert, now: datetime) -> RaisedAlert:
 
 
 def _post(
-    db_session: Session, channel: AlertChannel, text: str, alerts: list[AlertOut], now: datetime
+    db_session: Session,
+    channel: AlertChannel,
+    text: str,
+    alerts: list[AlertOut],
+    now: datetime,
+    cleared: list[ClearedOut] | None = None,
 ) -> bool:
     """Queue one POST to the alert webhook, if there is one."""
     if not channel.url:
         return False
-    notice = ChatNotice(text=text) if channel.chat else AlertsNotice(text=text, alerts=alerts)
+    notice: BaseModel = (
+        ChatNotice(text=text)
+        if channel.chat
+        else AlertsNotice(text=text, alerts=alerts, cleared=cleared or [])
+    )
     outbound.enqueue(
         db_session=db_session,
         topic=outbound.webhook_topic(SENDER, channel.url),
@@ -116,13 +162,23 @@ def _post(
     return True
 
 
+def _link(channel: AlertChannel, ticket_id: int) -> str | None:
+    template = channel.ticket_url()
+    return template.format(id=ticket_id) if template else None
+
+
 def view(row: RaisedAlert, channel: AlertChannel) -> AlertOut:
     """An alert as the API and the webhook show it."""
-    template = channel.ticket_url()
-    url = template.format(id=row.ticket_id) if template else None
     return AlertOut(
         id=row.id, ticket_id=row.ticket_id, kind=row.kind, at=row.at, summary=row.summary,
-        url=url,
+        url=_link(channel, row.ticket_id), cleared_at=row.cleared_at,
+    )  # fmt: skip
+
+
+def _cleared_view(cleared: Cleared, channel: AlertChannel) -> ClearedOut:
+    return ClearedOut(
+        id=cleared.alert_id, ticket_id=cleared.ticket_id, kind=cleared.kind.value,
+        summary=cleared.summary or "", url=_link(channel, cleared.ticket_id),
     )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +20,7 @@ from cloud.alerts.rules import AlertChannel, AlertKind, Watched
 from cloud.db import transaction
 from cloud.dispatch import service as dispatcher
 from cloud.dispatch.policy import DispatchPolicy
+from cloud.outbound import delivery
 from cloud.outbound.models import OutboundMessage
 from cloud.outbound.signing import SIGNATURE_HEADER, verify
 from cloud.sites import service as sites
@@ -27,7 +29,7 @@ from cloud.tickets import service as tickets
 from cloud.tickets.lifecycle import TicketState
 from cloud.tickets.models import Ticket
 from tests.cloud.factories import T0, at, client, ingest, press, register, token_for
-from tests.helpers import WebhookReceiver
+from tests.helpers import WebhookReceiver, wait_for
 
 RULES = DispatchPolicy()
 HOOK = "https://chat.example/hooks/T000/B000/secret-part"
@@ -91,7 +93,56 @@ def test_a_chat_message_lists_ten_alerts_with_links_and_counts_the_rest() -> Non
     assert len(lines) == 1 + rules.LISTED + 1
     assert lines[-1] == "…and 2 more: see the operator desk."
     assert "https://" not in rules.headline(raised[:1], None)  # no address known: no link
+    done = [rules.Cleared(9, 4, AlertKind.ESCALATED, "#4 …: back in dispatch."),
+            rules.Cleared(10, 5, AlertKind.ONSITE_WARNING, None)]  # fmt: skip
+    assert rules.headline(raised[:1], None, done).splitlines()[0::2] == [
+        "crowdfix: 1 ticket alert, 1 cleared", "✓ #4 …: back in dispatch."
+    ]  # fmt: skip
     assert CHANNEL.webhook_to() == "https://chat.example/…"  # its secret path not shown
+
+
+def standing(kind: AlertKind, state: str, **values: object) -> rules.Standing:
+    """An alert raised about ticket 7 (due on site at 11:00), and where the ticket is now."""
+    fields: dict[str, object] = {
+        "alert_id": 3, "kind": kind, "episode": 0, "ticket_id": 7,
+        "title": "Receipt printer at Shop HB (pos-1)", "state": state, "arrive_by": at(60),
+        "on_site_at": None, "technician_id": None,
+    } | values  # fmt: skip
+    return rules.Standing(**fields)  # type: ignore[arg-type]
+
+
+def said_when_cleared(alert: rules.Standing, minutes: float = 70) -> str | bool | None:
+    """What clearing it says (None: cleared silently; False: it still holds)."""
+    done = rules.cleared([alert], now=at(minutes))
+    return done[0].summary if done else False
+
+
+def test_an_alert_is_cleared_with_where_the_ticket_stands_or_silently_when_replaced() -> None:
+    name = "#7 Receipt printer at Shop HB (pos-1)"
+    up = AlertKind.ESCALATED
+    assert said_when_cleared(standing(up, "escalated", episode=31, escalation=31)) is False
+    assert said_when_cleared(standing(up, "assigned", technician_id="ana", episode=31)) == (
+        f"{name}: no longer escalated; ana holds it (assigned)."
+    )
+    assert said_when_cleared(standing(up, "dispatching")) == (
+        f"{name}: no longer escalated; back in dispatch."
+    )
+    # Escalated again: the new escalation's alert says so.
+    assert said_when_cleared(standing(up, "escalated", episode=31, escalation=45)) is None
+    warned = AlertKind.ONSITE_WARNING
+    assert said_when_cleared(standing(warned, "en_route", technician_id="ana"), 55) is False
+    assert said_when_cleared(standing(warned, "en_route", technician_id="ana"), 61) is None
+    arrived = {"on_site_at": at(58), "technician_id": "ana"}
+    assert said_when_cleared(standing(warned, "on_site", **arrived)) == (
+        f"{name}: ana is on site, in time."
+    )
+    late = AlertKind.ONSITE_BREACHED
+    assert said_when_cleared(standing(late, "assigned", technician_id="ana")) is False
+    assert said_when_cleared(standing(late, "on_site", on_site_at=at(72), technician_id="ana")) == (
+        f"{name}: ana is on site, 12 min after the target."
+    )
+    assert said_when_cleared(standing(late, "cancelled")) == f"{name}: cancelled."
+    assert said_when_cleared(standing(late, "resolved", on_site_at=at(72))) == f"{name}: resolved."
 
 
 @settings(max_examples=200, deadline=None)
@@ -138,8 +189,8 @@ def escalated_ticket(sessions) -> int:
 
 def sweep(sessions, minutes: float, channel: AlertChannel = CHANNEL) -> list[tuple[str, int]]:
     with transaction(sessions) as db:
-        rows = alerts.sweep(db_session=db, now=at(minutes), rules_=RULES, channel=channel)
-        return [(row.kind, row.ticket_id) for row in rows]
+        swept = alerts.sweep(db_session=db, now=at(minutes), rules_=RULES, channel=channel)
+        return [(row.kind, row.ticket_id) for row in swept.raised]
 
 
 def posted(sessions, url: str = HOOK) -> list[dict]:
@@ -171,6 +222,30 @@ def test_an_escalated_ticket_is_told_once_then_its_clock_warns_and_breaches(sess
     with sessions() as db:
         expires = db.scalars(select(OutboundMessage.expires_at)).first()
     assert expires == at(1) + alerts.WORTH_SENDING  # an hour late is history
+
+
+def test_an_escalation_an_operator_deals_with_is_cleared_in_the_next_message(sessions) -> None:
+    ticket_id = escalated_ticket(sessions)
+    assert sweep(sessions, 1) == [("escalated", ticket_id)]
+    register(sessions, "pos-8", site="near")
+    other = ingest(sessions, press("pos-8", "till")).ticket_id
+    with transaction(sessions) as db:  # olga assigns it by hand to sam
+        ticket = db.get(Ticket, ticket_id)
+        tickets.transition(
+            db_session=db, ticket=ticket, to=TicketState.ASSIGNED, actor="olga",
+            reason="sam goes", now=at(3), assigned_to="sam",
+        )  # fmt: skip
+        ticket.technician_id = "sam"
+    assert sweep(sessions, 37) == [("onsite_warning", other)]  # the till's clock, and ...
+    [_, notice] = posted(sessions)
+    assert [c["kind"] for c in notice["cleared"]] == ["escalated"]  # ... the escalation over
+    assert notice["cleared"][0]["summary"].endswith("no longer escalated; sam holds it (assigned).")
+    assert notice["text"].startswith("crowdfix: 1 ticket alert, 1 cleared\n")
+    assert "\n✓ #" in notice["text"]
+    with sessions() as db:
+        row = db.scalars(select(RaisedAlert).where(RaisedAlert.kind == "escalated")).one()
+    assert row.cleared_at == at(37)
+    assert sweep(sessions, 38) == [] and len(posted(sessions)) == 2  # nothing more to say
 
 
 def test_escalated_again_is_told_again(sessions) -> None:
@@ -263,6 +338,31 @@ def test_a_worker_raises_and_posts_them_signed_to_a_real_webhook(sessions, worke
     assert body["text"].startswith("crowdfix: 2 ticket alerts")
     assert f"https://desk.example/ui/ticket?id={ticket_id}" in body["text"]
     assert verify(secret, post.body, post.headers[SIGNATURE_HEADER], now=int(time.time()))
+
+
+def test_an_alert_webhook_that_was_down_gets_each_alert_once_when_back(
+    sessions, worker_for, monkeypatch
+) -> None:
+    """The chat is down: the alerts wait in the outbox (no second copy raised meanwhile),
+    the operators can see why, and when it is back each POST arrives once."""
+    monkeypatch.setattr(delivery, "RETRY_FIRST", timedelta(seconds=0.2))
+    monkeypatch.setattr(delivery, "RETRY_MAX", timedelta(seconds=0.4))
+    escalated_ticket(sessions)
+    with WebhookReceiver() as hook:
+        hook.down = True
+        worker = worker_for(sessions, alert_webhook_url=hook.url)
+        assert worker.raise_alerts() == 2
+        assert worker.relay_webhooks() == 0 and hook.refused == 1
+        assert worker.raise_alerts() == 0  # told already, delivered or not
+        with sessions() as db:
+            health = alerts.webhook_health(db_session=db, channel=worker._alert_channel)
+        assert health is not None
+        assert (health.waiting, health.last_error) == (1, "HTTP 503")
+        hook.down = False
+        wait_for(lambda: worker.relay_webhooks() == 1, 10, "the alerts delivered")
+        assert worker.relay_webhooks() == 0
+        [post] = hook.taken
+    assert [a["kind"] for a in json.loads(post.body)["alerts"]] == ["escalated", "onsite_breached"]
 
 
 def test_operators_list_alerts_and_an_admin_sends_a_test_one(sessions) -> None:

@@ -1,4 +1,4 @@
-"""Operator alerts: each raised once per ticket, kind and episode.
+"""Operator alerts: each raised once per ticket, kind and episode, and cleared once.
 
 Revision ID: 0020
 Revises: 0019
@@ -25,11 +25,14 @@ def upgrade() -> None:
         sa.Column("episode", sa.Integer(), nullable=False),
         sa.Column("at", UTCDateTime(), nullable=False),
         sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("cleared_at", UTCDateTime(), nullable=True),
         sa.UniqueConstraint("ticket_id", "kind", "episode", name="uq_alerts_once"),
     )
     op.create_index("ix_alerts_at", "alerts", ["at"])
+    op.create_index("ix_alerts_cleared_at", "alerts", ["cleared_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_alerts_cleared_at", "alerts")
     op.drop_index("ix_alerts_at", "alerts")
     op.drop_table("alerts")
