@@ -258,6 +258,7 @@ class Demo:
             ingest_group="crowdfix-ingest" if self.broker.shared_subscriptions else "",
             api_host=cfg.api_host,
             api_port=cfg.api_port,
+            public_url=f"http://{cfg.api_host}:{cfg.api_port}",  # alerts link to the tickets
         )
         engine = make_engine(settings.database_url)
         migrate(engine)
@@ -383,6 +384,8 @@ class Demo:
                 f"  tickets:   {self.api.url}/api/tickets",
                 f"  devices:   {self.api.url}/api/devices",
                 f"  API docs:  {self.api.url}/docs",
+                f"  alerts:    {self.api.url}/api/alerts (escalated and late tickets, for "
+                "operators; a chat gets them with CROWDFIX_ALERT_WEBHOOK_URL)",
                 f"  crew:      {', '.join(c[0] for c in CREW)} (simulated technicians: they "
                 "get offers, accept most, and work the job through)",
                 f"  broker:    {self.broker.url} ({broker_kind})",

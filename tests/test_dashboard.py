@@ -10,7 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from cloud.alerts.models import RaisedAlert
 from cloud.auth import service as auth
 from cloud.auth.roles import Role
 from cloud.db import transaction
@@ -558,6 +560,11 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         assert "pos-1" in page.inner_text("#description")
         assert "Shop Zurich HB, Bahnhofplatz 1, 8001 Zurich" in page.inner_text("[data-site=hb]")
         assert "new" in page.inner_text("#audit")
+        # Nobody could take it: the operators' alert channel was told, and the page says so.
+        page.wait_for_selector("h2 .pill.escalated", timeout=15000)
+        cloud.worker.raise_alerts()  # the worker's sweep, now rather than within 10 s
+        told = page.wait_for_selector("#alerts [data-alert=escalated][data-cleared=no]")
+        assert "escalated" in told.inner_text() and "holds" in told.inner_text()
         page.select_option("#actions select[name=technician]", "sam")
         page.fill("#actions input[name=reason]", "Sam is next door")
         page.click("#actions button[data-action=assign]")
@@ -567,6 +574,12 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         assert given[1:] == [
             "olga", "escalated → assigned (to sam)", "assigned by olga: Sam is next door"
         ]  # fmt: skip
+        cloud.worker.raise_alerts()  # and the channel told it is dealt with
+        over = page.wait_for_selector("#alerts [data-alert=escalated][data-cleared=yes]")
+        assert "over at" in over.inner_text()
+        with cloud.sessions() as db:
+            [(_, cleared)] = db.execute(select(RaisedAlert.kind, RaisedAlert.cleared_at)).all()
+        assert cleared is not None
         page.click("#actions button[data-action=resolved]")
         page.wait_for_selector("h2 .pill.resolved", timeout=15000)
         page.select_option("#actions select[name=stars]", "4")

@@ -158,6 +158,7 @@ class Standing:
     on_site_at: datetime | None
     technician_id: str | None
     escalation: int | None = None  # the ticket's latest escalation entry
+    parent_id: int | None = None  # the site ticket it became part of (its alerts go there)
 
 
 @dataclass(frozen=True)
@@ -181,19 +182,28 @@ def _cleared(alert: Standing, now: datetime) -> Cleared | None:
     def said(summary: str | None) -> Cleared:
         return Cleared(alert.alert_id, alert.ticket_id, alert.kind, summary)
 
+    if alert.parent_id is not None:
+        return said(f"{_name(alert)}: now part of site ticket #{alert.parent_id}.")
     if alert.kind is AlertKind.ESCALATED:
         if alert.state != TicketState.ESCALATED:
             return said(f"{_name(alert)}: no longer escalated; {_standing(alert)}.")
         return None if alert.escalation == alert.episode else said(None)
-    if alert.state in OPEN and alert.on_site_at is None:
+    if alert.state in OPEN and not _reached(alert):
         breach_came = alert.kind is AlertKind.ONSITE_WARNING and now > alert.arrive_by
         return said(None) if breach_came else None
     return said(f"{_name(alert)}: {_standing(alert)}.")
 
 
+def _reached(alert: Standing) -> bool:
+    # A site's device ticket is moved on site with its site ticket, with no time of its own.
+    return alert.on_site_at is not None or alert.state == TicketState.ON_SITE
+
+
 def _standing(alert: Standing) -> str:
     """Where the ticket stands, in words."""
-    if alert.state in OPEN and alert.on_site_at is not None:
+    if alert.state in OPEN and _reached(alert):
+        if alert.on_site_at is None:
+            return "someone is on site"
         late = (alert.on_site_at - alert.arrive_by).total_seconds()
         when = f"{_minutes(late)} after the target" if late > 0 else "in time"
         return f"{alert.technician_id or 'someone'} is on site, {when}"

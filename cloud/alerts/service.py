@@ -103,6 +103,7 @@ def standing(*, db_session: Session) -> list[Standing]:
         select(
             RaisedAlert.id, RaisedAlert.kind, RaisedAlert.episode, Ticket.id, Ticket.title,
             Ticket.state, Ticket.sla_arrive_by, Ticket.on_site_at, Ticket.technician_id,
+            Ticket.parent_id,
         )
         .join(Ticket, Ticket.id == RaisedAlert.ticket_id)
         .where(RaisedAlert.cleared_at.is_(None))
@@ -110,9 +111,12 @@ def standing(*, db_session: Session) -> list[Standing]:
     escalated = [row[3] for row in rows if row.kind == AlertKind.ESCALATED]
     entries = _latest_escalations(db_session, escalated)
     return [
-        Standing(row[0], AlertKind(row[1]), *row[2:], escalation=entries.get(row[3], (None,))[0])
+        Standing(
+            row[0], AlertKind(row[1]), *row[2:9],
+            escalation=entries.get(row[3], (None,))[0], parent_id=row[9],
+        )
         for row in rows
-    ]
+    ]  # fmt: skip
 
 
 def _sent(db_session: Session, ticket_ids: Sequence[int]) -> set[tuple[int, str, int]]:

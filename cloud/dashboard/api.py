@@ -19,6 +19,7 @@ from fastapi.responses import (
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.alerts.models import RaisedAlert
 from cloud.config import CloudSettings
 from cloud.deps import StaffDep
 from cloud.devices.models import Device, DeviceFault
@@ -92,7 +93,8 @@ def config(request: Request, _staff: StaffDep) -> dict[str, str | float | None]:
 
 def fingerprint(sessions: sessionmaker[Session]) -> dict[str, str]:
     """What changes when a ticket, an offer, a device's presence, a technician's standing
-    (toggle, position, pause, retirement, a new one) or the quarantine changes."""
+    (toggle, position, pause, retirement, a new one), the quarantine or the operators' alerts
+    change."""
     with sessions() as db:
         tickets = db.execute(select(func.count(), func.max(Ticket.updated_at))).one()
         offers = db.execute(select(func.count(), func.max(Offer.answered_at))).one()
@@ -112,12 +114,14 @@ def fingerprint(sessions: sessionmaker[Session]) -> dict[str, str]:
             )
         ).one()
         standing = db.execute(select(func.max(TechnicianEvent.id))).one()
+        alerted = db.execute(select(func.max(RaisedAlert.id), func.max(RaisedAlert.cleared_at)))
     return {
         "quarantine": str(tuple(refused)),
         "tickets": str(tuple(tickets)),
         "offers": str(tuple(offers)),
         "devices": str((*devices, *faults)),
         "technicians": str((*crowd, *standing)),
+        "alerts": str(tuple(alerted.one())),
     }
 
 

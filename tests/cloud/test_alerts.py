@@ -142,6 +142,10 @@ def test_an_alert_is_cleared_with_where_the_ticket_stands_or_silently_when_repla
         f"{name}: ana is on site, 12 min after the target."
     )
     assert said_when_cleared(standing(late, "cancelled")) == f"{name}: cancelled."
+    assert said_when_cleared(standing(late, "on_site")) == f"{name}: someone is on site."
+    assert said_when_cleared(standing(up, "escalated", escalation=0, parent_id=9)) == (
+        f"{name}: now part of site ticket #9."
+    )
     assert said_when_cleared(standing(late, "resolved", on_site_at=at(72))) == f"{name}: resolved."
 
 

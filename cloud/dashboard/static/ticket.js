@@ -107,11 +107,23 @@ function slaState(c, open) {
   return pill(`${minutesText(c.remaining_s / 60)} left`, c.warning ? "warn" : "ok");
 }
 
-function slaPanel(clocks, ticket) {
+const ALERT_LABELS = {escalated: "escalated", onsite_warning: "on-site warning", onsite_breached: "on-site target passed"};
+
+// What the operators' alert channel was told of this ticket, oldest first, and whether it still holds.
+function alertsList(view) {
+  if (!view.alerts.length) return null;
+  return el("div", {id: "alerts"}, el("h4", {}, "Operators told"),
+    el("ul", {}, ...view.alerts.slice().reverse().map((a) => el("li", {"data-alert": a.kind, "data-cleared": a.cleared_at ? "yes" : "no", title: a.summary},
+      `${clock(a.at)} ${ALERT_LABELS[a.kind] || a.kind} `,
+      a.cleared_at ? el("span", {class: "muted"}, `· over at ${clock(a.cleared_at)}`) : pill("holds", "warn")))));
+}
+
+function slaPanel(clocks, ticket, alerts) {
   const open = OPEN.includes(ticket.state);
   return el("section", {class: "panel", id: "sla"}, el("h3", {}, "SLA"),
     el("table", {}, el("tbody", {}, ...clocks.map((c) => el("tr", {},
-      el("td", {}, c.target), el("td", {}, `due ${clock(c.due)}`), el("td", {}, slaState(c, open)))))));
+      el("td", {}, c.target), el("td", {}, `due ${clock(c.due)}`), el("td", {}, slaState(c, open)))))),
+    alertsList(alerts));
 }
 
 // One list entry of the snapshot as text: a reading ("room_c 4.1 C"), a fault, or its JSON.
@@ -184,8 +196,9 @@ function auditTable(events) {
 
 async function refresh() {
   if (!TICKET) { document.getElementById("main").replaceChildren(el("p", {}, "No ticket given: open one from the desk.")); return; }
-  const [ticket, offers, clocks, technicians] = await Promise.all([
-    api(`/api/tickets/${TICKET}`), api(`/api/tickets/${TICKET}/offers`), api(`/api/tickets/${TICKET}/sla`), api("/api/technicians")]);
+  const [ticket, offers, clocks, technicians, alerts] = await Promise.all([
+    api(`/api/tickets/${TICKET}`), api(`/api/tickets/${TICKET}/offers`), api(`/api/tickets/${TICKET}/sla`), api("/api/technicians"),
+    api(`/api/alerts?ticket_id=${TICKET}&limit=20`)]);
   // The site by name, with its address (the operator may have to call or send someone).
   const site = ticket.site_id ? await api(`/api/sites/${encodeURIComponent(ticket.site_id)}`).catch(() => null) : null;
   document.title = `crowdfix · #${ticket.id} ${ticket.title}`;
@@ -203,7 +216,7 @@ async function refresh() {
     el("div", {class: "grid2"},
       el("section", {class: "panel"}, el("h3", {}, "What is wrong"), el("p", {class: "description", id: "description"}, ticket.description),
         ticket.resolution ? el("p", {}, el("b", {}, "Resolution: "), ticket.resolution) : null),
-      el("div", {}, focused ? document.getElementById("actions") : actions(ticket, technicians, offers), slaPanel(clocks, ticket))),
+      el("div", {}, focused ? document.getElementById("actions") : actions(ticket, technicians, offers), slaPanel(clocks, ticket, alerts))),
     el("section", {class: "panel"}, el("h3", {}, "Telemetry snapshot"), snapshotTable(ticket.snapshot)),
     el("section", {class: "panel", id: "offers"}, el("h3", {}, "Dispatch: offers and why"), offersPanel(offers, technicians)),
     el("section", {class: "panel"}, el("h3", {}, "Audit trail"), auditTable(ticket.events)),
