@@ -12,6 +12,7 @@ BENCHMARKS = {
     "scale": "bench.scale",
     "dispatch": "bench.dispatch",
     "round": "bench.round",
+    "alerts": "bench.alerts",
 }
 
 

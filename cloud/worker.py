@@ -420,10 +420,14 @@ class IngestWorker:
         """Tell operators of escalations and on-site clocks running out, and when that stops
         holding (each once; on PostgreSQL one worker sweeps at a time). How many alerts were
         raised."""
+        channel = self._alert_channel
+        with self._sessions() as db:  # a look first, without the write lock
+            if not alerts.anything_due(
+                db_session=db, now=utc_now(), rules_=self._rules, channel=channel
+            ):
+                return 0
         with self._writing(), transaction(self._sessions) as db:
-            swept = alerts.sweep(
-                db_session=db, now=utc_now(), rules_=self._rules, channel=self._alert_channel
-            )
+            swept = alerts.sweep(db_session=db, now=utc_now(), rules_=self._rules, channel=channel)
             kinds = [row.kind for row in swept.raised]
         for kind in kinds:
             self._metrics.alerts.labels(kind).inc()

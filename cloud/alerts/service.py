@@ -78,23 +78,41 @@ def sweep(
     one POST of it all for the webhook; nothing while another worker's sweep holds the turn."""
     if not channel.kinds or not _sweeping_alone(db_session):
         return Swept()
-    settled = rules.cleared(standing(db_session=db_session), now=now)
+    settled, fresh = _decide(db_session, now, rules_, channel)
     if settled:
         db_session.execute(
             update(RaisedAlert)
             .where(RaisedAlert.id.in_([c.alert_id for c in settled]))
             .values(cleared_at=now)
         )
-    tickets = watched(db_session=db_session)
-    sent = _sent(db_session, [t.ticket_id for t in tickets])
-    fresh = rules.due(tickets, now=now, rules=rules_, kinds=channel.kinds, sent=sent)
-    fresh = fresh[:PER_SWEEP]
     raised = [_record(db_session, alert, now) for alert in fresh]
     told = [_cleared_view(c, channel) for c in settled if c.summary]
     if raised or told:
         text = rules.headline(fresh, channel.ticket_url(), settled)
         _post(db_session, channel, text, [view(row, channel) for row in raised], now, told)
     return Swept(raised, settled)
+
+
+def anything_due(
+    *, db_session: Session, now: datetime, rules_: DispatchPolicy, channel: AlertChannel
+) -> bool:
+    """Whether a sweep now would raise or clear an alert: a read, so the steady sweep of a
+    deployment with thousands of open tickets never takes the write lock for nothing."""
+    if not channel.kinds:
+        return False
+    settled, fresh = _decide(db_session, now, rules_, channel)
+    return bool(settled or fresh)
+
+
+def _decide(
+    db_session: Session, now: datetime, rules_: DispatchPolicy, channel: AlertChannel
+) -> tuple[list[Cleared], list[Alert]]:
+    """The alerts that no longer hold, and those to raise now (PER_SWEEP at most)."""
+    settled = rules.cleared(standing(db_session=db_session), now=now)
+    tickets = watched(db_session=db_session)
+    sent = _sent(db_session, [t.ticket_id for t in tickets])
+    fresh = rules.due(tickets, now=now, rules=rules_, kinds=channel.kinds, sent=sent)
+    return settled, fresh[:PER_SWEEP]
 
 
 def standing(*, db_session: Session) -> list[Standing]:

@@ -325,7 +325,9 @@ def escalated_ticket_at(sessions, n: int) -> int:
 # -- the worker and the API -----------------------------------------------------------------
 
 
-def test_a_worker_raises_and_posts_them_signed_to_a_real_webhook(sessions, worker_for) -> None:
+def test_a_worker_raises_and_posts_them_signed_to_a_real_webhook(
+    sessions, worker_for, monkeypatch
+) -> None:
     ticket_id = escalated_ticket(sessions)  # opened days ago: escalated and long late now
     secret = "alert-secret-of-the-test"
     with WebhookReceiver("/hooks/crowdfix") as hook:
@@ -334,7 +336,11 @@ def test_a_worker_raises_and_posts_them_signed_to_a_real_webhook(sessions, worke
             public_url="https://desk.example",
         )  # fmt: skip
         assert worker.raise_alerts() == 2
+        writes = []
+        real = alerts.sweep
+        monkeypatch.setattr(alerts, "sweep", lambda **kw: writes.append(1) or real(**kw))
         assert worker.raise_alerts() == 0
+        assert writes == []  # nothing due: a look, no write transaction (no lock held)
         assert worker.relay_webhooks() == 1
         [post] = hook.taken
     body = json.loads(post.body)
