@@ -178,9 +178,13 @@ def test_an_operator_watches_and_assigns_live(cloud: CloudStack, mosquitto, brow
         clock = card.query_selector(".sla")
         assert "on site due in 3" in clock.inner_text()
         assert "warn" in (clock.get_attribute("class") or "")
-        # Nobody can take it: escalated, the card says why, the tab's title counts it.
+        # Nobody can take it: escalated, the card says why (down to who holds the skill and
+        # why they cannot), the tab's title counts it.
         why = page.wait_for_selector("[data-state=escalated] [data-why]", timeout=15000)
-        assert why.inner_text() == "no eligible technician accepted or is left"
+        assert why.inner_text() == (
+            "no eligible technician accepted or is left "
+            "(of the 1 holding printers: 1 beyond their service radius)"
+        )
         assert page.title() == "(1) crowdfix · operator desk"
         shot(page, "2-ticket-live")
 

@@ -273,6 +273,34 @@ def nearest_eta(candidates: Sequence[Candidate], job: Job, now: datetime) -> flo
     return best
 
 
+FREE = "free to take it"
+
+
+def why_nobody(candidates: Sequence[Candidate], job: Job, now: datetime) -> str:
+    """Why the job waits for an operator, in a phrase: those who hold its skills counted by
+    their first reason ("of the 5 holding printers: 3 at capacity, 2 off shift"; those
+    eligible as free to take it, when the cascade is past them), or that nobody holds them."""
+    counts: dict[str, int] = {}
+    for tech in candidates:
+        if not job.skills <= tech.skills:
+            continue
+        here = where(tech, now)
+        floor = abs(here[0] - job.location[0]) * KM_PER_DEGREE_LAT  # km_at_least, inline
+        beyond = _surely_beyond(floor, tech) or distance_km(here, job.location) > tech.radius_km
+        kind = _fault_kind(tech, job, now, beyond) or FREE
+        counts[kind] = counts.get(kind, 0) + 1
+    skills = ", ".join(sorted(job.skills)) or "any skill"
+    if not counts:
+        return f"nobody holds {skills}"
+    held = sum(counts.values())
+    parts = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=_commonest))
+    return f"of the {held} holding {skills}: {parts}"
+
+
+def _commonest(item: tuple[str, int]) -> tuple[bool, int, str]:
+    return item[0] != FREE, -item[1], item[0]  # those free first, then the commonest
+
+
 def next_shift_start(candidates: Sequence[Candidate], job: Job) -> datetime | None:
     """The soonest someone who holds the job's skills, is toggled available and not paused,
     but is off shift, starts their next shift (None: nobody will)."""

@@ -626,7 +626,7 @@ def offer_next(
         if choice is not None:
             return offer(choice, stage)
         stage = policy.Stage.STAFF if stage is policy.Stage.CROWD else policy.Stage.OPERATOR
-    _escalate(db_session, ticket, now, "no eligible technician accepted or is left")
+    _escalate(db_session, ticket, now, lambda: _nobody_left(able, job, now))
     choice = matching.best(ranked, None, kinds)
     if choice is not None:
         return offer(choice, stage)
@@ -646,8 +646,13 @@ def _nobody_now(
     when no one of theirs is eligible), it waits for an operator; it looks again when someone
     is freed, a shift starts or after RECHECK_AFTER."""
     if rules.cascade:
-        _escalate(db_session, ticket, now, "no eligible technician accepted or is left")
+        _escalate(db_session, ticket, now, lambda: _nobody_left(pool, job, now))
     ticket.next_dispatch_at = look_again(now, pool, job)
+
+
+def _nobody_left(pool: Sequence[matching.Candidate], job: matching.Job, now: datetime) -> str:
+    """The reason an escalation gives, with who holds the skills and why they cannot."""
+    return f"no eligible technician accepted or is left ({matching.why_nobody(pool, job, now)})"
 
 
 def look_again(now: datetime, pool: Sequence[matching.Candidate], job: matching.Job) -> datetime:
@@ -895,14 +900,18 @@ def tidy_ticket(*, db_session: Session, ticket_id: int, now: datetime) -> bool:
     return True
 
 
-def _escalate(db_session: Session, ticket: Ticket, now: datetime, reason: str) -> None:
+def _escalate(
+    db_session: Session, ticket: Ticket, now: datetime, reason: str | Callable[[], str]
+) -> None:
+    """Ask an operator to act (once: an escalated ticket looks again every minute, and only
+    the move to escalated works its reason out)."""
     if ticket.state != TicketState.ESCALATED:
         tickets.transition(
             db_session=db_session,
             ticket=ticket,
             to=TicketState.ESCALATED,
             actor=DISPATCHER,
-            reason=reason,
+            reason=reason if isinstance(reason, str) else reason(),
             now=now,
         )
     return None

@@ -122,6 +122,11 @@ def offers(sessions, ticket_id: int) -> list[Offer]:
         return list(dispatcher.offers_of(db_session=db, ticket_id=ticket_id))
 
 
+def events_of(sessions, ticket_id: int) -> list[Any]:
+    with sessions() as db:
+        return list(tickets_service.events(db_session=db, ticket_id=ticket_id))
+
+
 def ticket_of(sessions, ticket_id: int) -> Ticket:
     with sessions() as db:
         ticket = db.get(Ticket, ticket_id)
@@ -374,6 +379,15 @@ def test_nobody_eligible_escalates_to_an_operator_who_assigns_by_hand(sessions) 
     start(sessions, ticket_id, 1)
     assert offers(sessions, ticket_id) == []
     assert ticket_of(sessions, ticket_id).state == "escalated"
+    [escalation] = [
+        e for e in events_of(sessions, ticket_id) if e.to_state == TicketState.ESCALATED
+    ]
+    assert escalation.reason == (  # what the operator reads on the desk and in the alert
+        "no eligible technician accepted or is left "
+        "(of the 1 holding printers: 1 beyond their service radius)"
+    )
+    start(sessions, ticket_id, 2)  # it looks again a minute later: no second escalation
+    assert sum(e.to_state == "escalated" for e in events_of(sessions, ticket_id)) == 1
     with transaction(sessions) as db:
         dispatcher.assign(
             db_session=db,

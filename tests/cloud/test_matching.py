@@ -263,6 +263,40 @@ def test_sla_clocks_warn_then_breach() -> None:
     assert not met.breached and not met.warning and met.remaining_s == 20 * 60
 
 
+def test_why_nobody_counts_who_holds_the_skills_by_their_first_reason() -> None:
+    far = (ZURICH[0] + 0.5, ZURICH[1])  # 56 km north
+    crowd = [
+        tech("a", active_jobs=1), tech("b", active_jobs=1), tech("c", home=far),
+        tech("d", available=False), tech("e", skills=frozenset({"pos"})),
+    ]  # fmt: skip
+    assert matching.why_nobody(crowd, JOB, NOW) == (
+        "of the 4 holding printers: 2 at capacity, 1 beyond their service radius, 1 not available"
+    )
+    free = [*crowd, tech("f")]  # the cascade is past the crowd: she is asked meanwhile
+    assert "holding printers: 1 free to take it, 2 at capacity" in matching.why_nobody(
+        free, JOB, NOW
+    )
+    assert matching.why_nobody(crowd[4:], JOB, NOW) == "nobody holds printers"
+
+
+@given(st.lists(candidates, max_size=12, unique_by=lambda c: c.id), jobs)
+def test_why_nobody_agrees_with_the_ranking(techs, job: Job) -> None:
+    """Its counts add up to those holding the skills, and those it finds free are the
+    eligible of the full ranking."""
+    phrase = matching.why_nobody(techs, job, NOW)
+    holding = [c for c in techs if job.skills <= c.skills]
+    if not holding:
+        assert phrase.startswith("nobody holds ")
+        return
+    counts = {
+        part.split(" ", 1)[1]: int(part.split(" ", 1)[0])
+        for part in phrase.split(": ", 1)[1].split(", ")
+    }
+    assert sum(counts.values()) == len(holding)
+    eligible = sum(s.eligible for s in matching.rank(techs, job, NOW))
+    assert counts.get(matching.FREE, 0) == eligible
+
+
 @given(st.lists(candidates, max_size=12, unique_by=lambda c: c.id), jobs)
 def test_the_nearest_eta_is_that_of_the_nearest_eligible_technician(techs, job: Job) -> None:
     ranked = matching.rank(techs, job, NOW)
