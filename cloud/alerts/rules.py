@@ -32,6 +32,7 @@ class AlertKind(StrEnum):
 
 
 ALL_KINDS = frozenset(AlertKind)
+URGENCY = {AlertKind.ESCALATED: 0, AlertKind.ONSITE_BREACHED: 1, AlertKind.ONSITE_WARNING: 2}
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,15 @@ def due(
     kinds: frozenset[AlertKind] = ALL_KINDS,
     sent: set[tuple[int, str, int]] | frozenset[tuple[int, str, int]] = frozenset(),
 ) -> list[Alert]:
-    """The alerts to raise now that were not raised before, by ticket, in kind order."""
+    """The alerts to raise now that were not raised before, most urgent first: escalations,
+    then breaches, then warnings, each kind by on-site target (so when a storm raises more
+    than a sweep sends, the first message names those that waited longest)."""
     raised = []
-    for ticket in sorted(tickets, key=lambda t: t.ticket_id):
+    for ticket in tickets:
         for alert in _alerts_of(ticket, now, rules):
             if alert.kind in kinds and alert.key not in sent:
-                raised.append(alert)
-    return raised
+                raised.append((URGENCY[alert.kind], ticket.arrive_by, ticket.ticket_id, alert))
+    return [alert for *_order, alert in sorted(raised, key=lambda r: r[:3])]
 
 
 def _alerts_of(ticket: Watched, now: datetime, rules: DispatchPolicy) -> list[Alert]:

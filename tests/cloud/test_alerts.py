@@ -82,6 +82,22 @@ def test_an_escalation_is_told_with_its_reason_once_per_escalation() -> None:
     assert [a.kind for a in both] == [AlertKind.ESCALATED]  # the clock's kinds not asked for
 
 
+def test_the_most_urgent_come_first() -> None:
+    """Escalations, then breaches, then warnings; each kind by on-site target."""
+    tickets = [
+        watched(ticket_id=1),  # warns (due 11:00)
+        watched(ticket_id=2, arrive_by=at(30)),  # breached (due 10:30)
+        watched(ticket_id=3, arrive_by=at(45)),  # breached (due 10:45)
+        watched(ticket_id=4, arrive_by=at(56)),  # warns (due 10:56)
+        watched("escalated", ticket_id=5, arrive_by=at(90), escalation=(8, "")),
+    ]
+    order = [(a.ticket_id, a.kind.value) for a in rules.due(tickets, now=at(50), rules=RULES)]
+    assert order == [
+        (5, "escalated"), (2, "onsite_breached"), (3, "onsite_breached"),
+        (4, "onsite_warning"), (1, "onsite_warning"),
+    ]  # fmt: skip
+
+
 def test_a_chat_message_lists_ten_alerts_with_links_and_counts_the_rest() -> None:
     raised = rules.due([watched(ticket_id=n) for n in range(1, 13)], now=at(50), rules=RULES)
     text = rules.headline(raised, CHANNEL.ticket_url())
