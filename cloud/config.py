@@ -99,7 +99,7 @@ class CloudSettings(BaseSettings):
     alert_webhook_url: (
         Annotated[str, Field(pattern=f"^$|{URL_PATTERN}", max_length=2000)] | None
     ) = None  # empty as none: docker-compose passes it on empty when .env leaves it out
-    alert_webhook_format: Literal["crowdfix", "chat"] = "crowdfix"
+    alert_webhook_format: Literal["crowdfix", "chat", "alertmanager"] = "crowdfix"
     alert_webhook_secret: SecretStr | None = None
 
     @model_validator(mode="after")
@@ -123,7 +123,7 @@ class CloudSettings(BaseSettings):
         return AlertChannel(
             kinds=self.alert_kinds(),
             url=self.alert_webhook_url or None,
-            chat=self.alert_webhook_format == "chat",
+            format=self.alert_webhook_format,
             public_url=self.public_url,
         )
 

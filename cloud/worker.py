@@ -127,6 +127,7 @@ class IngestWorker:
         self._answers = dispatcher.AnswerBook()
         self._profiles = dispatcher.ProfileBook()
         self._alert_channel = settings.alert_channel()
+        self._alerts_resent = 0.0  # (monotonic) when alerts that hold are next sent again
         self._threads: list[threading.Thread] = []
         self.stats = IngestStats()
         self._written = telemetry.WrittenBuckets()
@@ -421,14 +422,21 @@ class IngestWorker:
         holding (each once; on PostgreSQL one worker sweeps at a time). How many alerts were
         raised."""
         channel = self._alert_channel
+        # Alertmanager forgets an alert not sent again before its end: those that hold go
+        # again every minute.
+        resend = channel.format == "alertmanager" and time.monotonic() >= self._alerts_resent
         with self._sessions() as db:  # a look first, without the write lock
-            if not alerts.anything_due(
+            if not resend and not alerts.anything_due(
                 db_session=db, now=utc_now(), rules_=self._rules, channel=channel
             ):
                 return 0
         with self._writing(), transaction(self._sessions) as db:
-            swept = alerts.sweep(db_session=db, now=utc_now(), rules_=self._rules, channel=channel)
-            kinds = [row.kind for row in swept.raised]
+            swept = alerts.sweep(
+                db_session=db, now=utc_now(), rules_=self._rules, channel=channel, resend=resend
+            )
+        if resend:
+            self._alerts_resent = time.monotonic() + alerts.RESEND.total_seconds()
+        kinds = [row.kind for row in swept.raised]
         for kind in kinds:
             self._metrics.alerts.labels(kind).inc()
         for cleared in swept.cleared:

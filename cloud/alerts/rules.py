@@ -41,7 +41,9 @@ class AlertChannel:
 
     kinds: frozenset[AlertKind] = ALL_KINDS
     url: str | None = None  # the alert webhook; None: raised and listed, not sent
-    chat: bool = False  # POST {"text": ...} alone
+    # crowdfix: its JSON (text and lists); chat: {"text": ...} alone; alertmanager: the
+    # alerts for Alertmanager's API (POST /api/v2/alerts), firing ones sent again each minute.
+    format: str = "crowdfix"
     public_url: str | None = None  # the dashboard's address, for links to the tickets
 
     def ticket_url(self) -> str | None:
@@ -215,6 +217,27 @@ def _standing(alert: Standing) -> str:
     if alert.state in (TicketState.NEW, TicketState.DISPATCHING):
         return "back in dispatch"
     return str(alert.state)  # resolved, closed, cancelled
+
+
+# For Alertmanager: each kind's alertname and severity; an alert is told apart by its labels.
+ALERTNAMES = {
+    AlertKind.ESCALATED: "CrowdfixTicketEscalated",
+    AlertKind.ONSITE_WARNING: "CrowdfixOnSiteWarning",
+    AlertKind.ONSITE_BREACHED: "CrowdfixOnSiteBreached",
+}
+SEVERITY = {
+    AlertKind.ESCALATED: "critical",
+    AlertKind.ONSITE_WARNING: "warning",
+    AlertKind.ONSITE_BREACHED: "critical",
+}
+
+
+def labels(kind: AlertKind, ticket_id: int, episode: int) -> dict[str, str]:
+    """An alert's labels for Alertmanager: the same when it fires, is sent again and ends."""
+    return {
+        "alertname": ALERTNAMES[kind], "severity": SEVERITY[kind], "service": "crowdfix",
+        "kind": kind.value, "ticket": str(ticket_id), "episode": str(episode),
+    }  # fmt: skip
 
 
 LISTED = 10  # lines a chat message lists; the rest are counted

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from cloud.dispatch.schemas import WebhookHealthOut
 
@@ -49,6 +49,24 @@ class ChatNotice(BaseModel):
     """POSTed instead with CROWDFIX_ALERT_WEBHOOK_FORMAT=chat: the text alone."""
 
     text: str
+
+
+class PostableAlert(BaseModel):
+    """One alert as Alertmanager's API takes it (POST /api/v2/alerts): firing until endsAt,
+    which crowdfix moves on each minute while it holds, and sets to now when it is over."""
+
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime = Field(alias="startsAt")
+    ends_at: datetime = Field(alias="endsAt")
+    generator_url: str | None = Field(default=None, alias="generatorURL")
+
+
+class AlertmanagerNotice(RootModel[list[PostableAlert]]):
+    """POSTed with CROWDFIX_ALERT_WEBHOOK_FORMAT=alertmanager: the alerts raised, cleared or
+    still holding (Alertmanager groups, routes and silences them)."""
 
 
 class AlertsView(BaseModel):

@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session
 from cloud.alerts import rules
 from cloud.alerts.models import RaisedAlert
 from cloud.alerts.rules import Alert, AlertChannel, AlertKind, Cleared, Standing, Watched
-from cloud.alerts.schemas import AlertOut, AlertsNotice, ChatNotice, ClearedOut
+from cloud.alerts.schemas import (
+    AlertmanagerNotice,
+    AlertOut,
+    AlertsNotice,
+    ChatNotice,
+    ClearedOut,
+    PostableAlert,
+)
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.dispatch.service import unreached
 from cloud.outbound import service as outbound
@@ -72,10 +79,16 @@ class Swept:
 
 
 def sweep(
-    *, db_session: Session, now: datetime, rules_: DispatchPolicy, channel: AlertChannel
+    *,
+    db_session: Session,
+    now: datetime,
+    rules_: DispatchPolicy,
+    channel: AlertChannel,
+    resend: bool = False,
 ) -> Swept:
     """Clear the alerts that no longer hold and raise those due now (each once), and queue
-    one POST of it all for the webhook; nothing while another worker's sweep holds the turn."""
+    one POST of it all for the webhook; nothing while another worker's sweep holds the turn.
+    resend (Alertmanager): send every alert that still holds again, so it stays firing."""
     if not channel.kinds or not _sweeping_alone(db_session):
         return Swept()
     settled, fresh = _decide(db_session, now, rules_, channel)
@@ -86,6 +99,9 @@ def sweep(
             .values(cleared_at=now)
         )
     raised = [_record(db_session, alert, now) for alert in fresh]
+    if channel.format == "alertmanager":
+        _post_to_alertmanager(db_session, channel, raised, settled, now, resend)
+        return Swept(raised, settled)
     told = [_cleared_view(c, channel) for c in settled if c.summary]
     if raised or told:
         text = rules.headline(fresh, channel.ticket_url(), settled)
@@ -171,17 +187,65 @@ def _post(
         return False
     notice: BaseModel = (
         ChatNotice(text=text)
-        if channel.chat
+        if channel.format == "chat"
         else AlertsNotice(text=text, alerts=alerts, cleared=cleared or [])
     )
-    outbound.enqueue(
-        db_session=db_session,
-        topic=outbound.webhook_topic(SENDER, channel.url),
-        message=notice,
-        now=now,
-        expires_at=now + WORTH_SENDING,
-    )
+    _enqueue(db_session, channel, notice, now, now + WORTH_SENDING)
     return True
+
+
+def _enqueue(
+    db_session: Session, channel: AlertChannel, notice: BaseModel, now: datetime, until: datetime
+) -> None:
+    assert channel.url is not None
+    topic = outbound.webhook_topic(SENDER, channel.url)
+    outbound.enqueue(db_session=db_session, topic=topic, message=notice, now=now, expires_at=until)
+
+
+# Alertmanager resolves an alert nobody sends again before its endsAt: crowdfix sends those
+# that hold every RESEND, each with endsAt HOLD ahead (as Prometheus does: 4 x its resend).
+RESEND = timedelta(minutes=1)
+HOLD = 4 * RESEND
+
+
+def _post_to_alertmanager(
+    db_session: Session,
+    channel: AlertChannel,
+    raised: list[RaisedAlert],
+    settled: list[Cleared],
+    now: datetime,
+    resend: bool,
+) -> None:
+    """Queue the alerts for Alertmanager: those raised (and, on a resend, all that hold) as
+    firing until now + HOLD, those cleared as ended now. Its own retries end at HOLD: a later
+    send supersedes it."""
+    if not channel.url:
+        return
+    firing = list(raised)
+    if resend:
+        firing = list(
+            db_session.scalars(select(RaisedAlert).where(RaisedAlert.cleared_at.is_(None)))
+        )
+    ended = [c.alert_id for c in settled]
+    ended_rows = db_session.scalars(select(RaisedAlert).where(RaisedAlert.id.in_(ended))).all()
+    postable = [_postable(row, channel, now + HOLD) for row in firing]
+    postable += [_postable(row, channel, now, settled_by=settled) for row in ended_rows]
+    if postable:
+        _enqueue(db_session, channel, AlertmanagerNotice(postable), now, now + HOLD)
+
+
+def _postable(
+    row: RaisedAlert, channel: AlertChannel, ends: datetime, settled_by: Sequence[Cleared] = ()
+) -> PostableAlert:
+    annotations = {"summary": row.summary}
+    said = next((c.summary for c in settled_by if c.alert_id == row.id and c.summary), None)
+    if said:
+        annotations["resolution"] = said
+    return PostableAlert(
+        labels=rules.labels(AlertKind(row.kind), row.ticket_id, row.episode),
+        annotations=annotations, startsAt=row.at, endsAt=ends,
+        generatorURL=_link(channel, row.ticket_id),
+    )  # fmt: skip
 
 
 def _link(channel: AlertChannel, ticket_id: int) -> str | None:
@@ -226,6 +290,13 @@ def webhook_health(*, db_session: Session, channel: AlertChannel) -> outbound.We
 def send_test(*, db_session: Session, channel: AlertChannel, now: datetime, by: str) -> bool:
     """Queue a test POST to the alert webhook (False: there is none), to check the receiver."""
     text = f"crowdfix: a test alert, sent by {by}. crowdfix's alerts reach this channel."
+    if channel.format == "alertmanager" and channel.url:
+        test = PostableAlert(
+            labels={"alertname": "CrowdfixTest", "severity": "info", "service": "crowdfix"},
+            annotations={"summary": text}, startsAt=now, endsAt=now + RESEND,
+        )  # fmt: skip
+        _enqueue(db_session, channel, AlertmanagerNotice([test]), now, now + RESEND)
+        return True
     return _post(db_session, channel, text, [], now)
 
 

@@ -306,7 +306,7 @@ def test_a_ticket_reached_in_time_raises_nothing_and_no_webhook_means_listed_onl
 
 def test_the_chat_format_posts_the_text_alone(sessions) -> None:
     escalated_ticket(sessions)
-    chat = AlertChannel(url=HOOK, chat=True)
+    chat = AlertChannel(url=HOOK, format="chat")
     sweep(sessions, 1, chat)
     [body] = posted(sessions)
     assert list(body) == ["text"] and "is escalated" in body["text"]
