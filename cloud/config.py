@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from socket import gethostname
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,10 +102,23 @@ class CloudSettings(BaseSettings):
     ) = None  # empty as none: docker-compose passes it on empty when .env leaves it out
     alert_webhook_format: Literal["crowdfix", "chat", "alertmanager"] = "crowdfix"
     alert_webhook_secret: SecretStr | None = None
+    # The operators' time zone (IANA), for the times an alert's words give.
+    alert_timezone: str = "UTC"
 
     @model_validator(mode="after")
     def _known_alert_kinds(self) -> CloudSettings:
         self.alert_kinds()
+        return self
+
+    @model_validator(mode="after")
+    def _known_alert_timezone(self) -> CloudSettings:
+        try:
+            ZoneInfo(self.alert_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(
+                f"CROWDFIX_ALERT_TIMEZONE: {self.alert_timezone!r} is not a time zone; use an "
+                "IANA name like 'Europe/Zurich'"
+            ) from exc
         return self
 
     def alert_kinds(self) -> frozenset[AlertKind]:
@@ -125,6 +139,7 @@ class CloudSettings(BaseSettings):
             url=self.alert_webhook_url or None,
             format=self.alert_webhook_format,
             public_url=self.public_url,
+            timezone=self.alert_timezone,
         )
 
     def alert_webhook_signing_secret(self) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -44,6 +44,7 @@ class AlertChannel:
     # crowdfix: its JSON (text and lists); chat: {"text": ...} alone; alertmanager: the
     # alerts for Alertmanager's API (POST /api/v2/alerts), firing ones sent again each minute.
     format: str = "crowdfix"
+    timezone: str = "UTC"  # the operators' (IANA): the times an alert's words give
     public_url: str | None = None  # the dashboard's address, for links to the tickets
 
     def ticket_url(self) -> str | None:
@@ -95,19 +96,20 @@ def due(
     rules: DispatchPolicy,
     kinds: frozenset[AlertKind] = ALL_KINDS,
     sent: set[tuple[int, str, int]] | frozenset[tuple[int, str, int]] = frozenset(),
+    tz: tzinfo = UTC,
 ) -> list[Alert]:
     """The alerts to raise now that were not raised before, most urgent first: escalations,
     then breaches, then warnings, each kind by on-site target (so when a storm raises more
     than a sweep sends, the first message names those that waited longest)."""
     raised = []
     for ticket in tickets:
-        for alert in _alerts_of(ticket, now, rules):
+        for alert in _alerts_of(ticket, now, rules, tz):
             if alert.kind in kinds and alert.key not in sent:
                 raised.append((URGENCY[alert.kind], ticket.arrive_by, ticket.ticket_id, alert))
     return [alert for *_order, alert in sorted(raised, key=lambda r: r[:3])]
 
 
-def _alerts_of(ticket: Watched, now: datetime, rules: DispatchPolicy) -> list[Alert]:
+def _alerts_of(ticket: Watched, now: datetime, rules: DispatchPolicy, tz: tzinfo) -> list[Alert]:
     alerts = []
     if ticket.state == TicketState.ESCALATED and ticket.escalation is not None:
         entry, reason = ticket.escalation
@@ -118,7 +120,7 @@ def _alerts_of(ticket: Watched, now: datetime, rules: DispatchPolicy) -> list[Al
         )  # fmt: skip
     clock = sla_clock("arrive", ticket.opened_at, ticket.arrive_by, None, now, rules)
     held = _held(ticket)
-    due_at = f"{ticket.arrive_by:%H:%M} UTC"
+    due_at = f"{ticket.arrive_by.astimezone(tz):%H:%M %Z}"
     if clock.breached:
         late = _minutes(-clock.remaining_s)
         alerts.append(

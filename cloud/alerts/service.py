@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from sqlalchemy import func, select, update
@@ -127,7 +128,8 @@ def _decide(
     settled = rules.cleared(standing(db_session=db_session), now=now)
     tickets = watched(db_session=db_session)
     sent = _sent(db_session, [t.ticket_id for t in tickets])
-    fresh = rules.due(tickets, now=now, rules=rules_, kinds=channel.kinds, sent=sent)
+    tz = ZoneInfo(channel.timezone)
+    fresh = rules.due(tickets, now=now, rules=rules_, kinds=channel.kinds, sent=sent, tz=tz)
     return settled, fresh[:PER_SWEEP]
 
 

@@ -7,6 +7,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -63,6 +64,9 @@ def test_the_on_site_clock_warns_at_80_percent_and_breaches_at_the_target() -> N
         "#7 Receipt printer at Shop HB (pos-1): nobody on site yet, 10 min left to the "
         "target (11:00 UTC); nobody holds it."
     )
+    zurich = ZoneInfo("Europe/Zurich")  # where the operators are: CET in November
+    [local] = rules.due([ticket], now=at(50), rules=RULES, tz=zurich)
+    assert "(12:00 CET)" in local.summary
     [late] = rules.due([watched("en_route", "ana")], now=at(135), rules=RULES)
     assert late.summary == (
         "#7 Receipt printer at Shop HB (pos-1): nobody on site, 1 h 15 min past the "
@@ -435,3 +439,8 @@ def test_unknown_alert_kinds_are_refused_with_the_known_ones() -> None:
         CloudSettings(alerts="escalated,late")
     assert CloudSettings(alerts="").alert_kinds() == frozenset()
     assert CloudSettings(alerts=" escalated ").alert_kinds() == {AlertKind.ESCALATED}
+    with pytest.raises(ValidationError, match="CROWDFIX_ALERT_TIMEZONE: 'Zurich' is not a time"):
+        CloudSettings(alert_timezone="Zurich")
+    assert CloudSettings(alert_timezone="Europe/Zurich").alert_channel().timezone == (
+        "Europe/Zurich"
+    )
