@@ -252,9 +252,12 @@ def headline(
     with the ticket's link when the dashboard's address is known, up to LISTED, then how many
     more."""
     told = [c for c in settled if c.summary]
-    count = len(alerts)
-    title = f"crowdfix: {count} ticket alert{'s' if count != 1 else ''}"
-    lines = [f"{title}, {len(told)} cleared" if told else title]
+    raised = f"{len(alerts)} ticket alert{'s' if len(alerts) != 1 else ''}"
+    if not alerts:  # only some that are over
+        title = f"{len(told)} ticket alert{'s' if len(told) != 1 else ''} cleared"
+    else:
+        title = f"{raised}, {len(told)} cleared" if told else raised
+    lines = [f"crowdfix: {title}"]
     items = [("•", a.ticket_id, a.summary) for a in alerts]
     items += [("✓", c.ticket_id, c.summary or "") for c in told]
     for mark, ticket_id, summary in items[:LISTED]:

@@ -118,6 +118,9 @@ def test_a_chat_message_lists_ten_alerts_with_links_and_counts_the_rest() -> Non
     assert rules.headline(raised[:1], None, done).splitlines()[0::2] == [
         "crowdfix: 1 ticket alert, 1 cleared", "✓ #4 …: back in dispatch."
     ]  # fmt: skip
+    assert rules.headline([], None, done).splitlines() == [
+        "crowdfix: 1 ticket alert cleared", "✓ #4 …: back in dispatch."
+    ]  # fmt: skip
     assert CHANNEL.webhook_to() == "https://chat.example/…"  # its secret path not shown
 
 
