@@ -5,9 +5,10 @@ Two paths so a burst of telemetry never delays a button press:
   the commit, then the broker gets its acknowledgement;
 - bulk (telemetry, heartbeats): drained in batches, one transaction per batch, acknowledged
   after the commit; InfluxDB gets the batch afterwards.
-A housekeeping thread relays queued commands (feedback), sweeps presence and prunes; a
-webhook thread POSTs technicians' notices (retried with a backoff, given up once out of date),
-so a slow or dead webhook never holds up a device's feedback.
+A housekeeping thread relays queued commands (feedback), sweeps presence, runs the
+dispatcher, raises and clears operators' alerts and prunes; a webhook thread POSTs
+technicians' notices and operators' alerts (retried with a backoff, given up once out of
+date), so a slow or dead webhook never holds up a device's feedback.
 Bad input is quarantined with its reason and acknowledged; the worker keeps running.
 """
 
