@@ -45,27 +45,30 @@ def open_tickets(sessions: sessionmaker[Session], count: int) -> None:
             {
                 "category": "receipt-printer", "problem_key": f"bench-{n}", "priority": "normal",
                 "state": "escalated" if n % 3 == 0 else "dispatching", "source": "button",
-                "title": f"Receipt printer at Shop {n}", "description": "", "snapshot": {},
-                "skills": ["printers"], "requested": True, "urgent": False,
-                "active_faults": [], "flapping": False, "occurrences": 1, "resolution": "",
-                "is_site": False, "last_occurrence_at": opened, "opened_at": opened,
+                "title": f"Receipt printer at Shop {n}", "skills": ["printers"],
+                "last_occurrence_at": opened, "opened_at": opened,
                 "sla_accept_by": opened + timedelta(minutes=5),
                 "sla_arrive_by": opened + timedelta(minutes=60),
                 "sla_resolve_by": opened + timedelta(minutes=240),
                 "created_at": opened, "updated_at": opened,
             }
         )  # fmt: skip
-    escalations = [
-        {
-            "ticket_id": n + 1, "at": NOW, "actor": "dispatcher", "kind": "transition",
-            "from_state": "dispatching", "to_state": "escalated", "reason": "nobody could",
-            "data": {},
-        }
-        for n in range(0, count, 3)
-    ]  # fmt: skip
     with transaction(sessions) as db:
         db.execute(insert(Ticket), rows)
-        db.execute(insert(TicketEvent), escalations)
+        escalate(db, [n + 1 for n in range(0, count, 3)])
+
+
+def escalate(db_session: Session, ticket_ids: list[int]) -> None:
+    """The dispatcher's move of these tickets to escalated, as the audit trail has it."""
+    db_session.execute(update(Ticket).where(Ticket.id.in_(ticket_ids)).values(state="escalated"))
+    db_session.execute(
+        insert(TicketEvent),
+        [
+            {"ticket_id": i, "at": NOW, "actor": "dispatcher", "kind": "transition",
+             "from_state": "dispatching", "to_state": "escalated", "reason": "nobody could"}
+            for i in ticket_ids
+        ],
+    )  # fmt: skip
 
 
 def raise_all(sessions: sessionmaker[Session], progress: Progress, done: int) -> None:
@@ -112,17 +115,7 @@ def measure(count: int, repeat: int, folder: Path) -> list[object]:
     for n in range(repeat):  # PER_SWEEP tickets escalated anew, then one sweep raises them
         with transaction(sessions) as db:
             first = n * alerts.PER_SWEEP  # escalated anew: a new escalation, a new alert
-            ids = sorted({(first + k) % count + 1 for k in range(alerts.PER_SWEEP)})
-            db.execute(update(Ticket).where(Ticket.id.in_(ids)).values(state="escalated"))
-            db.execute(
-                insert(TicketEvent),
-                [
-                    {"ticket_id": i, "at": NOW, "actor": "dispatcher", "kind": "transition",
-                     "from_state": "dispatching", "to_state": "escalated", "reason": "again",
-                     "data": {}}
-                    for i in ids
-                ],
-            )  # fmt: skip
+            escalate(db, sorted({(first + k) % count + 1 for k in range(alerts.PER_SWEEP)}))
         bursts += timed(lambda: transaction_sweep(sessions), 1)
     engine.dispose()
     return [

@@ -79,6 +79,7 @@ def create_app(settings: CloudSettings, sessions: sessionmaker[Session] | None =
     app.state.writer_sessions = writer_sessions(sessions)
     app.state.settings = settings
     app.state.rules = settings.dispatch_policy()
+    app.state.alert_channel = settings.alert_channel()
     app.state.taxonomy = settings.taxonomy()
     routers = (auth_router, tickets_router, dispatch_router, devices_router, sites_router)
     for router in (*routers, fleet_router, quarantine_router, alerts_router, dashboard_router):

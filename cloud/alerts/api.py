@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 
 def _channel(request: Request) -> AlertChannel:
-    channel: AlertChannel = request.app.state.settings.alert_channel()
+    channel: AlertChannel = request.app.state.alert_channel  # built once, with the app
     return channel
 
 

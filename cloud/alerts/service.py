@@ -26,14 +26,16 @@ from cloud.alerts.schemas import (
 from cloud.dispatch.policy import DispatchPolicy
 from cloud.dispatch.service import unreached
 from cloud.outbound import service as outbound
+from cloud.tickets import service as tickets
 from cloud.tickets.lifecycle import TicketState
-from cloud.tickets.models import Ticket, TicketEvent
+from cloud.tickets.models import Ticket
 
 # The alert webhook's lane in the outbox: `webhook:@alerts:<url>` (no technician id starts
 # with "@"); its POSTs are signed with CROWDFIX_ALERT_WEBHOOK_SECRET when set.
 SENDER = "@alerts"
 # An alert not delivered within this is history (the desk shows where things stand now).
 WORTH_SENDING = timedelta(hours=1)
+ESCALATED = TicketState.ESCALATED.value
 PER_SWEEP = 100  # alerts raised by one sweep at most; the rest at the next
 SWEEP_LOCK = 0x637266616C7274  # the PostgreSQL advisory lock of the sweep ("crfalrt")
 
@@ -46,29 +48,13 @@ def watched(*, db_session: Session) -> list[Watched]:
             Ticket.opened_at, Ticket.sla_arrive_by, Ticket.technician_id,
         ).where(unreached())
     ).all()  # fmt: skip
-    escalated = [row.id for row in rows if row.state == TicketState.ESCALATED]
-    entries = _latest_escalations(db_session, escalated)
+    entries = _escalations(db_session, [row.id for row in rows if row.state == ESCALATED])
     return [Watched(*row, escalation=entries.get(row.id)) for row in rows]
 
 
-def _latest_escalations(db_session: Session, ticket_ids: list[int]) -> dict[int, tuple[int, str]]:
-    """Each ticket's latest move to escalated: (its audit entry, its reason)."""
-    if not ticket_ids:
-        return {}
-    latest = (
-        select(func.max(TicketEvent.id))
-        .where(
-            TicketEvent.ticket_id.in_(ticket_ids),
-            TicketEvent.to_state == TicketState.ESCALATED.value,
-        )
-        .group_by(TicketEvent.ticket_id)
-    )
-    rows = db_session.execute(
-        select(TicketEvent.ticket_id, TicketEvent.id, TicketEvent.reason).where(
-            TicketEvent.id.in_(latest)
-        )
-    )
-    return {ticket_id: (entry, reason) for ticket_id, entry, reason in rows}
+def _escalations(db_session: Session, ticket_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """Of escalated tickets, the escalation (audit entry, reason): their latest change."""
+    return tickets.latest_changes(db_session=db_session, ticket_ids=ticket_ids)
 
 
 @dataclass(frozen=True)
@@ -126,10 +112,10 @@ def _decide(
 ) -> tuple[list[Cleared], list[Alert]]:
     """The alerts that no longer hold, and those to raise now (PER_SWEEP at most)."""
     settled = rules.cleared(standing(db_session=db_session), now=now)
-    tickets = watched(db_session=db_session)
-    sent = _sent(db_session, [t.ticket_id for t in tickets])
+    unreached_now = watched(db_session=db_session)
+    sent = _sent(db_session, [t.ticket_id for t in unreached_now])
     tz = ZoneInfo(channel.timezone)
-    fresh = rules.due(tickets, now=now, rules=rules_, kinds=channel.kinds, sent=sent, tz=tz)
+    fresh = rules.due(unreached_now, now=now, rules=rules_, kinds=channel.kinds, sent=sent, tz=tz)
     return settled, fresh[:PER_SWEEP]
 
 
@@ -144,14 +130,16 @@ def standing(*, db_session: Session) -> list[Standing]:
         .join(Ticket, Ticket.id == RaisedAlert.ticket_id)
         .where(RaisedAlert.cleared_at.is_(None))
     ).all()  # fmt: skip
-    escalated = [row[3] for row in rows if row.kind == AlertKind.ESCALATED]
-    entries = _latest_escalations(db_session, escalated)
+    entries = _escalations(db_session, [row[3] for row in rows if row[5] == ESCALATED])
     return [
         Standing(
-            row[0], AlertKind(row[1]), *row[2:9],
-            escalation=entries.get(row[3], (None,))[0], parent_id=row[9],
+            alert_id, AlertKind(kind), episode, ticket_id, title, state, arrive_by, on_site_at,
+            technician_id, entries[ticket_id][0] if ticket_id in entries else None, parent_id,
         )
-        for row in rows
+        for (
+            alert_id, kind, episode, ticket_id, title, state, arrive_by, on_site_at,
+            technician_id, parent_id,
+        ) in rows
     ]  # fmt: skip
 
 
@@ -163,7 +151,7 @@ def _sent(db_session: Session, ticket_ids: Sequence[int]) -> set[tuple[int, str,
             RaisedAlert.ticket_id.in_(ticket_ids)
         )
     )
-    return {tuple(row) for row in rows}  # type: ignore[misc]
+    return {(ticket_id, kind, episode) for ticket_id, kind, episode in rows}
 
 
 def _record(db_session: Session, alert: Alert, now: datetime) -> RaisedAlert:

@@ -284,10 +284,7 @@ def why_nobody(candidates: Sequence[Candidate], job: Job, now: datetime) -> str:
     for tech in candidates:
         if not job.skills <= tech.skills:
             continue
-        here = where(tech, now)
-        floor = abs(here[0] - job.location[0]) * KM_PER_DEGREE_LAT  # km_at_least, inline
-        beyond = _surely_beyond(floor, tech) or distance_km(here, job.location) > tech.radius_km
-        kind = _fault_kind(tech, job, now, beyond) or FREE
+        kind = _fault_kind(tech, job, now, _beyond(tech, job, now)) or FREE
         counts[kind] = counts.get(kind, 0) + 1
     skills = ", ".join(sorted(job.skills)) or "any skill"
     if not counts:
@@ -295,6 +292,14 @@ def why_nobody(candidates: Sequence[Candidate], job: Job, now: datetime) -> str:
     held = sum(counts.values())
     parts = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=_commonest))
     return f"of the {held} holding {skills}: {parts}"
+
+
+def _beyond(tech: Candidate, job: Job, now: datetime) -> bool:
+    """Beyond their service radius: by latitude alone when that settles it (no trigonometry),
+    else by the distance."""
+    if _surely_beyond(km_at_least(tech, job, now), tech):
+        return True
+    return distance_km(where(tech, now), job.location) > tech.radius_km
 
 
 def _commonest(item: tuple[str, int]) -> tuple[bool, int, str]:

@@ -201,17 +201,27 @@ def occurrence(
 
 
 def state_reasons(*, db_session: Session, tickets: Sequence[Ticket]) -> dict[int, str]:
-    """Why each ticket is in its state now: the reason of its latest change of state (one
-    query for the lot, a row per ticket)."""
+    """Why each ticket is in its state now: the reason of its latest change of state."""
+    changes = latest_changes(db_session=db_session, ticket_ids=[t.id for t in tickets])
+    return {ticket_id: reason for ticket_id, (_entry, reason) in changes.items()}
+
+
+def latest_changes(*, db_session: Session, ticket_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+    """Each ticket's latest change of state: (its audit entry's id, its reason); one query
+    for the lot, a row per ticket."""
+    if not ticket_ids:
+        return {}
     latest = (
         select(func.max(TicketEvent.id))
-        .where(TicketEvent.ticket_id.in_([t.id for t in tickets]), TicketEvent.kind == "transition")
+        .where(TicketEvent.ticket_id.in_(ticket_ids), TicketEvent.kind == "transition")
         .group_by(TicketEvent.ticket_id)
     )
     rows = db_session.execute(
-        select(TicketEvent.ticket_id, TicketEvent.reason).where(TicketEvent.id.in_(latest))
+        select(TicketEvent.ticket_id, TicketEvent.id, TicketEvent.reason).where(
+            TicketEvent.id.in_(latest)
+        )
     )
-    return {ticket_id: reason for ticket_id, reason in rows}
+    return {ticket_id: (entry, reason) for ticket_id, entry, reason in rows}
 
 
 def transition(

@@ -200,13 +200,15 @@ def test_each_clock_alert_is_raised_once_when_a_sweep_sees_it_due(sweeps, target
 # -- on a real database ---------------------------------------------------------------------
 
 
-def escalated_ticket(sessions) -> int:
-    """A printer ticket at a shop no technician can reach: the dispatcher escalates it."""
-    register(sessions, "pos-9", site="far")
+def escalated_ticket(sessions, n: int = 0) -> int:
+    """A printer ticket at a shop no technician can reach (the n-th such shop): the
+    dispatcher escalates it."""
+    device, site = f"pos-far-{n}", f"far-{n}"
+    register(sessions, device, site=site)
     with transaction(sessions) as db:
-        far = SiteIn(id="far", name="Far", latitude=46.0, longitude=7.0)
+        far = SiteIn(id=site, name="Far", latitude=46.0, longitude=7.0 + n / 100)
         sites.upsert(db_session=db, site_in=far, now=T0)
-    ticket_id = ingest(sessions, press("pos-9", "receipt-printer")).ticket_id
+    ticket_id = ingest(sessions, press(device, "receipt-printer")).ticket_id
     assert ticket_id is not None
     with transaction(sessions) as db:
         dispatcher.start(db_session=db, ticket_id=ticket_id, now=at(1), rules=RULES)
@@ -323,7 +325,7 @@ def test_two_workers_sweeping_at_once_raise_each_alert_once(sessions) -> None:
     """Several workers sweep the same tickets: on PostgreSQL one sweeps at a time (the others
     skip their turn), on SQLite writes are serial; either way each alert exists once."""
     for n in range(6):
-        escalated_ticket_at(sessions, n)
+        escalated_ticket(sessions, n)
 
     with ThreadPoolExecutor(4) as pool:
         counts = list(pool.map(lambda _: len(sweep(sessions, 61)), range(8)))
@@ -332,17 +334,6 @@ def test_two_workers_sweeping_at_once_raise_each_alert_once(sessions) -> None:
     assert len(keys) == len(set(keys)) == 12  # 6 escalated + 6 breached, once each
     assert sum(counts) == 12
     assert sum(len(n["alerts"]) for n in posted(sessions)) == 12  # and POSTed once
-
-
-def escalated_ticket_at(sessions, n: int) -> int:
-    register(sessions, f"pos-far-{n}", site=f"far-{n}")
-    with transaction(sessions) as db:
-        far = SiteIn(id=f"far-{n}", name="Far", latitude=46.0, longitude=7.0 + n / 100)
-        sites.upsert(db_session=db, site_in=far, now=T0)
-    ticket_id = ingest(sessions, press(f"pos-far-{n}", "receipt-printer")).ticket_id
-    with transaction(sessions) as db:
-        dispatcher.start(db_session=db, ticket_id=ticket_id, now=at(1), rules=RULES)
-    return ticket_id  # type: ignore[return-value]
 
 
 # -- the worker and the API -----------------------------------------------------------------
