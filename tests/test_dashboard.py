@@ -466,6 +466,25 @@ def ana_goes_off_and_on_shares_where_she_is_and_sets_her_hours(cloud: CloudStack
     phone.click("#status button:has-text('Save hours')")
     phone.wait_for_selector("#status [data-receiving=yes]", timeout=15000)
 
+    today = datetime.now(UTC).date()  # she takes today off (her time zone: UTC)
+    phone.fill("#status input[name=time_off]", "today")
+    phone.click("#status button:has-text('Save hours')")
+    phone.wait_for_selector("#error:has-text(\"e.g. '2026-12-22..2027-01-05'\")", timeout=15000)
+    phone.fill("#status input[name=time_off]", f"{today}; 2031-12-24..2031-12-26")
+    phone.click("#status button:has-text('Save hours')")
+    phone.wait_for_selector(f"#status [data-receiving=no]:has-text('On leave ({today}) until')",
+                            timeout=15000)  # fmt: skip
+    ana = cloud.get("/api/technicians/ana")
+    assert (ana["on_leave"], ana["time_off"]) == (
+        str(today),
+        [str(today), "2031-12-24..2031-12-26"],
+    )
+    assert f"time off: {today}, 2031-12-24..2031-12-26" in phone.inner_text("#status summary")
+    shot(phone, "3c-technician-on-leave")
+    phone.fill("#status input[name=time_off]", "")
+    phone.click("#status button:has-text('Save hours')")
+    phone.wait_for_selector("#status [data-receiving=yes]", timeout=15000)
+
 
 GRAFANA = "http://grafana.example:3000/d/crowdfix-fleet/fleet-telemetry"
 
@@ -680,7 +699,8 @@ def test_an_admin_downloads_the_roster_edits_it_and_imports_it_again(
     """The crowd page's roster link downloads the CSV the import reads (the session cookie
     is the admin's login). Edited (Sam's radius, a new technician, a row with a typo) and
     chosen on the same page, the file is checked first: who is new, what changes for whom,
-    the bad row with its line; nothing saved until Import, which the crowd then shows."""
+    the bad row with its line; nothing saved until Import, which the crowd then shows (the
+    new technician's time off: on leave from today)."""
     add_sam(cloud.sessions, "crowd", shifts=("mon-fri 07:00-19:00",))
     with transaction(cloud.sessions) as db:
         auth.create_user(db_session=db, username="ada", role=Role.ADMIN, password=PASSWORD, now=T0)
@@ -702,11 +722,13 @@ def test_an_admin_downloads_the_roster_edits_it_and_imports_it_again(
 
         sam = lines[1].split(",")
         sam[6] = "9"  # radius_km
+        today = datetime.now(UTC).date()
+        away = f"{today}..{today + timedelta(days=10)}"  # Zoë is on leave from today
         edited = tmp_path / "roster.csv"  # saved by a spreadsheet: Windows-1252, not UTF-8
         edited.write_text(
             "\n".join(
-                [lines[0], ",".join(sam), "zoe,Zoë Frei,crowd,pos,47.37,8.53,8,1,,,UTC",
-                 "yan,Yan,crowd,pos,47.37,east,8,1,,,UTC", ""]
+                [lines[0], ",".join(sam), f"zoe,Zoë Frei,crowd,pos,47.37,8.53,8,1,,,{away},UTC",
+                 "yan,Yan,crowd,pos,47.37,east,8,1,,,,UTC", ""]
             ),
             encoding="cp1252",
         )  # fmt: skip
@@ -723,6 +745,8 @@ def test_an_admin_downloads_the_roster_edits_it_and_imports_it_again(
         page.wait_for_selector("#import[data-state=imported]", timeout=15000)
         zoe = page.wait_for_selector("tr[data-technician=zoe]", timeout=15000)
         assert "Zoë Frei" in zoe.inner_text()
+        assert "on leave until" in zoe.inner_text()
+        assert f"time off: {away}" in zoe.inner_text()
         assert "9 km" in page.inner_text("tr[data-technician=sam]")
         shot(page, "17-roster-imported")
         page.click("#import button[data-action=close-import]")

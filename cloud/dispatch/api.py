@@ -82,7 +82,9 @@ def technician_out(
     outcomes = answers.get(tech.id, [])
     out = TechnicianOut.model_validate(tech)
     now = utc_now()
-    out.on_shift, out.shift_changes_at = service.shift_status(tech, now)
+    duty = service.shift_status(tech, now)
+    out.on_shift, out.shift_changes_at = duty.on_shift, duty.changes_at
+    out.on_leave = str(duty.on_leave) if duty.on_leave else None
     out.certifications_due = [
         CertificationDue(skill=skill, expires_at=until, expired=until <= now)
         for skill, until in service.certifications_due(tech, now)
@@ -235,7 +237,7 @@ def import_technicians(
     ] = False,
 ) -> ImportResult:
     """Bulk import from CSV (header: id,name,kind,skills,home_lat,home_lon,radius_km,capacity,
-    and optionally certifications,shifts,timezone); good rows are imported, each bad row is
+    and optionally certifications,shifts,time_off,timezone); good rows are imported, each bad row is
     reported with its error. A technician who exists changes only in what their row says.
     The answer says who is new and what changes for whom; with `dry_run` nothing is saved.
     UTF-8, or Windows-1252 as spreadsheets save CSV in western European languages."""

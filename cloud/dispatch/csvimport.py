@@ -2,7 +2,7 @@
 
 A CSV row creates a technician, or updates one who exists in what the row says: the columns
 the file has (a blank radius, capacity or time zone keeps theirs; a blank skills,
-certifications or shifts cell means none). What the file cannot say, their availability
+certifications, shifts or time off cell means none). What the file cannot say, their availability
 toggle and webhook, is left as it is, so a roster re-imported to change skills does not put
 someone who went offline back online. The report says who is new and what changes for whom,
 so a file can be checked before it is saved (the API's dry run)."""
@@ -21,8 +21,8 @@ from cloud.dispatch.models import Technician
 from cloud.dispatch.schemas import ImportResult, ImportRowError, TechnicianIdModel, TechnicianIn
 
 COLUMNS = ("id", "name", "kind", "skills", "home_lat", "home_lon", "radius_km", "capacity")
-LISTS = ("skills", "certifications", "shifts")  # blank: none
-EXPORTED = (*COLUMNS, "certifications", "shifts", "timezone")
+LISTS = ("skills", "certifications", "shifts", "time_off")  # blank: none
+EXPORTED = (*COLUMNS, "certifications", "shifts", "time_off", "timezone")
 SCALARS = ("kind", "radius_km", "capacity", "timezone")  # blank: theirs (new: the default)
 NUMBERS = ("home_lat", "home_lon", "radius_km", "capacity")
 MAX_ROWS = 10_000
@@ -69,7 +69,8 @@ def changes(tech: Technician, body: TechnicianIn, only: Collection[str]) -> list
 
 def _row_to_body(row: dict[str, str | None]) -> tuple[TechnicianIn, set[str]]:
     """A CSV row as a technician: skills `a;b`, certifications `skill=YYYY-MM-DD;…`, shifts
-    `mon-fri 07:00-19:00;sat 08:00-12:00` (optional, with `timezone`); and the fields the row
+    `mon-fri 07:00-19:00;sat 08:00-12:00` and time off `2026-12-22..2027-01-05;2027-02-12`
+    (optional, with `timezone`); and the fields the row
     gives (see the module's docstring)."""
     certs: dict[str, date] = {}
     for part in filter(None, (row.get("certifications") or "").split(";")):
@@ -82,7 +83,8 @@ def _row_to_body(row: dict[str, str | None]) -> tuple[TechnicianIn, set[str]]:
         "home_lat": row.get("home_lat"),
         "home_lon": row.get("home_lon"),
     }
-    values["shifts"] = [s.strip() for s in (row.get("shifts") or "").split(";") if s.strip()]
+    for listed in ("shifts", "time_off"):
+        values[listed] = [s.strip() for s in (row.get(listed) or "").split(";") if s.strip()]
     for optional in SCALARS:
         if row.get(optional):
             values[optional] = row[optional]
@@ -101,7 +103,8 @@ def export_csv(techs: Iterable[Technician]) -> str:
         writer.writerow(
             [
                 tech.id, tech.name, tech.kind, ";".join(tech.skills), tech.home_lat, tech.home_lon,
-                tech.radius_km, tech.capacity, certs, ";".join(tech.shifts), tech.timezone,
+                tech.radius_km, tech.capacity, certs, ";".join(tech.shifts),
+                ";".join(tech.time_off), tech.timezone,
             ]
         )  # fmt: skip
     return out.getvalue()

@@ -36,6 +36,8 @@ CERT_WARNING = timedelta(days=30)
 EXPLAIN_LIMIT = 30
 LEFT_OUT_ELIGIBLE = "eligible but scored lower"
 LACKS_SKILLS = "lack the skills"
+OFF_SHIFT = "off shift"
+ON_LEAVE = "on leave"  # off shift for time off, not the weekly hours
 
 # Rating smoothing: a Bayesian average that starts every technician at the prior with the
 # weight of this many reviews, so one 5-star (or 1-star) review does not decide the ranking.
@@ -92,6 +94,7 @@ class Candidate:
     certifications: dict[str, datetime] = field(default_factory=dict)  # skill → expiry
     last_job_at: datetime | None = None  # for fairness: who waited longest
     off_shift: bool = False  # outside their working hours now (available: the manual toggle)
+    on_leave: bool = False  # off shift for time off (a day off), not the weekly hours
     shift_starts_at: datetime | None = None  # off shift: when their next shift starts
 
     @property
@@ -199,7 +202,8 @@ def _faults(tech: Candidate, job: Job, now: datetime, km: float) -> list[tuple[s
     if not tech.available:
         reasons.append(("not available", "not available"))
     elif tech.off_shift:
-        reasons.append(("off shift", "off shift"))
+        reason = ON_LEAVE if tech.on_leave else OFF_SHIFT
+        reasons.append((reason, reason))
     if tech.active_jobs >= tech.capacity:
         busy = f"at capacity ({tech.active_jobs}/{tech.capacity} jobs)"
         reasons.append(("at capacity", busy))
@@ -226,7 +230,7 @@ def _fault_kind(tech: Candidate, job: Job, now: datetime, beyond: bool) -> str:
     if not tech.available:
         return "not available"
     if tech.off_shift:
-        return "off shift"
+        return ON_LEAVE if tech.on_leave else OFF_SHIFT
     if tech.active_jobs >= tech.capacity:
         return "at capacity"
     if tech.paused:

@@ -34,6 +34,9 @@ class Technician(Base):
     # zone; none: the toggle alone says when they work.
     shifts: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # Time off (`2026-12-22..2027-01-05`, local dates, both included): no offers on those
+    # days, whatever the shifts and the toggle say.
+    time_off: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     capacity: Mapped[int] = mapped_column(Integer, default=1)
     rating_sum: Mapped[float] = mapped_column(Float, default=0.0)
     rating_count: Mapped[int] = mapped_column(Integer, default=0)

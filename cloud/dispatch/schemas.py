@@ -36,6 +36,10 @@ def _shift(text: str) -> str:
     return str(shifts.parse(text))  # the canonical spelling, or what is wrong
 
 
+def _leave(text: str) -> str:
+    return str(shifts.parse_leave(text))  # the canonical spelling, or what is wrong
+
+
 def _zone(name: str) -> str:
     shifts.zone(name)
     return name
@@ -43,6 +47,8 @@ def _zone(name: str) -> str:
 
 ShiftText = Annotated[str, Field(max_length=60), AfterValidator(_shift)]
 TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_zone)]
+LeaveText = Annotated[str, Field(max_length=40), AfterValidator(_leave)]
+TimeOff = Annotated[list[LeaveText], Field(max_length=50)]
 
 
 class TechnicianIdModel(BaseModel):
@@ -68,6 +74,9 @@ class TechnicianIn(BaseModel):
     # offers only within them (and while `available`). None ([]): the toggle alone.
     shifts: Annotated[list[ShiftText], Field(max_length=21)] = []
     timezone: TimeZone = "UTC"
+    # Days off, e.g. ["2026-12-22..2027-01-05", "2027-02-12"] (first and last day, both
+    # included, in `timezone`): no offers on them, whatever the shifts say.
+    time_off: TimeOff = []
     capacity: Annotated[int, Field(ge=1, le=20)] = 1
     webhook_url: WebhookUrl | None = None  # offers are POSTed here as JSON
 
@@ -91,8 +100,10 @@ class TechnicianOut(BaseModel):
     available: bool
     shifts: list[str]
     timezone: str
-    on_shift: bool = True  # within their working hours now (always, without shifts)
-    shift_changes_at: datetime | None = None  # when a shift next starts or ends
+    time_off: list[str] = []
+    on_shift: bool = True  # within their working hours now and not on time off
+    on_leave: str | None = None  # the time off they are on now, as written
+    shift_changes_at: datetime | None = None  # when a shift (or time off) next starts or ends
     capacity: int
     rating_count: int
     rating: float | None = None
@@ -139,7 +150,7 @@ class WebhookSecretOut(BaseModel):
 
 class AvailabilityIn(BaseModel):
     """What a technician (or staff) changes from day to day, each optional: available or not
-    (the toggle), where they are now, their working hours and time zone."""
+    (the toggle), where they are now, their working hours, time off and time zone."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -148,6 +159,7 @@ class AvailabilityIn(BaseModel):
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
     shifts: Annotated[list[ShiftText], Field(max_length=21)] | None = None  # []: none
     timezone: TimeZone | None = None
+    time_off: TimeOff | None = None  # []: none
 
     @model_validator(mode="after")
     def _position_whole(self) -> AvailabilityIn:

@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, update
@@ -231,7 +230,7 @@ class Profile:
     their shift did)."""
 
     base: matching.Candidate
-    hours: tuple[tuple[shifts.Shift, ...], ZoneInfo] | None
+    hours: shifts.Hours | None
     revision: int = 0  # the technician row's, when read
     made: _Made | None = None
 
@@ -244,7 +243,7 @@ class Profile:
         made = self.made
         if made and made.key == key and made.at <= now and (made.until is None or now < made.until):
             return made.candidate
-        on, changes_at = _shift_status(self.hours, now)
+        duty = _duty(self.hours, now)
         candidate = dataclasses.replace(
             self.base,
             available=available,
@@ -252,10 +251,11 @@ class Profile:
             active_jobs=jobs,
             offers_recent=len(outcomes),
             accepted_recent=sum(outcomes),
-            off_shift=not on,
-            shift_starts_at=None if on else changes_at,
+            off_shift=not duty.on_shift,
+            on_leave=duty.on_leave is not None,
+            shift_starts_at=None if duty.on_shift else duty.changes_at,
         )
-        self.made = _Made(key, now, changes_at, candidate)
+        self.made = _Made(key, now, duty.changes_at, candidate)
         return candidate
 
 
@@ -289,37 +289,36 @@ def certifications_due(tech: Technician, now: datetime) -> list[tuple[str, datet
 
 
 def on_shift(tech: Technician, now: datetime) -> bool:
-    """Within the technician's working hours (none set: always; the toggle says the rest)."""
-    return shift_status(tech, now)[0]
+    """Within the technician's working hours and not on time off (none set: always; the
+    toggle says the rest)."""
+    return shift_status(tech, now).on_shift
 
 
-def shift_status(tech: Technician, now: datetime) -> tuple[bool, datetime | None]:
-    """On shift now, and when that next changes (no working hours: always on, never)."""
-    return _shift_status(working_hours(tech), now)
+def shift_status(tech: Technician, now: datetime) -> shifts.Duty:
+    """On shift now, on leave, and when that next changes (no working hours: always on)."""
+    return _duty(working_hours(tech), now)
 
 
-def _shift_status(
-    hours: tuple[tuple[shifts.Shift, ...], ZoneInfo] | None, now: datetime
-) -> tuple[bool, datetime | None]:
-    if hours is None:
-        return True, None
-    return shifts.on_shift(*hours, now), shifts.next_change(*hours, now)
+def _duty(hours: shifts.Hours | None, now: datetime) -> shifts.Duty:
+    return shifts.ALWAYS if hours is None else hours.status(now)
 
 
-def working_hours(tech: Technician) -> tuple[tuple[shifts.Shift, ...], ZoneInfo] | None:
-    """The technician's shifts and time zone (None: no shifts, or unreadable ones, logged)."""
-    if not tech.shifts:
+def working_hours(tech: Technician) -> shifts.Hours | None:
+    """The technician's shifts and time off in their time zone (None: neither, or unreadable
+    ones, logged)."""
+    if not tech.shifts and not tech.time_off:
         return None
     try:
-        return _hours(tuple(tech.shifts), tech.timezone)
+        return _hours(tuple(tech.shifts), tuple(tech.time_off), tech.timezone)
     except shifts.ShiftError as exc:  # validated when set; a time zone the system lost
         _LOGGER.warning("technician %s: working hours ignored: %s", tech.id, exc)
         return None
 
 
 @functools.lru_cache(maxsize=4096)
-def _hours(texts: tuple[str, ...], timezone: str) -> tuple[tuple[shifts.Shift, ...], ZoneInfo]:
-    return tuple(shifts.parse_all(texts)), shifts.zone(timezone)
+def _hours(texts: tuple[str, ...], time_off: tuple[str, ...], timezone: str) -> shifts.Hours:
+    leaves = tuple(sorted(shifts.parse_leave(t) for t in time_off))
+    return shifts.Hours(tuple(shifts.parse_all(texts)), shifts.zone(timezone), leaves)
 
 
 def pending_per_technician(*, db_session: Session) -> dict[str, int]:
@@ -1257,8 +1256,8 @@ def progress(
 def set_availability(
     *, db_session: Session, technician_id: str, change: AvailabilityIn, now: datetime
 ) -> Technician:
-    """The technician's day-to-day changes. Going available, or new hours (a shift may have
-    begun), has waiting tickets look for someone at the next round."""
+    """The technician's day-to-day changes. Going available, or new hours or time off (a
+    shift may have begun), has waiting tickets look for someone at the next round."""
     tech = get_technician(db_session=db_session, technician_id=technician_id)
     sooner = bool(change.available and not tech.available)
     if change.available is not None:
@@ -1267,6 +1266,8 @@ def set_availability(
         tech.lat, tech.lon, tech.position_at = change.lat, change.lon, now
     if change.shifts is not None:
         tech.shifts, sooner = list(change.shifts), True
+    if change.time_off is not None:
+        tech.time_off, sooner = list(change.time_off), True
     if change.timezone is not None:
         tech.timezone, sooner = change.timezone, True
     if sooner:

@@ -6,18 +6,26 @@ A shift is written `mon-fri 07:00-19:00` (days: a day, a range, or a comma list 
 midnight into the next day: `fri,sat 22:00-06:00` is Friday and Saturday nights. Times are
 wall-clock times where the technician works, so a shift keeps its hours across daylight
 saving changes.
+
+Time off is whole days in the same time zone: `2026-12-22..2027-01-05` (first and last day
+off, both included) or a single day, `2026-12-24`. Off is off whatever the shifts say, from
+the first day's midnight to the midnight after the last.
 """
 
 from __future__ import annotations
 
+import functools
+import heapq
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_MINUTES = 24 * 60
+_LEAVE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})\s*(?:(?:\.\.|/)\s*(\d{4}-\d{2}-\d{2}))?\s*$")
+LEAVE_DAYS_MAX = 366  # one stretch of time off: at most a year
 _SHIFT = re.compile(r"^\s*([a-z,\-\s]+?)\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -59,6 +67,104 @@ def parse(text: str) -> Shift:
     return Shift(_days(text, days_text), start, end)
 
 
+@dataclass(frozen=True, order=True)
+class Leave:
+    """Time off: the first and the last day off (local dates, both included)."""
+
+    first: date
+    last: date
+
+    def __str__(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}..{self.last}"
+
+    def span(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """From the first day's local midnight to the midnight after the last (in UTC)."""
+        start = datetime.combine(self.first, datetime.min.time(), tz)
+        end = datetime.combine(self.last + timedelta(days=1), datetime.min.time(), tz)
+        return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def parse_leave(text: str) -> Leave:
+    """`2026-12-22..2027-01-05` (or one day, `2026-12-24`) as a Leave."""
+    match = _LEAVE.match(text)
+    if not match:
+        raise ShiftError(
+            f"{text!r}: write time off as its first and last day, e.g. '2026-12-22..2027-01-05',"
+            " or one day, '2026-12-24'"
+        )
+    try:
+        first = date.fromisoformat(match.group(1))
+        last = date.fromisoformat(match.group(2) or match.group(1))
+    except ValueError as exc:
+        raise ShiftError(f"{text!r}: {exc}; days are written YYYY-MM-DD") from exc
+    if last < first:
+        raise ShiftError(f"{text!r}: the last day off comes before the first; swap them")
+    if (last - first).days >= LEAVE_DAYS_MAX:
+        raise ShiftError(f"{text!r}: time off is at most {LEAVE_DAYS_MAX} days at a stretch")
+    return Leave(first, last)
+
+
+@dataclass(frozen=True)
+class Duty:
+    """Working hours at an instant: on shift or not, the time off that keeps them off (None:
+    none), and when on shift next flips (None: never)."""
+
+    on_shift: bool = True
+    on_leave: Leave | None = None
+    changes_at: datetime | None = None
+
+
+ALWAYS = Duty()  # no working hours: the toggle alone decides
+
+
+@dataclass(frozen=True)
+class Hours:
+    """A technician's working hours: weekly shifts (none: whenever toggled available) and
+    time off, in their time zone."""
+
+    shifts: tuple[Shift, ...]
+    tz: ZoneInfo
+    leaves: tuple[Leave, ...] = ()
+
+    @functools.cached_property
+    def _spans(self) -> tuple[tuple[datetime, datetime, Leave], ...]:
+        """Each leave's instants (worked out once: a round asks at every offer)."""
+        return tuple((*leave.span(self.tz), leave) for leave in self.leaves)
+
+    def on_leave(self, now: datetime) -> Leave | None:
+        """The time off they are on at this instant (None: none)."""
+        return next((leave for start, end, leave in self._spans if start <= now < end), None)
+
+    def on_shift(self, now: datetime) -> bool:
+        """Working at this instant: not on leave, and within a shift (no shifts: always)."""
+        return self.on_leave(now) is None and on_shift(self.shifts, self.tz, now)
+
+    def status(self, now: datetime) -> Duty:
+        """On shift, on leave and the next change, at this instant."""
+        return Duty(self.on_shift(now), self.on_leave(now), self.next_change(now))
+
+    def next_change(self, now: datetime) -> datetime | None:
+        """When on_shift next flips (in UTC; None: it never does). Besides the shifts' own
+        edges near now, the ends of the time off still to come and the shifts' edges in the
+        week after each are where it can flip."""
+        current = self.on_shift(now)
+        ends = {end for _, end, _ in self._spans if end > now}
+        edges = [
+            *_edges(self.shifts, self.tz, now),
+            *(t for s, e, _ in self._spans for t in (s, e)),
+        ]
+        heapq.heapify(edges)
+        while edges:  # in time order; a leave's end brings the shifts' edges after it
+            edge = heapq.heappop(edges)
+            if edge > now and self.on_shift(edge) != current:
+                return edge
+            if edge in ends:
+                ends.discard(edge)
+                for later in _edges(self.shifts, self.tz, edge):
+                    heapq.heappush(edges, later)
+        return None
+
+
 def parse_all(texts: Sequence[str]) -> list[Shift]:
     """Several shifts (the API's list, or a CSV cell split at `;`)."""
     return [parse(t) for t in texts if t.strip()]
@@ -85,17 +191,20 @@ def on_shift(shifts: Sequence[Shift], tz: ZoneInfo, now: datetime) -> bool:
 
 def next_change(shifts: Sequence[Shift], tz: ZoneInfo, now: datetime) -> datetime | None:
     """When on_shift next flips (in UTC), within a week and a day (None: it never does)."""
-    if not shifts:
-        return None
     current = on_shift(shifts, tz, now)
-    local_today = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    edges = sorted(
+    edges = sorted(_edges(shifts, tz, now))
+    return next((e for e in edges if e > now and on_shift(shifts, tz, e) != current), None)
+
+
+def _edges(shifts: Sequence[Shift], tz: ZoneInfo, around: datetime) -> list[datetime]:
+    """Every start and end of the shifts from the day before `around` to 8 days after."""
+    local_today = around.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    return [
         _at(local_today, day, minute, tz)
         for day in range(-1, 9)
         for shift in shifts
         for minute in (shift.start, shift.end)
-    )
-    return next((e for e in edges if e > now and on_shift(shifts, tz, e) != current), None)
+    ]
 
 
 def _at(midnight: datetime, day: int, minute: int, tz: ZoneInfo) -> datetime:

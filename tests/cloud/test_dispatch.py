@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -218,6 +218,42 @@ def test_off_shift_gets_no_offer_and_the_explanation_says_so(desk) -> None:
     assert later is not None
     start(sessions, later, 6 * 60)
     assert offers(sessions, later)[0].technician_id == "c-near"
+
+
+def test_time_off_gets_no_offer_and_the_ticket_is_offered_when_it_ends(desk) -> None:
+    """c-near takes Monday off (in Zurich) and c-far the whole week: at 11:00 the printer job
+    goes to staff, and the explanation lists both as on leave. A second job nobody free can
+    take waits, escalated, saying why; it is looked at again at midnight in Zurich, when
+    c-near's day off ends, and offered to her then, not a minute later."""
+    sessions, ticket_id = desk
+    add_tech(sessions, "c-near", 47.3800, 8.5400, time_off=["2026-11-23"], timezone="Europe/Zurich")
+    add_tech(sessions, "c-far", 47.4111, 8.5446, time_off=["2026-11-23..2026-11-29"])
+    start(sessions, ticket_id, 1)
+    [offer] = offers(sessions, ticket_id)
+    assert (offer.technician_id, offer.stage) == ("s-1", "staff")
+    verdicts = {c["technician_id"]: c for c in offer.candidates}
+    assert verdicts["c-near"]["reasons"] == verdicts["c-far"]["reasons"] == ["on leave"]
+    with sessions() as db:
+        assert dispatcher.board(db_session=db, now=at(1), rules=RULES).technicians["off"] == 2
+    with transaction(sessions) as db:
+        dispatcher.accept(db_session=db, offer_id=offer.id, caller=techie("s-1"), now=at(2),
+                          eta_min=None)  # fmt: skip
+
+    located_shop(sessions, "pos-2", site="hb-2")
+    waiting = ingest(sessions, press("pos-2", "receipt-printer", minutes=2)).ticket_id
+    assert waiting is not None
+    start(sessions, waiting, 2)  # s-1 holds the first job: nobody is left
+    assert offers(sessions, waiting) == []
+    [escalation] = [e for e in events_of(sessions, waiting) if e.to_state == "escalated"]
+    assert escalation.reason.endswith("(of the 3 holding printers: 2 on leave, 1 at capacity)")
+    midnight = datetime(2026, 11, 23, 23, 0, tzinfo=UTC)  # 00:00 on Tuesday in Zurich
+    for minutes in [*range(3, 13 * 60, 45), 13 * 60 - 0.5]:  # it looks again every minute
+        dispatcher.run_round(sessions=sessions, now=lambda m=minutes: at(m), rules=RULES)
+    assert offers(sessions, waiting) == []
+    assert ticket_of(sessions, waiting).next_dispatch_at == midnight
+    dispatcher.run_round(sessions=sessions, now=lambda: midnight, rules=RULES)
+    [offer] = offers(sessions, waiting)
+    assert (offer.technician_id, offer.offered_at) == ("c-near", midnight)
 
 
 def test_a_ticket_nobody_can_take_is_offered_the_moment_a_shift_starts(sessions) -> None:

@@ -520,6 +520,39 @@ def test_a_technician_sets_their_own_availability_position_and_hours(sessions) -
     assert client.put(path, json={"available": False}, headers=admin).status_code == 200  # staff
 
 
+def test_a_technician_books_time_off_and_the_api_says_they_are_on_leave(
+    sessions, monkeypatch
+) -> None:
+    """Time off through the availability route (theirs to set, checked like the CSV's): on a
+    day off Ana is not on shift, `on_leave` names the stretch, and `shift_changes_at` is her
+    first shift after it; cleared, she is back at once. An admin's PUT keeps her time off."""
+    import cloud.dispatch.api as dispatch_api
+    from tests.cloud.factories import T0  # a Monday, 11:00 in Zurich
+
+    monkeypatch.setattr(dispatch_api, "utc_now", lambda: T0)
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin, ana, ben = _ana_and_ben(sessions, client)
+    path = "/api/technicians/ana/availability"
+    bad = client.put(path, json={"time_off": ["24.12.2026"]}, headers=ana)
+    assert bad.status_code == 422 and "e.g. '2026-12-22..2027-01-05'" in bad.text
+    backwards = client.put(path, json={"time_off": ["2026-11-25..2026-11-20"]}, headers=ana)
+    assert backwards.status_code == 422 and "swap them" in backwards.text
+    assert client.put(path, json={"time_off": ["2026-11-23"]}, headers=ben).status_code == 403
+    hours = {"shifts": ["mon-fri 07:00-19:00"], "timezone": "Europe/Zurich",
+             "time_off": ["2026-11-23 .. 2026-11-24", "2026-12-24"]}  # fmt: skip
+    away = client.put(path, json=hours, headers=ana).json()
+    assert away["time_off"] == ["2026-11-23..2026-11-24", "2026-12-24"]  # as written, tidied
+    assert (away["on_shift"], away["on_leave"]) == (False, "2026-11-23..2026-11-24")
+    assert away["shift_changes_at"] == "2026-11-25T06:00:00Z"  # Wednesday, 07:00 in Zurich
+    body = {"name": "Ana Meier", "home_lat": 47.38, "home_lon": 8.54, "skills": ["printers"]}
+    assert client.put("/api/technicians/ana", json=body, headers=admin).is_success
+    kept = client.get("/api/technicians/ana", headers=admin).json()
+    assert (kept["name"], kept["time_off"]) == ("Ana Meier", away["time_off"])
+    back = client.put(path, json={"time_off": []}, headers=ana).json()
+    assert (back["on_shift"], back["on_leave"], back["time_off"]) == (True, None, [])
+    assert back["shift_changes_at"] == "2026-11-23T18:00:00Z"
+
+
 def test_staff_retire_a_technician_and_reinstate_them(sessions) -> None:
     """POST /api/technicians/{id}/retire: staff only, with a reason; her token stops at once,
     the list still shows her (retired, why), her own job is taken back, and she cannot be
@@ -694,18 +727,20 @@ def test_a_roster_from_a_spreadsheet_is_checked_before_it_is_imported(sessions) 
 
 def test_the_roster_exports_as_the_csv_the_import_reads(sessions, tmp_path) -> None:
     """GET /api/technicians/export: admins only, every column the import reads (a name with a
-    comma and quotes, certifications, shifts, a time zone), retired technicians left out;
+    comma and quotes, certifications, shifts, time off, a time zone), retired technicians left out;
     imported into another crowdfix it exports the very same file."""
     from cloud.db import make_engine, make_sessionmaker, migrate
 
     client = TestClient(create_app(CloudSettings(), sessions))
     admin = headers(token_for(sessions, "admin"))
     roster = (
-        "id,name,kind,skills,home_lat,home_lon,radius_km,capacity,certifications,shifts,timezone\n"
+        "id,name,kind,skills,home_lat,home_lon,radius_km,capacity,certifications,shifts,"
+        "time_off,timezone\n"
         'ana,"Meier, Ana ""the fixer""",crowd,printers;pos,47.38,8.54,10.5,2,'
-        "pos=2029-06-30;printers=2030-01-01,mon-fri 07:00-19:00;sat 08:00-12:00,Europe/Zurich\n"
-        "ben,Ben,staff,network,47.41,8.56,25,3,,,UTC\n"
-        "gone,Gone,crowd,pos,47.40,8.50,5,1,,,UTC\n"
+        "pos=2029-06-30;printers=2030-01-01,mon-fri 07:00-19:00;sat 08:00-12:00,"
+        "2026-12-22..2027-01-05;2027-02-12,Europe/Zurich\n"
+        "ben,Ben,staff,network,47.41,8.56,25,3,,,,UTC\n"
+        "gone,Gone,crowd,pos,47.40,8.50,5,1,,,,UTC\n"
     )
     csv_headers = admin | {"Content-Type": "text/csv"}
     result = client.post("/api/technicians/import", headers=csv_headers, content=roster)

@@ -318,6 +318,7 @@ countrywide = crowds(
     ),
     last_job_at=st.none() | st.sampled_from([NOW - timedelta(hours=h) for h in (1, 5, 30)]),
     off_shift=st.booleans(),
+    on_leave=st.booleans(),
 )
 jobs_anywhere = jobs_in(SWISS_LAT, SWISS_LON, "abcdefghij")
 weightings = st.builds(

@@ -1,15 +1,27 @@
-"""Working hours (pure): shifts read and written, on shift at an instant in the technician's
-own time zone (across midnight and daylight saving changes), and when that next changes."""
+"""Working hours (pure): shifts and time off read and written, on shift at an instant in the
+technician's own time zone (across midnight and daylight saving changes, and around time off),
+and when that next changes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.dispatch.shifts import Shift, ShiftError, next_change, on_shift, parse, zone
+from cloud.dispatch.shifts import (
+    Hours,
+    Leave,
+    Shift,
+    ShiftError,
+    next_change,
+    on_shift,
+    parse,
+    parse_leave,
+    zone,
+)
 
 ZURICH = zone("Europe/Zurich")
 
@@ -126,3 +138,97 @@ def test_nothing_changes_before_the_next_change(shifts, now, fractions) -> None:
             assert on_shift(shifts, ZURICH, between) == current
     if change is not None:
         assert change > now and on_shift(shifts, ZURICH, change) != current
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("2026-12-22..2027-01-05", "2026-12-22..2027-01-05"),
+        (" 2026-12-22 .. 2027-01-05 ", "2026-12-22..2027-01-05"),
+        ("2026-12-22/2027-01-05", "2026-12-22..2027-01-05"),  # ISO 8601's interval
+        ("2026-12-24", "2026-12-24"),
+        ("2026-12-24..2026-12-24", "2026-12-24"),
+    ],
+)
+def test_time_off_is_read_and_written_the_short_way(text: str, canonical: str) -> None:
+    assert str(parse_leave(text)) == canonical
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("24.12.2026", "e.g. '2026-12-22..2027-01-05'"),
+        ("christmas", "or one day, '2026-12-24'"),
+        ("2026-02-30", "day is out of range for month; days are written YYYY-MM-DD"),
+        ("2027-01-05..2026-12-22", "comes before the first; swap them"),
+        ("2026-01-01..2027-01-02", "at most 366 days"),
+    ],
+)
+def test_bad_time_off_says_how_to_write_it(text: str, says: str) -> None:
+    with pytest.raises(ShiftError, match=re.escape(says)):
+        parse_leave(text)
+
+
+def test_time_off_runs_from_midnight_to_midnight_where_they_work() -> None:
+    week = (parse("mon-fri 07:00-19:00"),)
+    hours = Hours(week, ZURICH, (parse_leave("2026-12-23..2026-12-28"),))
+    assert hours.on_shift(local(2026, 12, 22, 18, 0))  # the Tuesday before
+    assert hours.next_change(local(2026, 12, 22, 18, 0)) == local(2026, 12, 22, 19, 0)
+    # Off from Tuesday 19:00 until the first shift after the leave: Tuesday the 29th, 07:00
+    # (Monday the 28th is the leave's last day).
+    assert hours.next_change(local(2026, 12, 22, 19, 0)) == local(2026, 12, 29, 7, 0)
+    assert hours.on_leave(local(2026, 12, 23, 0, 0)) == parse_leave("2026-12-23..2026-12-28")
+    assert hours.on_leave(local(2026, 12, 22, 23, 59)) is None
+    assert not hours.on_shift(local(2026, 12, 23, 10, 0))  # a Wednesday, within its shift
+    assert hours.next_change(local(2026, 12, 24, 10, 0)) == local(2026, 12, 29, 7, 0)
+    assert hours.on_leave(local(2026, 12, 29, 0, 0)) is None
+    assert hours.on_shift(local(2026, 12, 29, 7, 0))
+
+
+def test_time_off_without_shifts_is_the_only_change() -> None:
+    hours = Hours((), ZURICH, (parse_leave("2026-12-24"),))
+    assert hours.on_shift(local(2026, 12, 1, 3, 0))
+    assert hours.next_change(local(2026, 12, 1, 3, 0)) == local(2026, 12, 24, 0, 0)
+    assert hours.next_change(local(2026, 12, 24, 0, 0)) == local(2026, 12, 25, 0, 0)
+    assert hours.next_change(local(2026, 12, 25, 0, 0)) is None  # nothing after it
+    # A leave that starts on the day the last ends: off through both.
+    joined = Hours((), ZURICH, (parse_leave("2026-12-24"), parse_leave("2026-12-25..2026-12-26")))
+    assert joined.next_change(local(2026, 12, 24, 9, 0)) == local(2026, 12, 27, 0, 0)
+
+
+leaves_drawn = st.builds(
+    lambda first, days: Leave(first, first + timedelta(days=days)),
+    st.dates(date(2026, 1, 1), date(2028, 1, 1)),
+    st.integers(0, 40),
+)
+
+
+@given(leaves_drawn)
+def test_any_time_off_reads_back_as_written(leave: Leave) -> None:
+    assert parse_leave(str(leave)) == leave
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(shifts_drawn, max_size=3),
+    st.lists(leaves_drawn, min_size=1, max_size=3),
+    st.datetimes(datetime(2026, 1, 1), datetime(2028, 1, 1), timezones=st.just(UTC)),
+    st.lists(st.floats(0, 1), min_size=1, max_size=5),
+)
+def test_nothing_changes_before_the_next_change_around_time_off(
+    shifts, leaves, now, fractions
+) -> None:
+    """Whatever the shifts, the time off and the instant: on_shift holds until next_change,
+    flips there, and is never true on a day off."""
+    hours = Hours(tuple(shifts), ZURICH, tuple(leaves))
+    now = now.replace(second=0, microsecond=0)
+    change = hours.next_change(now)
+    current = hours.on_shift(now)
+    assert not (current and hours.on_leave(now))
+    until = change or now + timedelta(days=60)
+    for fraction in fractions:
+        between = now + (until - now) * fraction
+        if between < until:
+            assert hours.on_shift(between) == current
+    if change is not None:
+        assert change > now and hours.on_shift(change) != current

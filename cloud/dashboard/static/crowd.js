@@ -45,13 +45,23 @@ function retiredRow(tech) {
     el("td", {}, action("Reinstate", () => post(`/api/technicians/${encodeURIComponent(tech.id)}/reinstate`), {"data-action": "reinstate"})));
 }
 
+function timeOffAhead(tech) {
+  // The time off not over yet (a stretch's last day is its end, or the day itself).
+  const today = new Date().toISOString().slice(0, 10);
+  return tech.time_off.filter((leave) => leave.split("..").pop() >= today);
+}
+
 function availability(tech) {
-  // The toggle, then the working hours: on shift until, or off shift until the next one.
+  // The toggle, then the working hours: on shift until, or off shift (or on leave) until the
+  // next one; the time off to come under them.
   const hours = tech.shifts.length ? el("div", {class: "muted"}, `${tech.shifts.join(", ")} (${tech.timezone})`) : null;
+  const ahead = timeOffAhead(tech);
+  const away = ahead.length ? el("div", {class: "muted", "data-time-off": ""}, `time off: ${ahead.join(", ")}`) : null;
   const change = tech.shift_changes_at ? ` until ${clock(tech.shift_changes_at)}` : "";
-  if (!tech.available) return [pill("not available", "muted"), hours];
-  if (!tech.on_shift) return [pill(`off shift${change}`, "muted"), hours];
-  return [pill("available", "ok"), tech.shifts.length ? el("div", {class: "muted"}, `on shift${change}`) : null, hours];
+  if (!tech.available) return [pill("not available", "muted"), hours, away];
+  if (tech.on_leave) return [pill(`on leave${change}`, "muted"), hours, away];
+  if (!tech.on_shift) return [pill(`off shift${change}`, "muted"), hours, away];
+  return [pill("available", "ok"), tech.shifts.length ? el("div", {class: "muted"}, `on shift${change}`) : null, hours, away];
 }
 
 function webhookTrouble(tech) {

@@ -154,6 +154,7 @@ function receiving(tech) {
   const until = tech.shift_changes_at ? ` until ${clock(tech.shift_changes_at)}` : "";
   if (tech.paused) return ["bad", `Paused: ${tech.paused_reason}. An operator will review it with you.`];
   if (!tech.available) return ["muted", "Offline: you get no offers until you go online."];
+  if (tech.on_leave) return ["muted", `On leave (${tech.on_leave})${until}: no offers until then.`];
   if (!tech.on_shift) return ["muted", `Off shift${until}: no offers until your next shift.`];
   return ["ok", `Receiving offers${until}.`];
 }
@@ -181,7 +182,7 @@ function statusNow(tech) {
     certificationsDue(tech));
 }
 
-let hoursShown = null;  // the hours as last drawn ("shifts|zone"); null: saved, draw anew
+let hoursShown = null;  // the hours as last drawn ("shifts|time off|zone"); null: saved, draw anew
 let hoursOpen = null;  // the section as they left it (null: open while no hours are set)
 
 function hoursForm(tech) {
@@ -190,12 +191,14 @@ function hoursForm(tech) {
   const hours = el("input", {type: "text", name: "shifts", value: tech.shifts.join("; "),
                              placeholder: "e.g. mon-fri 07:00-19:00; sat 08:00-12:00", "aria-label": "working hours"});
   const zone = el("input", {type: "text", name: "timezone", "aria-label": "time zone", value: zoneNow});
+  const away = el("input", {type: "text", name: "time_off", value: tech.time_off.join("; "),
+                            placeholder: "time off, e.g. 2026-12-22..2027-01-05; 2027-02-12", "aria-label": "time off"});
   const save = el("button", {type: "button"}, "Save hours");
   save.addEventListener("click", async () => {
     save.disabled = true;
-    const shifts = hours.value.split(";").map((s) => s.trim()).filter(Boolean);
+    const list = (input) => input.value.split(";").map((s) => s.trim()).filter(Boolean);
     try {
-      await setAvailability(tech.id, {shifts, timezone: zone.value.trim() || "UTC"});
+      await setAvailability(tech.id, {shifts: list(hours), time_off: list(away), timezone: zone.value.trim() || "UTC"});
       document.getElementById("error").textContent = "";
       hoursShown = null;  // saved: draw what the server now has
     } catch (error) { document.getElementById("error").textContent = error.message; }
@@ -203,10 +206,12 @@ function hoursForm(tech) {
     refresh();
   });
   const open = hoursOpen === null ? !tech.shifts.length : hoursOpen;
+  const leave = tech.time_off.length ? `; time off: ${tech.time_off.join(", ")}` : "";
   const section = el("details", {id: "status-hours", open: open || null},
-    el("summary", {}, tech.shifts.length ? `Working hours: ${tech.shifts.join(", ")} (${tech.timezone})` : "Working hours: whenever you are online"),
-    el("div", {class: "row"}, hours, zone, save),
-    el("p", {class: "muted"}, "Leave empty to get offers whenever you are online. Days: mon-sun, a range (mon-fri) or a list (sat,sun); a shift may run past midnight (fri 22:00-06:00)."));
+    el("summary", {}, (tech.shifts.length ? `Working hours: ${tech.shifts.join(", ")} (${tech.timezone})` : "Working hours: whenever you are online") + leave),
+    el("div", {class: "row"}, hours, zone),
+    el("div", {class: "row"}, away, save),
+    el("p", {class: "muted"}, "Leave empty to get offers whenever you are online. Days: mon-sun, a range (mon-fri) or a list (sat,sun); a shift may run past midnight (fri 22:00-06:00). Time off is whole days, first and last (both off), in the same time zone: no offers on them, online or not."));
   section.addEventListener("toggle", () => { hoursOpen = section.open; });
   return section;
 }
@@ -224,7 +229,7 @@ async function status() {
   mySkills = tech.skills;
   const panel = document.getElementById("status");
   const now = statusNow(tech);
-  const drawn = `${tech.shifts.join("; ")}|${tech.timezone}`;
+  const drawn = `${tech.shifts.join("; ")}|${tech.time_off.join("; ")}|${tech.timezone}`;
   if (!panel.firstChild) { panel.append(now, hoursForm(tech)); hoursShown = drawn; return; }
   document.getElementById("status-now").replaceWith(now);
   // Just saved (null), or changed elsewhere while nothing is being typed: draw the server's.

@@ -24,7 +24,7 @@ function transition(ticket, to, label, reason) {
 function technicianChoice(ticket, technicians, offers) {
   const others = technicians.filter((t) => t.id !== ticket.technician_id && !t.retired_at);
   const byId = Object.fromEntries(others.map((t) => [t.id, t]));
-  const label = (t) => `${t.name} (${t.kind}${!t.available ? ", not available" : t.on_shift ? "" : ", off shift"}${t.paused ? ", paused" : ""})`;
+  const label = (t) => `${t.name} (${t.kind}${!t.available ? ", not available" : t.on_shift ? "" : t.on_leave ? ", on leave" : ", off shift"}${t.paused ? ", paused" : ""})`;
   const latest = offers.find((o) => o.candidates.length);
   const ranked = latest ? latest.candidates.filter((c) => byId[c.technician_id]) : [];
   const rankedIds = new Set(ranked.map((c) => c.technician_id));
