@@ -759,15 +759,15 @@ def test_an_admin_downloads_the_roster_edits_it_and_imports_it_again(
 def test_the_crowd_page_finds_technicians_by_name_skill_kind_and_standing(
     cloud: CloudStack, browser
 ) -> None:
-    """Sam (crowd, printers, paused), Ben (staff, network) and Bea (crowd, network): the
-    filters narrow the list and stay in the address; a live change while a name is being
-    typed leaves the cursor and the text where they were."""
+    """Sam (crowd, printers, paused), Ben (staff, network) and Bea (crowd, network, on leave
+    today): the filters narrow the list and stay in the address; a live change while a name
+    is being typed leaves the cursor and the text where they were."""
     add_operator(cloud.sessions)
     add_sam(cloud.sessions, "crowd", "acceptance 40% < 80% over the last 20 offers")
     roster = (
-        "id,name,kind,skills,home_lat,home_lon,radius_km,capacity\n"
-        "ben,Ben Frei,staff,network,47.38,8.54,20,2\n"
-        "bea,Bea Roth,crowd,network,47.37,8.53,10,1\n"
+        "id,name,kind,skills,home_lat,home_lon,radius_km,capacity,time_off\n"
+        "ben,Ben Frei,staff,network,47.38,8.54,20,2,2031-12-24\n"
+        f"bea,Bea Roth,crowd,network,47.37,8.53,10,1,{datetime.now(UTC).date()}\n"
     )
     with transaction(cloud.sessions) as db:
         assert not csvimport.import_csv(db_session=db, text=roster, now=T0).errors
@@ -790,6 +790,8 @@ def test_the_crowd_page_finds_technicians_by_name_skill_kind_and_standing(
         page.select_option("#crowd-filters select[name=skill]", "")
         page.select_option("#crowd-filters select[name=standing]", "paused")
         assert listed() == ["sam"]
+        page.select_option("#crowd-filters select[name=standing]", "on-leave")
+        assert listed() == ["bea"]  # not Ben: his time off is years away
         page.select_option("#crowd-filters select[name=standing]", "")
 
         search = page.locator("#crowd-filters input[name=q]")

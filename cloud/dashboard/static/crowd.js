@@ -124,7 +124,7 @@ function rosterReport() {
 
 // Finding someone in a big crowd: by name or id, skill, kind and whether offers reach them;
 // kept in the address like the desk's filters.
-const STANDING = {receiving: "receiving offers", "not-receiving": "no offers now", paused: "paused by policy"};
+const STANDING = {receiving: "receiving offers", "not-receiving": "no offers now", "on-leave": "on leave", paused: "paused by policy"};
 
 function wanted() {
   const query = new URLSearchParams(location.search);
@@ -138,6 +138,7 @@ function matches(tech, f) {
   if (f.kind && tech.kind !== f.kind) return false;
   if (f.standing === "receiving" && !canGo(tech)) return false;
   if (f.standing === "not-receiving" && canGo(tech)) return false;
+  if (f.standing === "on-leave" && !tech.on_leave) return false;
   return f.standing !== "paused" || tech.paused;
 }
 
