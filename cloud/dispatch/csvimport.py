@@ -17,6 +17,7 @@ from datetime import date, datetime
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from cloud.dispatch import shifts
 from cloud.dispatch.models import Technician
 from cloud.dispatch.schemas import ImportResult, ImportRowError, TechnicianIdModel, TechnicianIn
 
@@ -50,21 +51,26 @@ def upsert(
         )
         db_session.add(tech)
         only = None
-    for field, value in _values(body, only).items():
+    for field, value in _values(body, only, now).items():
         setattr(tech, field, value)
     db_session.flush()
     return tech
 
 
-def _values(body: TechnicianIn, only: Collection[str] | None) -> dict[str, object]:
+def _values(body: TechnicianIn, only: Collection[str] | None, now: datetime) -> dict[str, object]:
     """The fields to set, as the columns keep them (JSON mode: certification dates and the
-    webhook URL as strings)."""
-    return body.model_dump(mode="json", include=None if only is None else set(only))
+    webhook URL as strings; time off that is over left out)."""
+    values = body.model_dump(mode="json", include=None if only is None else set(only))
+    if "time_off" in values:
+        values["time_off"] = shifts.not_over(body.time_off, now)
+    return values
 
 
-def changes(tech: Technician, body: TechnicianIn, only: Collection[str]) -> list[str]:
+def changes(
+    tech: Technician, body: TechnicianIn, only: Collection[str], now: datetime
+) -> list[str]:
     """The fields of a technician who exists that `upsert` would change."""
-    return [f for f, value in _values(body, only).items() if getattr(tech, f) != value]
+    return [f for f, value in _values(body, only, now).items() if getattr(tech, f) != value]
 
 
 def _row_to_body(row: dict[str, str | None]) -> tuple[TechnicianIn, set[str]]:
@@ -181,7 +187,7 @@ def import_csv(*, db_session: Session, text: str, now: datetime) -> ImportResult
         tech = db_session.get(Technician, tech_id)
         if tech is None:
             result.created.append(tech_id)
-        elif changed := changes(tech, body, given):
+        elif changed := changes(tech, body, given, now):
             result.changed[tech_id] = changed
         else:
             result.unchanged += 1

@@ -1267,7 +1267,7 @@ def set_availability(
     if change.shifts is not None:
         tech.shifts, sooner = list(change.shifts), True
     if change.time_off is not None:
-        tech.time_off, sooner = list(change.time_off), True
+        tech.time_off, sooner = shifts.not_over(change.time_off, now), True
     if change.timezone is not None:
         tech.timezone, sooner = change.timezone, True
     if sooner:

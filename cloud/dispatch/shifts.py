@@ -104,6 +104,13 @@ def parse_leave(text: str) -> Leave:
     return Leave(first, last)
 
 
+def not_over(texts: Sequence[str], now: datetime) -> list[str]:
+    """The time off (as written) not over a day ago: the list keeps what is to come, not a
+    record of every day off (a stretch over for a day is over in every time zone)."""
+    yesterday = (now.astimezone(UTC) - timedelta(days=1)).date()
+    return [text for text in texts if parse_leave(text).last >= yesterday]
+
+
 @dataclass(frozen=True)
 class Duty:
     """Working hours at an instant: on shift or not, the time off that keeps them off (None:

@@ -525,7 +525,8 @@ def test_a_technician_books_time_off_and_the_api_says_they_are_on_leave(
 ) -> None:
     """Time off through the availability route (theirs to set, checked like the CSV's): on a
     day off Ana is not on shift, `on_leave` names the stretch, and `shift_changes_at` is her
-    first shift after it; cleared, she is back at once. An admin's PUT keeps her time off."""
+    first shift after it; time off that is over is not kept; cleared, she is back at once. An
+    admin's PUT keeps her time off."""
     import cloud.dispatch.api as dispatch_api
     from tests.cloud.factories import T0  # a Monday, 11:00 in Zurich
 
@@ -539,9 +540,10 @@ def test_a_technician_books_time_off_and_the_api_says_they_are_on_leave(
     assert backwards.status_code == 422 and "swap them" in backwards.text
     assert client.put(path, json={"time_off": ["2026-11-23"]}, headers=ben).status_code == 403
     hours = {"shifts": ["mon-fri 07:00-19:00"], "timezone": "Europe/Zurich",
-             "time_off": ["2026-11-23 .. 2026-11-24", "2026-12-24"]}  # fmt: skip
+             "time_off": ["2026-11-20", "2026-11-23 .. 2026-11-24", "2026-12-24"]}  # fmt: skip
     away = client.put(path, json=hours, headers=ana).json()
-    assert away["time_off"] == ["2026-11-23..2026-11-24", "2026-12-24"]  # as written, tidied
+    # As written, tidied; last Friday's day off is over and not kept.
+    assert away["time_off"] == ["2026-11-23..2026-11-24", "2026-12-24"]
     assert (away["on_shift"], away["on_leave"]) == (False, "2026-11-23..2026-11-24")
     assert away["shift_changes_at"] == "2026-11-25T06:00:00Z"  # Wednesday, 07:00 in Zurich
     body = {"name": "Ana Meier", "home_lat": 47.38, "home_lon": 8.54, "skills": ["printers"]}

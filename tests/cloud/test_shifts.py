@@ -17,6 +17,7 @@ from cloud.dispatch.shifts import (
     Shift,
     ShiftError,
     next_change,
+    not_over,
     on_shift,
     parse,
     parse_leave,
@@ -194,6 +195,14 @@ def test_time_off_without_shifts_is_the_only_change() -> None:
     # A leave that starts on the day the last ends: off through both.
     joined = Hours((), ZURICH, (parse_leave("2026-12-24"), parse_leave("2026-12-25..2026-12-26")))
     assert joined.next_change(local(2026, 12, 24, 9, 0)) == local(2026, 12, 27, 0, 0)
+
+
+def test_time_off_over_for_a_day_is_dropped_from_the_list() -> None:
+    """Over in every time zone: a stretch whose last day was before yesterday (UTC)."""
+    texts = ["2026-11-20", "2026-11-18..2026-11-22", "2026-11-23", "2026-12-24..2026-12-26"]
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    assert not_over(texts, now) == texts[1:]  # the 22nd: still today at UTC-12
+    assert not_over(texts, now + timedelta(days=1)) == texts[2:]
 
 
 leaves_drawn = st.builds(
