@@ -740,7 +740,7 @@ def test_the_roster_exports_as_the_csv_the_import_reads(sessions, tmp_path) -> N
         "time_off,timezone\n"
         'ana,"Meier, Ana ""the fixer""",crowd,printers;pos,47.38,8.54,10.5,2,'
         "pos=2029-06-30;printers=2030-01-01,mon-fri 07:00-19:00;sat 08:00-12:00,"
-        "2026-12-22..2027-01-05;2027-02-12,Europe/Zurich\n"
+        "2031-12-22..2032-01-05;2032-02-12,Europe/Zurich\n"
         "ben,Ben,staff,network,47.41,8.56,25,3,,,,UTC\n"
         "gone,Gone,crowd,pos,47.40,8.50,5,1,,,,UTC\n"
     )
