@@ -219,11 +219,14 @@ def put_technician(
     rules: RulesDep,
 ) -> TechnicianOut:
     """Create a technician, or change the details sent of one who exists: what is left out
-    keeps its value (their toggle, hours and webhook are theirs to set too); KPIs are kept."""
+    keeps its value (their toggle, hours and webhook are theirs to set too); KPIs are kept.
+    Waiting tickets look again at the next round: the change may let someone take one."""
+    now = utc_now()
     tech = csvimport.upsert(
-        db_session=db_session, technician_id=technician_id, body=body, now=utc_now(),
+        db_session=db_session, technician_id=technician_id, body=body, now=now,
         only=body.model_fields_set,
     )  # fmt: skip
+    service.wake_waiting(db_session=db_session, now=now)
     return _saved(db_session, tech, rules)
 
 
@@ -240,13 +243,17 @@ def import_technicians(
     and optionally certifications,shifts,time_off,timezone); good rows are imported, each bad row is
     reported with its error. A technician who exists changes only in what their row says.
     The answer says who is new and what changes for whom; with `dry_run` nothing is saved.
+    New or changed technicians have waiting tickets look again at the next round.
     UTF-8, or Windows-1252 as spreadsheets save CSV in western European languages."""
     text = csvimport.decode(csv_file)
-    result = csvimport.import_csv(db_session=db_session, text=text, now=utc_now())
+    now = utc_now()
+    result = csvimport.import_csv(db_session=db_session, text=text, now=now)
     if dry_run:
         db_session.rollback()
         result.dry_run = True
     else:
+        if result.created or result.changed:  # someone may now take a waiting ticket
+            service.wake_waiting(db_session=db_session, now=now)
         db_session.commit()
     return result
 

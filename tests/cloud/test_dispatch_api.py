@@ -824,3 +824,62 @@ def test_an_admin_put_changes_what_it_sends_and_keeps_the_technicians_own_settin
     cleared = body | {"shifts": [], "webhook_url": None, "available": True}
     after = client.put("/api/technicians/ana", json=cleared, headers=admin).json()
     assert (after["available"], after["shifts"], after["webhook_url"]) == (True, [], None)
+
+
+def test_a_new_or_changed_technician_has_waiting_tickets_look_again_at_once(
+    sessions, monkeypatch
+) -> None:
+    """A ticket nobody could take waits, escalated, and looks again a minute later. An admin
+    who adds a technician who can take it (PUT, or a CSV import; not its dry run) has it look
+    again at the next round, where the new technician is offered it."""
+    import cloud.dispatch.api as dispatch_api
+    from cloud.db import transaction
+    from cloud.dispatch import service as dispatcher
+    from cloud.dispatch.policy import DispatchPolicy
+    from cloud.tickets.models import Ticket
+    from tests.cloud.factories import at
+
+    rules = DispatchPolicy()
+    client = TestClient(create_app(CloudSettings(), sessions))
+    admin = headers(token_for(sessions, "admin"))
+
+    def escalated(device: str, minutes: float) -> int:
+        ticket_id = ingest(sessions, press(device, "receipt-printer", minutes=minutes)).ticket_id
+        assert ticket_id is not None
+        with transaction(sessions) as db:
+            dispatcher.start(db_session=db, ticket_id=ticket_id, now=at(minutes + 1), rules=rules)
+        return ticket_id
+
+    def looks_again(ticket_id: int) -> object:
+        with sessions() as db:
+            ticket = db.get(Ticket, ticket_id)
+            assert ticket is not None and ticket.state == "escalated"
+            return ticket.next_dispatch_at
+
+    located_shop(sessions, "pos-1")
+    first = escalated("pos-1", 0)
+    assert looks_again(first) == at(2)  # a minute after it found nobody
+    monkeypatch.setattr(dispatch_api, "utc_now", lambda: at(1.5))
+    ana = {"name": "Ana", "skills": ["printers"], "home_lat": 47.38, "home_lon": 8.54}
+    assert client.put("/api/technicians/ana", json=ana, headers=admin).is_success
+    assert looks_again(first) == at(1.5)
+    dispatcher.run_round(sessions=sessions, now=lambda: at(1.5), rules=rules)
+    with sessions() as db:
+        offered = dispatcher.offers_of(db_session=db, ticket_id=first)
+        assert [o.technician_id for o in offered] == ["ana"]
+
+    # A second ticket, while Ana considers the first: a roster with Ben, checked first.
+    located_shop(sessions, "pos-2", site="hb-2")
+    second = escalated("pos-2", 3)
+    assert looks_again(second) == at(5)
+    monkeypatch.setattr(dispatch_api, "utc_now", lambda: at(4.5))
+    roster = (
+        "id,name,kind,skills,home_lat,home_lon,radius_km,capacity\n"
+        "ben,Ben,crowd,printers,47.38,8.54,10,1\n"
+    )
+    csv_headers = admin | {"Content-Type": "text/csv"}
+    path = "/api/technicians/import"
+    checked = client.post(f"{path}?dry_run=true", content=roster, headers=csv_headers)
+    assert checked.json()["created"] == ["ben"] and looks_again(second) == at(5)
+    imported = client.post(path, content=roster, headers=csv_headers)
+    assert imported.json()["created"] == ["ben"] and looks_again(second) == at(4.5)
