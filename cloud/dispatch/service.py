@@ -85,6 +85,10 @@ FIRST_SWEEP = timedelta(hours=1)
 LOOSE_ENDS = "loose_ends"  # the sweep's mark
 LET_GO = [s.value for s in (TicketState.CANCELLED, TicketState.RESOLVED, *WAITING)]
 CALLED_OFF = "job_called_off"  # the audit entry of a technician told their job is off
+LAPSED = "no answer before the deadline"
+# A lapse whose deadline fell after the technician's shift ended or time off began: they had
+# no full time to answer, so it is not held against them.
+LAPSED_OFF_DUTY = f"{LAPSED}, by when their working hours had ended"
 
 
 def technician_topic(technician_id: str, about: str = "offer") -> str:
@@ -120,9 +124,10 @@ def outcomes(
 ) -> dict[str, list[bool]]:
     """Per technician, their last answers in the rules' acceptance window, oldest first: True
     for an accepted offer, False for a declined one or one left to lapse. A lapse counts only
-    when they had the full time to answer: a deadline cut short for the SLA is not held
-    against anyone. Each technician's latest LOOKBACK answers are read by the index on
-    (technician, time), so the cost follows the technicians, not every offer ever made."""
+    when they had the full time to answer: a deadline cut short for the SLA, or one after
+    their shift ended or time off began, is not held against anyone. Each technician's
+    latest LOOKBACK answers are read by the index on (technician, time), so the cost follows
+    the technicians, not every offer ever made."""
     window = rules.acceptance_window
     ids = (
         [technician_id]
@@ -135,21 +140,28 @@ def outcomes(
         latest = db_session.execute(read, {"technician_id": tech_id}).all()
         answers = [
             state == ACCEPTED
-            for state, offered_at, deadline in reversed(latest)
-            if state != EXPIRED or deadline - offered_at >= rules.offer_timeout
+            for state, offered_at, deadline, reason in reversed(latest)
+            if state != EXPIRED or _held(offered_at, deadline, reason, rules)
         ]
         if answers:
             result[tech_id] = answers[-window:]
     return result
 
 
+def _held(
+    offered_at: datetime, deadline: datetime, reason: str, rules: policy.DispatchPolicy
+) -> bool:
+    """A lapse held against the technician: they had the full time to answer, on duty."""
+    return deadline - offered_at >= rules.offer_timeout and reason != LAPSED_OFF_DUTY
+
+
 @functools.cache
-def _last_answers(limit: int) -> Select[str, datetime, datetime]:
+def _last_answers(limit: int) -> Select[str, datetime, datetime, str]:
     """A technician's latest answered offers, newest first, by the index on (technician,
     time). Built once, with the technician as a parameter: a round runs it for every
     technician, and building and compiling a statement each time cost seven times the read."""
     return (
-        select(Offer.state, Offer.offered_at, Offer.deadline)
+        select(Offer.state, Offer.offered_at, Offer.deadline, Offer.reason)
         .where(
             Offer.technician_id == bindparam("technician_id"),
             Offer.state.in_([ACCEPTED, DECLINED, EXPIRED]),
@@ -1039,9 +1051,12 @@ def expire(
         return False
     if not waits(ticket):  # not held against them: there was nothing left to take
         return tidy_offer(db_session=db_session, offer_id=offer_id, now=now)
-    _close_offer(db_session, offer, EXPIRED, now, "no answer before the deadline")
+    tech = get_technician(db_session=db_session, technician_id=offer.technician_id)
+    off_duty = not on_shift(tech, offer.deadline)  # their hours ended while it was open
+    reason = LAPSED_OFF_DUTY if off_duty else LAPSED
+    _close_offer(db_session, offer, EXPIRED, now, reason)
     answers = reads.answers if reads else None
-    if answers is not None and offer.deadline - offer.offered_at >= rules.offer_timeout:
+    if answers is not None and _held(offer.offered_at, offer.deadline, reason, rules):
         lapsed = answers.setdefault(offer.technician_id, [])
         lapsed.append(False)
         del lapsed[: -rules.acceptance_window]

@@ -256,6 +256,40 @@ def test_time_off_gets_no_offer_and_the_ticket_is_offered_when_it_ends(desk) -> 
     assert (offer.technician_id, offer.offered_at) == ("c-near", midnight)
 
 
+def test_a_lapse_after_the_technicians_hours_ended_is_not_held_against_them(desk) -> None:
+    """c-near's shift ends at 11:03 in Zurich, two minutes into the offer made to her at 11:01:
+    she lets it lapse, and it says why and does not count against her acceptance (nor is she
+    paused for it). c-far, on duty the whole five minutes, lets the next one lapse: his does."""
+    sessions, ticket_id = desk
+    add_tech(sessions, "c-near", 47.3800, 8.5400, shifts=["mon-fri 07:00-11:03"],
+             timezone="Europe/Zurich")  # fmt: skip
+    strict = DispatchPolicy(acceptance_window=1, min_acceptance=1.0)  # one lapse pauses
+    with transaction(sessions) as db:
+        dispatcher.start(db_session=db, ticket_id=ticket_id, now=at(1), rules=strict)
+    [first] = offers(sessions, ticket_id)
+    assert (first.technician_id, first.deadline) == ("c-near", at(6))
+    with transaction(sessions) as db:
+        assert dispatcher.expire(db_session=db, offer_id=first.id, now=at(6), rules=strict)
+    first, second = offers(sessions, ticket_id)
+    assert (first.state, first.reason) == ("expired", dispatcher.LAPSED_OFF_DUTY)
+    assert second.technician_id == "c-far"
+    with transaction(sessions) as db:
+        assert dispatcher.expire(db_session=db, offer_id=second.id, now=at(11), rules=strict)
+    with sessions() as db:
+
+        def record(tech_id: str) -> tuple[list[bool], bool]:
+            outcomes = dispatcher.recent_outcomes(
+                db_session=db, technician_id=tech_id, rules=strict
+            )
+            tech = db.get(Technician, tech_id)
+            assert tech is not None
+            return outcomes, tech.paused
+
+        assert record("c-near") == ([], False)
+        assert record("c-far") == ([False], True)  # below the (strict) policy: paused
+    assert offers(sessions, ticket_id)[1].reason == dispatcher.LAPSED
+
+
 def test_a_ticket_nobody_can_take_is_offered_the_moment_a_shift_starts(sessions) -> None:
     """At 10:59:30 Zurich time only c-later could take the job, and her shift starts at
     11:01: the ticket is escalated and looked at again at 11:01 sharp, when she is offered it,
