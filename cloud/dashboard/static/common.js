@@ -34,6 +34,13 @@ function canGo(tech) {
   return tech.available && tech.on_shift && !tech.paused && !tech.retired_at;
 }
 
+function timeOffAhead(tech) {
+  // The time off not over yet (a stretch's last day is its end, or the day itself); the
+  // server drops what is over when the list is next saved.
+  const today = new Date().toISOString().slice(0, 10);
+  return tech.time_off.filter((leave) => leave.split("..").pop() >= today);
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {

@@ -45,12 +45,6 @@ function retiredRow(tech) {
     el("td", {}, action("Reinstate", () => post(`/api/technicians/${encodeURIComponent(tech.id)}/reinstate`), {"data-action": "reinstate"})));
 }
 
-function timeOffAhead(tech) {
-  // The time off not over yet (a stretch's last day is its end, or the day itself).
-  const today = new Date().toISOString().slice(0, 10);
-  return tech.time_off.filter((leave) => leave.split("..").pop() >= today);
-}
-
 function availability(tech) {
   // The toggle, then the working hours: on shift until, or off shift (or on leave) until the
   // next one; the time off to come under them.

@@ -191,7 +191,7 @@ function hoursForm(tech) {
   const hours = el("input", {type: "text", name: "shifts", value: tech.shifts.join("; "),
                              placeholder: "e.g. mon-fri 07:00-19:00; sat 08:00-12:00", "aria-label": "working hours"});
   const zone = el("input", {type: "text", name: "timezone", "aria-label": "time zone", value: zoneNow});
-  const away = el("input", {type: "text", name: "time_off", value: tech.time_off.join("; "),
+  const away = el("input", {type: "text", name: "time_off", value: timeOffAhead(tech).join("; "),
                             placeholder: "time off, e.g. 2026-12-22..2027-01-05; 2027-02-12", "aria-label": "time off"});
   const save = el("button", {type: "button"}, "Save hours");
   save.addEventListener("click", async () => {
@@ -206,7 +206,8 @@ function hoursForm(tech) {
     refresh();
   });
   const open = hoursOpen === null ? !tech.shifts.length : hoursOpen;
-  const leave = tech.time_off.length ? `; time off: ${tech.time_off.join(", ")}` : "";
+  const ahead = timeOffAhead(tech);
+  const leave = ahead.length ? `; time off: ${ahead.join(", ")}` : "";
   const section = el("details", {id: "status-hours", open: open || null},
     el("summary", {}, (tech.shifts.length ? `Working hours: ${tech.shifts.join(", ")} (${tech.timezone})` : "Working hours: whenever you are online") + leave),
     el("div", {class: "row"}, hours, zone),
