@@ -89,8 +89,8 @@ class Metrics:
         )
         self.technicians = Gauge(
             "crowdfix_technicians",
-            "Technicians by state: available (on shift, not paused), paused by policy, off, "
-            "retired",
+            "Technicians by state: available (on shift, not paused), paused by policy, on_leave "
+            "(time off), off (toggled off, or off shift), retired",
             ["state"],
         )
         self.certifications = Gauge(

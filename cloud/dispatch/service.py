@@ -1617,8 +1617,19 @@ class Board:
     pending_offers: int
     past_target: int  # open, on-site target passed, nobody there
     at_risk: int  # open, nobody there yet, its on-site clock warning (target not passed yet)
-    technicians: dict[str, int]  # available, paused, off, retired
+    technicians: dict[str, int]  # available, paused, on_leave, off, retired
     certifications: dict[str, int]  # of technicians not retired: expiring (soon), expired
+
+
+def _standing(tech: Technician, now: datetime) -> str:
+    """Paused by policy; else on time off (whatever the toggle says: that is why they are
+    off); else available (toggled on, on shift) or off."""
+    duty = shift_status(tech, now)
+    if tech.paused:
+        return "paused"
+    if duty.on_leave:
+        return "on_leave"
+    return "available" if tech.available and duty.on_shift else "off"
 
 
 def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -> Board:
@@ -1638,14 +1649,13 @@ def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -
             select(Ticket.opened_at, Ticket.sla_arrive_by).where(unreached())
         )
     ]
-    technicians = {"available": 0, "paused": 0, "off": 0, "retired": 0}
+    technicians = {"available": 0, "paused": 0, "on_leave": 0, "off": 0, "retired": 0}
     certifications = {"expiring": 0, "expired": 0}
     for tech in db_session.scalars(select(Technician)):  # working hours: in their time zone
         if tech.retired_at:
             technicians["retired"] += 1
             continue
-        working = tech.available and on_shift(tech, now)
-        technicians["paused" if tech.paused else "available" if working else "off"] += 1
+        technicians[_standing(tech, now)] += 1
         for _skill, until in certifications_due(tech, now):
             certifications["expired" if until <= now else "expiring"] += 1
     return Board(

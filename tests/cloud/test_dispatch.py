@@ -234,7 +234,8 @@ def test_time_off_gets_no_offer_and_the_ticket_is_offered_when_it_ends(desk) -> 
     verdicts = {c["technician_id"]: c for c in offer.candidates}
     assert verdicts["c-near"]["reasons"] == verdicts["c-far"]["reasons"] == ["on leave"]
     with sessions() as db:
-        assert dispatcher.board(db_session=db, now=at(1), rules=RULES).technicians["off"] == 2
+        standing = dispatcher.board(db_session=db, now=at(1), rules=RULES).technicians
+        assert (standing["on_leave"], standing["off"], standing["available"]) == (2, 0, 2)
     with transaction(sessions) as db:
         dispatcher.accept(db_session=db, offer_id=offer.id, caller=techie("s-1"), now=at(2),
                           eta_min=None)  # fmt: skip

@@ -438,6 +438,7 @@ def test_metrics_show_the_dispatch_board(sessions, worker_for) -> None:
     assert figures[("crowdfix_dispatch_open_onsite_warning", "")] == 0  # the new one: just in
     assert figures[("crowdfix_technicians", "available")] == 2  # ana and sam
     assert figures[("crowdfix_technicians", "off")] == 1  # ben
+    assert figures[("crowdfix_technicians", "on_leave")] == 0
     offer = client.get("/api/offers?state=pending", headers=admin).json()[0]
     operator = headers(token_for(sessions, "operator"))
     client.post(
