@@ -13,6 +13,7 @@ BENCHMARKS = {
     "dispatch": "bench.dispatch",
     "round": "bench.round",
     "alerts": "bench.alerts",
+    "board": "bench.board",
 }
 
 

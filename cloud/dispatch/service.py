@@ -1623,13 +1623,15 @@ class Board:
 
 def _standing(tech: Technician, now: datetime) -> str:
     """Paused by policy; else on time off (whatever the toggle says: that is why they are
-    off); else available (toggled on, on shift) or off."""
-    duty = shift_status(tech, now)
+    off); else available (toggled on, on shift) or off. Not when that next changes: a
+    scrape of /metrics counts thousands."""
+    hours = working_hours(tech)
     if tech.paused:
         return "paused"
-    if duty.on_leave:
+    if hours is not None and hours.on_leave(now):
         return "on_leave"
-    return "available" if tech.available and duty.on_shift else "off"
+    working = tech.available and (hours is None or hours.on_shift(now))
+    return "available" if working else "off"
 
 
 def board(*, db_session: Session, now: datetime, rules: policy.DispatchPolicy) -> Board:
