@@ -203,15 +203,22 @@ def next_change(shifts: Sequence[Shift], tz: ZoneInfo, now: datetime) -> datetim
     return next((e for e in edges if e > now and on_shift(shifts, tz, e) != current), None)
 
 
-def _edges(shifts: Sequence[Shift], tz: ZoneInfo, around: datetime) -> list[datetime]:
+def _edges(shifts: Sequence[Shift], tz: ZoneInfo, around: datetime) -> tuple[datetime, ...]:
     """Every start and end of the shifts from the day before `around` to 8 days after."""
-    local_today = around.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    return [
-        _at(local_today, day, minute, tz)
+    return _edges_from(tuple(shifts), tz, around.astimezone(tz).date())
+
+
+@functools.lru_cache(maxsize=4096)
+def _edges_from(shifts: tuple[Shift, ...], tz: ZoneInfo, today: date) -> tuple[datetime, ...]:
+    """_edges for a local day, kept: a crowd shares a few patterns of shifts, and the day
+    changes once a day (the crowd list worked them out once a technician)."""
+    midnight = datetime.combine(today, datetime.min.time(), tz)
+    return tuple(
+        _at(midnight, day, minute, tz)
         for day in range(-1, 9)
         for shift in shifts
         for minute in (shift.start, shift.end)
-    ]
+    )
 
 
 def _at(midnight: datetime, day: int, minute: int, tz: ZoneInfo) -> datetime:
