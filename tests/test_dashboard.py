@@ -526,8 +526,12 @@ def history_of_pos_1(sessions) -> None:
             detail="schema_version 9 is not supported",
             now=now,
         )
-    ingest(sessions, fault("pos-1", "paper-low", severity="warning", base=now))
-    ingest(sessions, fault("pos-1", "paper-low", raised=False, minutes=0.1, base=now))
+    # A minute ago: ingest() dates its work a second after each event, so a fault dated
+    # `now` would leave the auto-resolution in the trail seconds ahead of the real clock the
+    # API's own changes (the operator's assignment) are dated by, and out of order with them.
+    ago = now - timedelta(minutes=1)
+    ingest(sessions, fault("pos-1", "paper-low", severity="warning", base=ago))
+    ingest(sessions, fault("pos-1", "paper-low", raised=False, minutes=0.1, base=ago))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
