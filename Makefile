@@ -35,8 +35,12 @@ fmt: $(STAMP) ## Format and fix what ruff can
 typecheck: $(STAMP) ## mypy on the packages
 	$(BIN)/mypy
 
-unit: $(STAMP) ## pytest
-	$(BIN)/python -m pytest
+# Two test processes; the tests that run brokers, workers and browsers and wait on them are in
+# one xdist group, so no two of them starve each other of the cores (TEST_JOBS=0: one process).
+TEST_JOBS ?= 2
+
+unit: $(STAMP) ## pytest (on TEST_JOBS processes, default 2)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup
 
 test: lint typecheck unit ## Everything CI runs
 

@@ -76,6 +76,7 @@ CATEGORIES = {
 SKILLS = sorted({skill for skill, _ in CATEGORIES.values()} | {"electrical"})
 TICK = timedelta(seconds=15)
 NAIVE_TIMEOUT = timedelta(minutes=5)
+NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 # -- the world ----------------------------------------------------------------------------
@@ -474,7 +475,8 @@ class CrowdfixRun:
             )
         if any(at is None for at in looks):
             return now  # one is to be looked at in the next round
-        return min([*looks, *([deadline] if deadline else [])], default=datetime.max.replace(tzinfo=UTC))
+        due = [*looks, *([deadline] if deadline is not None else [])]
+        return min(due, default=NEVER)
 
     def _review(self, now: datetime) -> bool:
         """On the hour the operator reviews paused technicians (a desk that looks at its

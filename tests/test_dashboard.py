@@ -25,7 +25,7 @@ from tests.cloud.factories import T0, located_shop
 from tests.conftest import ROOT, CloudStack
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("one-at-a-time")]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "results" / "dashboard"
 FLAGS = [
@@ -552,7 +552,7 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     try:
         login(page, cloud.api_url)
-        row = page.wait_for_selector("tr[data-device='pos-1'] svg.spark polyline")
+        page.wait_for_selector("tr[data-device='pos-1'] svg.spark polyline")
         assert page.get_attribute("#grafana", "href") == GRAFANA
         assert "pi_cpu_c" in page.inner_text("tr[data-device='pos-1']")
 
@@ -567,11 +567,11 @@ def test_the_operator_pages_device_ticket_crowd_kpis_quarantine(cloud: CloudStac
         page.select_option("select[name=health]", "ok")
         page.wait_for_selector("text=No device matches the filters.")
         page.select_option("select[name=health]", "fault")
-        row = page.wait_for_selector("tr[data-device='pos-1']")
+        page.wait_for_selector("tr[data-device='pos-1']")
         shot(page, "7-fleet-filtered")
 
         # The device page: heartbeat facts, a chart per signal, fault history, its tickets.
-        row.query_selector("a").click()
+        page.click("tr[data-device='pos-1'] a")  # the live board may have drawn it anew
         page.wait_for_selector("[data-signal=pi_cpu_c] svg polyline")
         history = page.inner_text("#fault-history")
         assert "paper-low" in history and "cleared" in history and "raised" in history

@@ -10,7 +10,7 @@ import pytest
 
 from bench.faults import SCENARIOS, Scale, prerequisites, run_scenario
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("one-at-a-time")]
 
 SHORT = Scale(devices=3, presses=9, cut_s=8.0, settle_s=90.0)
 

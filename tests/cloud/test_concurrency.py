@@ -33,7 +33,7 @@ from mqttlink import BrokerSettings, MqttLink
 from tests.cloud.factories import at, fault, press, register
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("one-at-a-time")]
 DEVICES = [f"dev-{i:03d}" for i in range(100)]
 CATEGORIES = ["till", "receipt-printer", "network", "kiosk-printer"]
 CODES = ["temperature-high", "door-left-open", "router-down", "power-failure"]

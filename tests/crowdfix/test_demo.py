@@ -14,7 +14,7 @@ from crowdfix.brokers import find_mosquitto, free_port, port_open
 from tests.conftest import ROOT
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("one-at-a-time")]
 
 
 def _processes_mentioning(text: str) -> list[str]:

@@ -23,7 +23,7 @@ from tests.conftest import ROOT, CloudStack
 from tests.edge_agent.rig import Recorder, rig_profile
 from tests.helpers import wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("one-at-a-time")]
 DEVICE = "sf-01"
 
 
