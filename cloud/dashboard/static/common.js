@@ -168,7 +168,12 @@ async function desk(name, refresh) {
   await redraw();
   const stream = new EventSource("/api/stream");
   const live = document.getElementById("live");
-  stream.addEventListener("open", () => live.classList.add("on"));
+  stream.addEventListener("open", () => {
+    live.classList.add("on");
+    // The server streams changes from the moment the stream opens: whatever changed since the
+    // page last read (before the first open, or during a break) is read now.
+    redraw();
+  });
   stream.addEventListener("error", () => live.classList.remove("on"));
   stream.addEventListener("change", () => redraw());
   setInterval(redraw, 30000);  // telemetry, ages and countdowns move without a change event
