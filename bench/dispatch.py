@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bench.common import median, number, percentile, positive_float, positive_int, table
 from cloud.auth.roles import Principal, Role
@@ -385,9 +385,12 @@ class CrowdfixRun:
         name: str,
         rules: DispatchPolicy,
         answers: Answers = Answers.REAL,
+        every_round: bool = False,
     ) -> None:
         self.city, self.seed = city, seed
         self.answers = answers
+        self.every_round = every_round  # a round every TICK even when none has work to do
+        self.rounds = 0  # rounds run
         engine = make_engine(f"sqlite:///{workdir / 'sim.sqlite3'}")
         migrate(engine)
         self.sessions = make_sessionmaker(engine)
@@ -459,24 +462,16 @@ class CrowdfixRun:
         return self._collect(hours)
 
     def _quiet_until(self, now: datetime) -> datetime:
-        """Until when a round finds nothing to do unless something happens first (a ticket
-        arrives, an answer comes, a job moves on, a pause is lifted): the first deadline of a
-        pending offer, and the first time a waiting ticket is to be looked at again. Rounds
-        before then only read (the sweep's mark they would move is read back from wherever
-        it stands), so skipping them leaves the day exactly as it was, in a fraction of the
-        time: quiet hours, tickets waiting their minute, the tail after the last ticket."""
+        """Until when rounds find nothing to do unless something happens first (dispatcher.
+        next_work_at). Such rounds only read (the sweep's mark they would move is read back
+        from wherever it stands), so skipping them leaves the day exactly as it was, in a
+        fraction of the time: quiet hours, tickets waiting their minute, offers waiting for
+        an answer, the tail after the last ticket."""
+        if self.every_round:
+            return now
         with self.sessions() as db:
-            waiting = select(Ticket.next_dispatch_at).where(
-                Ticket.state.in_(dispatcher.WAITING), Ticket.parent_id.is_(None)
-            )
-            looks = db.scalars(waiting).all()
-            deadline = db.scalar(
-                select(func.min(Offer.deadline)).where(Offer.state == dispatcher.PENDING)
-            )
-        if any(at is None for at in looks):
-            return now  # one is to be looked at in the next round
-        due = [*looks, *([deadline] if deadline is not None else [])]
-        return min(due, default=NEVER)
+            due = dispatcher.next_work_at(db_session=db)
+        return NEVER if due is None else due
 
     def _review(self, now: datetime) -> bool:
         """On the hour the operator reviews paused technicians (a desk that looks at its
@@ -509,6 +504,7 @@ class CrowdfixRun:
             self.opened_at[result.ticket_id] = now
 
     def _dispatch(self, now: datetime) -> None:
+        self.rounds += 1
         dispatcher.run_round(
             sessions=self.sessions,
             now=lambda: now,
@@ -654,12 +650,15 @@ def simulate(
     name: str,
     rules: DispatchPolicy,
     answers: Answers = Answers.REAL,
+    every_round: bool = False,
 ) -> Outcome:
     """One dispatcher through the city's day, on a fresh database. answers: as people would,
     or idealised (AT_ONCE: what waiting for answers costs; ALL_YES: what is left is the
-    supply, for this policy)."""
+    supply, for this policy). every_round: run the rounds that have nothing to do too (the
+    same day, slower)."""
     with tempfile.TemporaryDirectory(prefix="crowdfix-city-") as tmp:
-        return CrowdfixRun(city, seed, Path(tmp), name, rules, answers).run(hours)
+        run = CrowdfixRun(city, seed, Path(tmp), name, rules, answers, every_round)
+        return run.run(hours)
 
 
 # -- the command --------------------------------------------------------------------------

@@ -85,13 +85,17 @@ class RigError(RuntimeError):
 
 class CutProxy:
     """TCP proxy on loopback whose link can be cut: bytes stall in it (neither delivered nor
-    refused) until restore(), as on a dead radio link; closing one side closes the other."""
+    refused) until restore(), as on a dead radio link; or dropped: every connection closed
+    and new ones refused until restore(), as when a network goes away and the peers are
+    told. Closing one side closes the other."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"  # for an HTTP server behind it
         self._flowing = threading.Event()
         self._flowing.set()
+        self._refusing = threading.Event()
         self._server = socket.create_server(("127.0.0.1", self.port))
         self._sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, name="proxy", daemon=True).start()
@@ -100,8 +104,16 @@ class CutProxy:
         """Stop every byte in both directions."""
         self._flowing.clear()
 
+    def drop(self) -> None:
+        """Close every connection, and refuse new ones until restore()."""
+        self._refusing.set()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def restore(self) -> None:
-        """Let the stalled bytes and everything after them through."""
+        """Let the stalled bytes and everything after them through, and new connections."""
+        self._refusing.clear()
         self._flowing.set()
 
     def close(self) -> None:
@@ -117,6 +129,9 @@ class CutProxy:
                 client, _ = self._server.accept()
             except OSError:
                 return
+            if self._refusing.is_set():
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
             except OSError:

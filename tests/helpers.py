@@ -1,10 +1,7 @@
-"""Test helpers: bounded polling instead of sleeps, a webhook receiver, and a TCP proxy
-whose connections a test can cut."""
+"""Test helpers: bounded polling instead of sleeps, and a webhook receiver."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -70,73 +67,3 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-
-class CuttableProxy:
-    """A TCP proxy to host:port on a loopback port of its own, for a network break between a
-    client (a browser) and a server: cut() drops every connection through it, and while
-    held (cut(hold=True) until restore()) a new one is closed as soon as it is accepted.
-    A context manager (it stops)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._open = threading.Event()
-        self._open.set()
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-
-    def __enter__(self) -> CuttableProxy:
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._listener.close()
-        self.cut()
-
-    def cut(self, hold: bool = False) -> None:
-        """Drop every connection; hold: and refuse new ones until restore()."""
-        if hold:
-            self._open.clear()
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def restore(self) -> None:
-        """Let connections through again."""
-        self._open.set()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            try:
-                if not self._open.is_set():
-                    raise ConnectionRefusedError("held")
-                upstream = socket.create_connection(self._target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets |= {client, upstream}
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        for sock in (src, dst):  # one side ended: so does the other
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        with self._lock:
-            gone = {src, dst} & self._sockets
-            self._sockets -= gone
-        for sock in gone:
-            sock.close()

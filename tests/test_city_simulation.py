@@ -7,7 +7,17 @@ import math
 
 import pytest
 
-from bench.dispatch import NAIVE, TICK, Answers, City, build_city, run_chained, run_naive, simulate
+from bench.dispatch import (
+    NAIVE,
+    TICK,
+    Answers,
+    City,
+    CrowdfixRun,
+    build_city,
+    run_chained,
+    run_naive,
+    simulate,
+)
 from cloud.dispatch.policy import DispatchPolicy
 
 SEED, HOURS = 5, 3.0
@@ -24,6 +34,25 @@ def test_the_same_seed_gives_the_same_city_and_the_same_day() -> None:
     first = simulate(city, SEED, HOURS, "crowdfix", DispatchPolicy())
     again = simulate(small_city(12), SEED, HOURS, "crowdfix", DispatchPolicy())
     assert first.to_site == again.to_site and first.offers == again.offers
+
+
+def test_skipping_the_rounds_with_nothing_to_do_leaves_the_day_as_it_was(tmp_path) -> None:
+    """A short-handed crowd that lets offers lapse: tickets wait, cascade, escalate and look
+    again, technicians are paused and reviewed. Every round run, or only those with work
+    (dispatcher.next_work_at): the same offers, answers, jobs and times, to the digit."""
+    city = build_city(SEED, 12, staff=1, sites=10, daily=60, hours=HOURS, answering=(3, 1))
+    runs = []
+    for name, every_round in (("every", True), ("skipping", False)):
+        (tmp_path / name).mkdir()
+        runs.append(CrowdfixRun(city, SEED, tmp_path / name, name, DispatchPolicy(),
+                                every_round=every_round))  # fmt: skip
+    every, skipping = (run.run(HOURS) for run in runs)
+    assert max(every.offers) > 2 and max(every.to_site) > 60, "nobody waits: this tests nothing"
+    assert every.jobs and every.jobs == skipping.jobs
+    assert (every.to_accept, every.to_site, every.offers, every.tickets) == (
+        skipping.to_accept, skipping.to_site, skipping.offers, skipping.tickets,
+    )  # fmt: skip
+    assert runs[1].rounds < runs[0].rounds / 2, (runs[1].rounds, runs[0].rounds)
 
 
 def test_with_people_to_spare_every_ticket_gets_someone_on_site() -> None:

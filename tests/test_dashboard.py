@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
+from bench.faults import CutProxy
 from cloud.alerts.models import RaisedAlert
 from cloud.auth import service as auth
 from cloud.auth.roles import Role
@@ -25,7 +26,7 @@ from crowdfix.brokers import free_port
 from mqttlink import BrokerSettings, MqttLink
 from tests.cloud.factories import T0, located_shop
 from tests.conftest import ROOT, CloudStack
-from tests.helpers import CuttableProxy, wait_for
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("one-at-a-time")]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -137,16 +138,16 @@ def publish(link: MqttLink, message: ButtonEvent | Status, channel: Channel) -> 
 
 
 @pytest.fixture
-def network(cloud: CloudStack) -> Iterator[CuttableProxy]:
+def network(cloud: CloudStack) -> Iterator[CutProxy]:
     """The desk's way to the API, through a proxy the test can cut."""
-    api = urlsplit(cloud.api_url)
-    with CuttableProxy(str(api.hostname), int(api.port or 80)) as proxy:
-        yield proxy
+    proxy = CutProxy(int(urlsplit(cloud.api_url).port or 80))
+    yield proxy
+    proxy.close()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_an_operator_watches_and_assigns_live(
-    cloud: CloudStack, mosquitto, browser, network: CuttableProxy
+    cloud: CloudStack, mosquitto, browser, network: CutProxy
 ) -> None:
     located_shop(cloud.sessions, "pos-1")
     add_operator(cloud.sessions)
@@ -174,7 +175,7 @@ def test_an_operator_watches_and_assigns_live(
 
         # The device goes offline (its last will, as the broker would send it) while the
         # desk's connection is down: back, the desk draws what it missed, not 30 s later.
-        network.cut(hold=True)
+        network.drop()
         page.wait_for_selector(".live:not(.on)", timeout=15000)
         publish(
             device,

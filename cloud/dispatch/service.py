@@ -950,12 +950,8 @@ def waiting_tickets(
     pending one; oldest first, or with `triage` (policy.triage) the ones that can
     still be reached in time first (reads: the round's, for the technicians' profiles)."""
     now = now or utc_now()
-    pending = select(Offer.ticket_id).where(Offer.state == PENDING)
     query = select(Ticket.id).where(
-        Ticket.state.in_([s.value for s in WAITING]),
-        _top_level(),
-        Ticket.id.not_in(pending),
-        or_(Ticket.next_dispatch_at.is_(None), Ticket.next_dispatch_at <= now),
+        _needs_offer(), or_(Ticket.next_dispatch_at.is_(None), Ticket.next_dispatch_at <= now)
     )
     ids = db_session.scalars(query.order_by(Ticket.opened_at).limit(limit)).all()
     if not triage or len(ids) < 2:
@@ -965,6 +961,26 @@ def waiting_tickets(
     if reads is not None:
         reads.pool = pool
     return policy.triage([_waiting(db_session, i, pool, now) for i in ids], now)
+
+
+def _needs_offer() -> ColumnElement[bool]:
+    """Open top-level tickets waiting for someone (new, dispatching or escalated), without a
+    pending offer: those a round makes offers for, once they are due to be looked at."""
+    pending = select(Offer.ticket_id).where(Offer.state == PENDING)
+    return and_(
+        Ticket.state.in_([s.value for s in WAITING]), _top_level(), Ticket.id.not_in(pending)
+    )
+
+
+def next_work_at(*, db_session: Session) -> datetime | None:
+    """When a round next has something to do, unless something happens first (a ticket, an
+    answer, a job moving on, a technician changed): the first deadline of a pending offer or
+    the first time a waiting ticket is to be looked at again (None: neither). A ticket to be
+    looked at in the next round counts as datetime.min."""
+    looks = db_session.scalars(select(Ticket.next_dispatch_at).where(_needs_offer())).all()
+    deadline = db_session.scalar(select(func.min(Offer.deadline)).where(Offer.state == PENDING))
+    due = [datetime.min.replace(tzinfo=UTC) if at is None else at for at in looks]
+    return min([*due, *([deadline] if deadline is not None else [])], default=None)
 
 
 def _waiting(
